@@ -1,1 +1,53 @@
-//! wip
+//! The seam between circuit breakers and whatever carries their state between workers.
+//!
+//! [`SyncBackend`] is the seed's `BaseSyncBackend` made precise: publish and subscribe to
+//! events, read and write stored snapshots (one at a time or many in one round trip), a
+//! versioned compare-and-set that only ever moves a provider's history forward and publishes
+//! the winning event in the same atomic step, owner-checked locks with fencing tokens, worker
+//! heartbeats, and a health check. The trait is small and object-safe so the layers above hold
+//! an `Arc<dyn SyncBackend>` and never learn which store is behind it.
+//!
+//! [`MemoryBackend`] implements it inside one process with the semantics Redis has: real
+//! broadcast between subscribers, TTLs, expiring locks. Two sync managers sharing one
+//! `MemoryBackend` behave like two workers sharing one Redis. The Redis implementation lives in
+//! `flexiai-backend-redis`.
+//!
+//! With the `testing` feature, [`conformance`] is the suite every backend must pass; this
+//! crate runs it against `MemoryBackend`, and the Redis crate runs it against real servers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use flexiai_backend::{CasOutcome, MemoryBackend, SyncBackend};
+//! use flexiai_events::{BreakerSnapshot, CircuitState};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), flexiai_backend::BackendError> {
+//! let backend = MemoryBackend::new();
+//! let open = BreakerSnapshot::new(CircuitState::Open, 2);
+//! assert_eq!(backend.compare_and_set("openai", &open, None).await?, CasOutcome::Applied);
+//!
+//! // An older version never overwrites a newer one; the outcome says who won.
+//! let stale = BreakerSnapshot::new(CircuitState::Closed, 1);
+//! let outcome = backend.compare_and_set("openai", &stale, None).await?;
+//! assert_eq!(outcome, CasOutcome::Stale { current: open });
+//!
+//! let lease = backend.acquire_lock("probe:openai", Duration::from_secs(5)).await?;
+//! assert!(lease.is_some());
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod error;
+mod lock;
+mod memory;
+mod subscription;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use backend::{CasOutcome, Health, SyncBackend, validate_lock_name, validate_provider};
+pub use error::BackendError;
+pub use lock::{LockLease, lock_token, validate_ttl};
+pub use memory::{MemoryBackend, MemoryBackendBuilder};
+pub use subscription::{Notification, Subscription, SubscriptionSender};

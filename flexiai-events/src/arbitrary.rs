@@ -1,4 +1,4 @@
-//! [proptest] strategies for every type in this crate, for property tests in other crates.
+//! [proptest](mod@proptest) strategies for every type in this crate, for property tests in other crates.
 //!
 //! Generated values are valid (they pass [`Event::validate`]) and round-trip exactly through
 //! both codecs: `extra` maps hold only keys the typed fields don't use and values without

@@ -1,0 +1,165 @@
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flexiai_events::{BreakerSnapshot, Event, EventError, WorkerId};
+
+use crate::{BackendError, LockLease, Subscription};
+
+/// What a [`SyncBackend::compare_and_set`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CasOutcome {
+    /// The snapshot was stored (and its event published).
+    Applied,
+    /// The store already held this version or a newer one; nothing changed. `current` is what
+    /// it holds, so the caller can adopt it.
+    Stale {
+        /// The stored snapshot that won.
+        current: BreakerSnapshot,
+    },
+}
+
+/// The result of a [`SyncBackend::health_check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// The store answered.
+    Healthy {
+        /// How long the round trip took.
+        latency: Duration,
+    },
+    /// The store could not be reached or did not answer in time.
+    Unreachable {
+        /// Why, with credentials redacted.
+        reason: String,
+    },
+    /// The store answered but refused our credentials.
+    AuthenticationFailed {
+        /// The store's complaint.
+        reason: String,
+    },
+    /// The backend was closed.
+    Closed,
+}
+
+impl Health {
+    /// Whether the store answered.
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy { .. })
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Health::Healthy { latency } => write!(f, "healthy ({latency:?})"),
+            Health::Unreachable { reason } => write!(f, "unreachable: {reason}"),
+            Health::AuthenticationFailed { reason } => write!(f, "authentication failed: {reason}"),
+            Health::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+/// Carries circuit-breaker state between the workers of a fleet.
+///
+/// Implementations must be cheap to share (`Arc<dyn SyncBackend>`), must bound every
+/// operation in time (a hung store yields [`BackendError::Timeout`], never a hang), and must
+/// validate arguments before touching the store (bad input changes nothing). The conformance
+/// suite in `flexiai_backend::conformance` (feature `testing`) pins down every rule below.
+///
+/// Events are at-most-once: a subscriber may miss some (reconnects, slow consumers), and is
+/// told so through [`Notification`](crate::Notification)s; stored snapshots are the truth.
+#[async_trait]
+pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and metrics, e.g. `"memory"` or `"redis"`.
+    fn kind(&self) -> &'static str;
+
+    /// Broadcasts an event to every subscriber, this backend's own included.
+    async fn publish_event(&self, event: &Event) -> Result<(), BackendError>;
+
+    /// Subscribes to the event channel.
+    ///
+    /// When this returns, the subscription is live: every event published afterwards is
+    /// delivered unless a [`Notification::Lagged`](crate::Notification::Lagged) or
+    /// [`Notification::Resubscribed`](crate::Notification::Resubscribed) says otherwise. The
+    /// subscription ends (`recv` returns `None`) when the backend is closed.
+    async fn subscribe(&self) -> Result<Subscription, BackendError>;
+
+    /// Reads one provider's stored snapshot, or `None` if there is none (or it expired).
+    async fn get_state(&self, provider: &str) -> Result<Option<BreakerSnapshot>, BackendError>;
+
+    /// Reads many providers' snapshots in one round trip; the result is in `providers` order.
+    async fn get_states(
+        &self,
+        providers: &[String],
+    ) -> Result<Vec<Option<BreakerSnapshot>>, BackendError>;
+
+    /// Stores a snapshot unconditionally, with the backend's state TTL.
+    ///
+    /// This is the seed's `set_state`. Synchronization uses
+    /// [`compare_and_set`](SyncBackend::compare_and_set) instead, which cannot move history
+    /// backwards.
+    async fn set_state(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+    ) -> Result<(), BackendError>;
+
+    /// Stores `snapshot` only if the store holds nothing for `provider` or holds an older
+    /// version, and if so publishes `event` in the same atomic step, so the store and the
+    /// stream never disagree. Among concurrent writers of one version exactly one wins.
+    async fn compare_and_set(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+        event: Option<&Event>,
+    ) -> Result<CasOutcome, BackendError>;
+
+    /// Takes the named lock for `ttl` if nobody holds it; `None` if somebody does.
+    async fn acquire_lock(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockLease>, BackendError>;
+
+    /// Extends a held lock to `ttl` from now. `false` if `lease` no longer owns it.
+    async fn extend_lock(&self, lease: &LockLease, ttl: Duration) -> Result<bool, BackendError>;
+
+    /// Releases a held lock. `false` if `lease` no longer owns it (expired, or taken over);
+    /// then nothing is released.
+    async fn release_lock(&self, lease: &LockLease) -> Result<bool, BackendError>;
+
+    /// Records that `worker` is alive for the next `ttl`.
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError>;
+
+    /// Removes `worker`'s heartbeat (graceful shutdown).
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), BackendError>;
+
+    /// The workers whose heartbeat has not expired.
+    async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError>;
+
+    /// Probes the store without changing anything.
+    async fn health_check(&self) -> Health;
+
+    /// Ends every subscription and refuses further operations. Idempotent.
+    async fn close(&self) -> Result<(), BackendError>;
+}
+
+/// Checks a provider name before it becomes part of a key.
+pub fn validate_provider(provider: &str) -> Result<(), BackendError> {
+    validate_key_part("provider", provider)
+}
+
+/// Checks a lock name before it becomes part of a key; same rules as provider names.
+pub fn validate_lock_name(name: &str) -> Result<(), BackendError> {
+    validate_key_part("lock name", name)
+}
+
+fn validate_key_part(field: &'static str, value: &str) -> Result<(), BackendError> {
+    flexiai_events::validate_provider_name(value).map_err(|error| {
+        let reason = match error {
+            EventError::InvalidProviderName { reason } => reason.to_owned(),
+            other => other.to_string(),
+        };
+        BackendError::InvalidArgument { field, reason }
+    })
+}

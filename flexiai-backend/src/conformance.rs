@@ -1,0 +1,671 @@
+//! The rules every [`SyncBackend`] must follow, as executable checks.
+//!
+//! Each check is an `async fn` taking a [`BackendFactory`]; [`conformance_tests!`](crate::conformance_tests) expands to
+//! one `#[tokio::test]` per check, so a backend crate runs the whole suite with one line and
+//! a failure names the rule that broke:
+//!
+//! ```text
+//! flexiai_backend::conformance_tests!(flexiai_backend::conformance::MemoryFactory);
+//! ```
+//!
+//! The factory expression is evaluated inside each (async) test, so it may `.await`, and the
+//! factory value lives until the test ends: a factory that owns a server keeps it running.
+//! The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+//!
+//! Checks panic with a message on failure, as tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flexiai_events::{BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, WorkerId};
+use tokio::time::{sleep, timeout};
+
+use crate::{
+    BackendError, CasOutcome, Health, MemoryBackend, Notification, Subscription, SyncBackend,
+};
+
+/// Settings a check needs from the backends it is given.
+#[derive(Debug, Clone)]
+pub struct ConformanceOptions {
+    /// The state TTL the backends must apply.
+    pub state_ttl: Duration,
+}
+
+impl Default for ConformanceOptions {
+    fn default() -> Self {
+        Self {
+            state_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Makes backends for the suite.
+#[async_trait]
+pub trait BackendFactory: Send + Sync {
+    /// Opens `workers` handles onto one fresh namespace (store and channel) that no other call
+    /// shares: what `workers` separate processes would see. Where the backend has connections,
+    /// each handle must have its own.
+    async fn open(&self, workers: usize, options: &ConformanceOptions)
+    -> Vec<Arc<dyn SyncBackend>>;
+}
+
+/// Runs the suite against [`MemoryBackend`]: clones of one backend are its "workers".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoryFactory;
+
+#[async_trait]
+impl BackendFactory for MemoryFactory {
+    async fn open(
+        &self,
+        workers: usize,
+        options: &ConformanceOptions,
+    ) -> Vec<Arc<dyn SyncBackend>> {
+        let backend = MemoryBackend::builder()
+            .state_ttl(Some(options.state_ttl))
+            .build()
+            .expect("valid memory backend settings");
+        (0..workers)
+            .map(|_| Arc::new(backend.clone()) as Arc<dyn SyncBackend>)
+            .collect()
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance check, each building its backends with
+/// `$factory` (an expression evaluated inside the async test, so it may `.await`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            publish_reaches_every_subscriber,
+            state_round_trip,
+            batched_reads_keep_order,
+            state_expires_after_ttl,
+            cas_only_moves_forward,
+            cas_publishes_only_the_winning_event,
+            concurrent_cas_has_one_winner_per_version,
+            lock_excludes_concurrent_holders,
+            lock_release_and_extend_are_owner_only,
+            lock_expires_and_extension_keeps_it,
+            fencing_tokens_strictly_increase,
+            heartbeats_list_live_workers,
+            bad_arguments_change_nothing,
+            closed_backend_refuses_everything,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let factory = $factory;
+                $crate::conformance::$case(&factory).await;
+            }
+        )*
+    };
+}
+
+const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn one(factory: &impl BackendFactory) -> Arc<dyn SyncBackend> {
+    many(factory, 1).await.remove(0)
+}
+
+async fn many(factory: &impl BackendFactory, n: usize) -> Vec<Arc<dyn SyncBackend>> {
+    let backends = factory.open(n, &ConformanceOptions::default()).await;
+    assert_eq!(
+        backends.len(),
+        n,
+        "factory returned the wrong number of handles"
+    );
+    backends
+}
+
+fn worker(n: usize) -> WorkerId {
+    WorkerId::new(format!("conformance:{n}:1700000000000")).unwrap()
+}
+
+fn snapshot(state: CircuitState, version: u64) -> BreakerSnapshot {
+    let mut s = BreakerSnapshot::new(state, version);
+    s.failure_count = version * 10;
+    s.updated_by = Some(worker(0));
+    s
+}
+
+fn transition(provider: &str, state: CircuitState, version: u64) -> Event {
+    Event::from(CircuitBreakerEvent::transition(
+        provider,
+        worker(0),
+        state,
+        version,
+    ))
+}
+
+/// The next event on `sub`, skipping (re)subscription notices; fails on timeout or rejection.
+async fn next_event(sub: &mut Subscription) -> Event {
+    loop {
+        match timeout(RECV_TIMEOUT, sub.recv()).await {
+            Ok(Some(Notification::Event(event))) => return event,
+            Ok(Some(Notification::Resubscribed)) => continue,
+            Ok(other) => panic!("expected an event, got {other:?}"),
+            Err(_) => panic!("no event within {RECV_TIMEOUT:?}"),
+        }
+    }
+}
+
+pub async fn publish_reaches_every_subscriber(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let mut subs = vec![
+        backends[0].subscribe().await.unwrap(),
+        backends[0].subscribe().await.unwrap(),
+        backends[1].subscribe().await.unwrap(),
+    ];
+    let events: Vec<Event> = (1..=10)
+        .map(|v| transition(&format!("p{}", v % 3), CircuitState::Open, v))
+        .collect();
+    for (i, event) in events.iter().enumerate() {
+        // Alternate publishers: a publisher's own subscribers receive its events too.
+        backends[i % 2].publish_event(event).await.unwrap();
+    }
+    for sub in &mut subs {
+        for expected in &events {
+            assert_eq!(
+                &next_event(sub).await,
+                expected,
+                "events must arrive in order"
+            );
+        }
+    }
+}
+
+pub async fn state_round_trip(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    assert_eq!(backends[0].get_state("openai").await.unwrap(), None);
+    let open = snapshot(CircuitState::Open, 5);
+    backends[0].set_state("openai", &open).await.unwrap();
+    assert_eq!(backends[1].get_state("openai").await.unwrap(), Some(open));
+    // set_state is unconditional, even backwards.
+    let older = snapshot(CircuitState::Closed, 1);
+    backends[1].set_state("openai", &older).await.unwrap();
+    assert_eq!(backends[0].get_state("openai").await.unwrap(), Some(older));
+}
+
+pub async fn batched_reads_keep_order(factory: &impl BackendFactory) {
+    let backend = one(factory).await;
+    assert_eq!(
+        backend.get_states(&[]).await.unwrap(),
+        Vec::<Option<BreakerSnapshot>>::new()
+    );
+    let names: Vec<String> = (0..50).map(|i| format!("provider-{i}")).collect();
+    for (i, name) in names.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        backend
+            .set_state(name, &snapshot(CircuitState::Open, i as u64 + 1))
+            .await
+            .unwrap();
+    }
+    let read = backend.get_states(&names).await.unwrap();
+    assert_eq!(read.len(), names.len());
+    for (i, entry) in read.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(
+                entry.as_ref().map(|s| s.version),
+                Some(i as u64 + 1),
+                "provider-{i}"
+            );
+        } else {
+            assert_eq!(entry, &None, "provider-{i}");
+        }
+    }
+}
+
+pub async fn state_expires_after_ttl(factory: &impl BackendFactory) {
+    let options = ConformanceOptions {
+        state_ttl: Duration::from_millis(300),
+    };
+    let backend = factory.open(1, &options).await.remove(0);
+    backend
+        .set_state("a", &snapshot(CircuitState::Open, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend
+            .compare_and_set("b", &snapshot(CircuitState::Open, 1), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    assert!(backend.get_state("a").await.unwrap().is_some());
+    sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        backend.get_state("a").await.unwrap(),
+        None,
+        "set_state must apply the TTL"
+    );
+    assert_eq!(
+        backend.get_state("b").await.unwrap(),
+        None,
+        "compare_and_set must apply the TTL"
+    );
+    // An expired snapshot no longer blocks lower versions.
+    assert_eq!(
+        backend
+            .compare_and_set("b", &snapshot(CircuitState::Closed, 0), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+}
+
+pub async fn cas_only_moves_forward(factory: &impl BackendFactory) {
+    let backend = one(factory).await;
+    let v1 = snapshot(CircuitState::Open, 1);
+    let v3 = snapshot(CircuitState::HalfOpen, 3);
+    assert_eq!(
+        backend.compare_and_set("p", &v1, None).await.unwrap(),
+        CasOutcome::Applied
+    );
+    for stale in [
+        snapshot(CircuitState::Closed, 1),
+        snapshot(CircuitState::Closed, 0),
+    ] {
+        assert_eq!(
+            backend.compare_and_set("p", &stale, None).await.unwrap(),
+            CasOutcome::Stale {
+                current: v1.clone()
+            }
+        );
+    }
+    assert_eq!(
+        backend.compare_and_set("p", &v3, None).await.unwrap(),
+        CasOutcome::Applied
+    );
+    assert_eq!(
+        backend
+            .compare_and_set("p", &snapshot(CircuitState::Closed, 2), None)
+            .await
+            .unwrap(),
+        CasOutcome::Stale {
+            current: v3.clone()
+        }
+    );
+    assert_eq!(backend.get_state("p").await.unwrap(), Some(v3));
+}
+
+pub async fn cas_publishes_only_the_winning_event(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let mut sub = backends[1].subscribe().await.unwrap();
+    let win = transition("p", CircuitState::Open, 4);
+    let lose = transition("p", CircuitState::Closed, 4);
+    let sentinel = transition("sentinel", CircuitState::Closed, 1);
+    assert_eq!(
+        backends[0]
+            .compare_and_set("p", &snapshot(CircuitState::Open, 4), Some(&win))
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    assert!(matches!(
+        backends[0]
+            .compare_and_set("p", &snapshot(CircuitState::Closed, 4), Some(&lose))
+            .await
+            .unwrap(),
+        CasOutcome::Stale { .. }
+    ));
+    backends[0].publish_event(&sentinel).await.unwrap();
+    assert_eq!(next_event(&mut sub).await, win);
+    assert_eq!(
+        next_event(&mut sub).await,
+        sentinel,
+        "a losing CAS must not publish"
+    );
+}
+
+pub async fn concurrent_cas_has_one_winner_per_version(factory: &impl BackendFactory) {
+    const WRITERS: usize = 8;
+    const VERSIONS: u64 = 10;
+    let backends = many(factory, WRITERS).await;
+    let mut sub = backends[0].subscribe().await.unwrap();
+    for version in 1..=VERSIONS {
+        let mut tasks = Vec::new();
+        for (w, backend) in backends.iter().enumerate() {
+            let backend = Arc::clone(backend);
+            tasks.push(tokio::spawn(async move {
+                let mut s = snapshot(CircuitState::Open, version);
+                s.updated_by = Some(worker(w));
+                let event = Event::from(CircuitBreakerEvent::transition(
+                    "contended",
+                    worker(w),
+                    CircuitState::Open,
+                    version,
+                ));
+                backend
+                    .compare_and_set("contended", &s, Some(&event))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                CasOutcome::Applied => winners += 1,
+                CasOutcome::Stale { current } => assert_eq!(current.version, version),
+            }
+        }
+        assert_eq!(winners, 1, "version {version} must have exactly one winner");
+    }
+    assert_eq!(
+        backends[0]
+            .get_state("contended")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        VERSIONS
+    );
+    // The stream carries exactly the winners, in version order.
+    for version in 1..=VERSIONS {
+        assert_eq!(next_event(&mut sub).await.version(), Some(version));
+    }
+}
+
+pub async fn lock_excludes_concurrent_holders(factory: &impl BackendFactory) {
+    const CONTENDERS: usize = 8;
+    const ROUNDS: usize = 5;
+    let backends = many(factory, CONTENDERS).await;
+    let holders = Arc::new(AtomicUsize::new(0));
+    let acquisitions = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for backend in backends {
+        let holders = Arc::clone(&holders);
+        let acquisitions = Arc::clone(&acquisitions);
+        tasks.push(tokio::spawn(async move {
+            let mut mine = 0;
+            for _ in 0..200 {
+                if mine == ROUNDS {
+                    break;
+                }
+                match backend
+                    .acquire_lock("mutex", Duration::from_secs(10))
+                    .await
+                    .unwrap()
+                {
+                    Some(lease) => {
+                        let inside = holders.fetch_add(1, Ordering::SeqCst);
+                        assert_eq!(inside, 0, "two holders of one lock");
+                        sleep(Duration::from_millis(2)).await;
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        assert!(backend.release_lock(&lease).await.unwrap());
+                        acquisitions.fetch_add(1, Ordering::SeqCst);
+                        mine += 1;
+                    }
+                    None => sleep(Duration::from_millis(1)).await,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(
+        acquisitions.load(Ordering::SeqCst) >= CONTENDERS,
+        "contenders starved"
+    );
+}
+
+pub async fn lock_release_and_extend_are_owner_only(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let lease = backends[0]
+        .acquire_lock("owned", Duration::from_secs(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        backends[1]
+            .acquire_lock("owned", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let forged =
+        crate::LockLease::new("owned", "not-the-token", lease.fencing_token(), lease.ttl());
+    assert!(
+        !backends[1].release_lock(&forged).await.unwrap(),
+        "a non-owner released the lock"
+    );
+    assert!(
+        !backends[1]
+            .extend_lock(&forged, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        backends[1]
+            .acquire_lock("owned", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(backends[0].release_lock(&lease).await.unwrap());
+    assert!(
+        !backends[0].release_lock(&lease).await.unwrap(),
+        "released twice"
+    );
+    assert!(
+        backends[1]
+            .acquire_lock("owned", Duration::from_secs(10))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+pub async fn lock_expires_and_extension_keeps_it(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let expiring = backends[0]
+        .acquire_lock("short", Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        backends[1]
+            .acquire_lock("short", Duration::from_millis(200))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sleep(Duration::from_millis(500)).await;
+    let taken = backends[1]
+        .acquire_lock("short", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(taken.is_some(), "an expired lock must be available");
+    assert!(
+        !backends[0].release_lock(&expiring).await.unwrap(),
+        "expired lease released the new holder's lock"
+    );
+    assert!(
+        !backends[0]
+            .extend_lock(&expiring, Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+
+    let kept = backends[0]
+        .acquire_lock("kept", Duration::from_millis(300))
+        .await
+        .unwrap()
+        .unwrap();
+    sleep(Duration::from_millis(100)).await;
+    assert!(
+        backends[0]
+            .extend_lock(&kept, Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    sleep(Duration::from_millis(600)).await;
+    assert!(
+        backends[1]
+            .acquire_lock("kept", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_none(),
+        "extension was lost"
+    );
+    assert!(backends[0].release_lock(&kept).await.unwrap());
+}
+
+pub async fn fencing_tokens_strictly_increase(factory: &impl BackendFactory) {
+    let backends = many(factory, 3).await;
+    let mut last = 0;
+    for round in 0..12 {
+        let backend = &backends[round % 3];
+        let lease = backend
+            .acquire_lock("fenced", Duration::from_millis(150))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            lease.fencing_token() > last,
+            "token {} after {last}",
+            lease.fencing_token()
+        );
+        last = lease.fencing_token();
+        if round % 4 == 3 {
+            sleep(Duration::from_millis(400)).await; // let it expire instead of releasing
+        } else {
+            assert!(backend.release_lock(&lease).await.unwrap());
+        }
+    }
+    // Tokens are per lock name.
+    let other = backends[0]
+        .acquire_lock("other", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(other.fencing_token() >= 1);
+}
+
+pub async fn heartbeats_list_live_workers(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let (a, b, c) = (worker(1), worker(2), worker(3));
+    backends[0]
+        .heartbeat(&a, Duration::from_secs(30))
+        .await
+        .unwrap();
+    backends[1]
+        .heartbeat(&b, Duration::from_secs(30))
+        .await
+        .unwrap();
+    backends[1]
+        .heartbeat(&c, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let mut live = backends[0].live_workers().await.unwrap();
+    live.sort();
+    assert_eq!(live, vec![a.clone(), b.clone(), c.clone()]);
+    backends[0].remove_worker(&a).await.unwrap();
+    sleep(Duration::from_millis(600)).await;
+    assert_eq!(backends[1].live_workers().await.unwrap(), vec![b]);
+}
+
+pub async fn bad_arguments_change_nothing(factory: &impl BackendFactory) {
+    let backend = one(factory).await;
+    let s = snapshot(CircuitState::Open, 1);
+    for bad in ["", "has space", "line\nbreak", &"x".repeat(300)] {
+        let invalid =
+            |r: Result<(), BackendError>| matches!(r, Err(BackendError::InvalidArgument { .. }));
+        assert!(
+            invalid(backend.set_state(bad, &s).await),
+            "set_state({bad:?})"
+        );
+        assert!(
+            invalid(backend.get_state(bad).await.map(drop)),
+            "get_state({bad:?})"
+        );
+        assert!(
+            invalid(backend.get_states(&[bad.to_owned()]).await.map(drop)),
+            "get_states({bad:?})"
+        );
+        assert!(
+            invalid(backend.compare_and_set(bad, &s, None).await.map(drop)),
+            "cas({bad:?})"
+        );
+        assert!(
+            invalid(
+                backend
+                    .acquire_lock(bad, Duration::from_secs(1))
+                    .await
+                    .map(drop)
+            ),
+            "lock({bad:?})"
+        );
+    }
+    for ttl in [Duration::ZERO, Duration::from_secs(86_401)] {
+        let err = backend.acquire_lock("fine", ttl).await.unwrap_err();
+        assert!(
+            matches!(err, BackendError::InvalidArgument { field: "ttl", .. }),
+            "{err:?}"
+        );
+        assert!(backend.heartbeat(&worker(1), ttl).await.is_err());
+    }
+    assert!(
+        backend
+            .acquire_lock("fine", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_some(),
+        "a rejected call took the lock"
+    );
+    assert!(backend.live_workers().await.unwrap().is_empty());
+    let err = backend.get_state("").await.unwrap_err();
+    assert!(
+        err.to_string().contains("provider"),
+        "error must name the field: {err}"
+    );
+}
+
+pub async fn closed_backend_refuses_everything(factory: &impl BackendFactory) {
+    let backends = many(factory, 1).await;
+    let backend = &backends[0];
+    assert!(backend.health_check().await.is_healthy());
+    let mut sub = backend.subscribe().await.unwrap();
+    backend.close().await.unwrap();
+    backend.close().await.unwrap(); // idempotent
+    assert_eq!(backend.health_check().await, Health::Closed);
+    // The subscription ends instead of hanging.
+    let ended = timeout(RECV_TIMEOUT, async {
+        while let Some(n) = sub.recv().await {
+            assert!(
+                !matches!(n, Notification::Event(_)),
+                "event after close: {n:?}"
+            );
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "subscription did not end after close");
+    let closed = |r: Result<(), BackendError>| matches!(r, Err(BackendError::Closed));
+    let s = snapshot(CircuitState::Open, 1);
+    assert!(closed(
+        backend
+            .publish_event(&transition("p", CircuitState::Open, 1))
+            .await
+    ));
+    assert!(closed(backend.subscribe().await.map(drop)));
+    assert!(closed(backend.get_state("p").await.map(drop)));
+    assert!(closed(backend.get_states(&["p".into()]).await.map(drop)));
+    assert!(closed(backend.set_state("p", &s).await));
+    assert!(closed(
+        backend.compare_and_set("p", &s, None).await.map(drop)
+    ));
+    assert!(closed(
+        backend
+            .acquire_lock("l", Duration::from_secs(1))
+            .await
+            .map(drop)
+    ));
+    assert!(closed(
+        backend.heartbeat(&worker(1), Duration::from_secs(1)).await
+    ));
+    assert!(closed(backend.live_workers().await.map(drop)));
+}

@@ -1,0 +1,433 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flexiai_events::{BreakerSnapshot, Event, WorkerId};
+use flexiai_serde::{Format, StateSerializer};
+use tokio::time::Instant;
+
+use crate::{
+    BackendError, CasOutcome, Health, LockLease, Notification, Subscription, SubscriptionSender,
+    SyncBackend, lock_token, validate_lock_name, validate_provider, validate_ttl,
+};
+
+/// An in-process [`SyncBackend`] with the same semantics as Redis.
+///
+/// Clones share one store and one channel, so handing clones to several sync managers in one
+/// process gives them the view separate workers have of one Redis: events are encoded and
+/// decoded on the way through (a subscriber of a [`Format::MessagePack`] backend sees exactly
+/// what it would over the wire), snapshots expire after the state TTL, locks expire and only
+/// their owner can release them, and fencing tokens only grow.
+///
+/// Time is tokio's clock, so tests that pause time control TTLs too.
+///
+/// ```
+/// use flexiai_backend::{MemoryBackend, Notification, SyncBackend};
+/// use flexiai_events::{CircuitBreakerEvent, Event, WorkerId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), flexiai_backend::BackendError> {
+/// let worker_a = MemoryBackend::new();
+/// let worker_b = worker_a.clone();
+/// let mut events = worker_b.subscribe().await?;
+///
+/// let event = Event::from(CircuitBreakerEvent::outcomes("openai", WorkerId::generate(), 1, 0));
+/// worker_a.publish_event(&event).await?;
+/// assert_eq!(events.recv().await, Some(Notification::Event(event)));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryBackend {
+    inner: Arc<Inner>,
+}
+
+/// Configures a [`MemoryBackend`].
+#[derive(Debug, Clone)]
+pub struct MemoryBackendBuilder {
+    state_ttl: Option<Duration>,
+    subscriber_capacity: usize,
+    format: Format,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state_ttl: Option<Duration>,
+    subscriber_capacity: usize,
+    serializer: StateSerializer,
+    store: Mutex<Store>,
+    subscribers: Mutex<Vec<SubscriptionSender>>,
+    closed: AtomicBool,
+    rejected: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    states: HashMap<String, Expiring<BreakerSnapshot>>,
+    locks: HashMap<String, Expiring<String>>,
+    fences: HashMap<String, u64>,
+    workers: HashMap<WorkerId, Instant>,
+}
+
+#[derive(Debug)]
+struct Expiring<T> {
+    value: T,
+    expires_at: Option<Instant>,
+}
+
+impl<T> Expiring<T> {
+    fn live(&self, now: Instant) -> Option<&T> {
+        match self.expires_at {
+            Some(at) if at <= now => None,
+            _ => Some(&self.value),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the maps consistent, so a panic elsewhere can't have
+    // left them half-updated: recover instead of poisoning the whole backend.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Default for MemoryBackendBuilder {
+    fn default() -> Self {
+        Self {
+            state_ttl: Some(MemoryBackend::DEFAULT_STATE_TTL),
+            subscriber_capacity: 1024,
+            format: Format::Json,
+        }
+    }
+}
+
+impl MemoryBackendBuilder {
+    /// How long a stored snapshot lives after its last write; `None` keeps it forever.
+    /// Default: one hour, as in the seed's `state_ttl`.
+    #[must_use]
+    pub fn state_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.state_ttl = ttl;
+        self
+    }
+
+    /// How many notifications each subscription buffers before reporting lag. Default 1024.
+    #[must_use]
+    pub fn subscriber_capacity(mut self, capacity: usize) -> Self {
+        self.subscriber_capacity = capacity;
+        self
+    }
+
+    /// The format events are encoded in on their way through. Default JSON.
+    #[must_use]
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Builds the backend, checking the settings.
+    pub fn build(self) -> Result<MemoryBackend, BackendError> {
+        if let Some(ttl) = self.state_ttl {
+            validate_ttl("state_ttl", ttl)?;
+        }
+        if self.subscriber_capacity == 0 {
+            return Err(BackendError::InvalidArgument {
+                field: "subscriber_capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(MemoryBackend::with_settings(&self))
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBackend {
+    /// The default state TTL: one hour.
+    pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(3600);
+
+    /// A backend with default settings.
+    pub fn new() -> Self {
+        MemoryBackend::with_settings(&MemoryBackendBuilder::default())
+    }
+
+    fn with_settings(settings: &MemoryBackendBuilder) -> Self {
+        MemoryBackend {
+            inner: Arc::new(Inner {
+                state_ttl: settings.state_ttl,
+                subscriber_capacity: settings.subscriber_capacity,
+                serializer: StateSerializer::new(settings.format),
+                store: Mutex::default(),
+                subscribers: Mutex::default(),
+                closed: AtomicBool::new(false),
+                rejected: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Starts configuring a backend.
+    pub fn builder() -> MemoryBackendBuilder {
+        MemoryBackendBuilder::default()
+    }
+
+    /// Broadcasts raw bytes as if a foreign or hostile publisher had sent them.
+    ///
+    /// Each subscriber decodes them like any payload; undecodable ones arrive as
+    /// [`Notification::Rejected`] and are counted in [`rejected_payloads`](Self::rejected_payloads).
+    pub fn publish_raw(&self, payload: &[u8]) -> Result<(), BackendError> {
+        self.ensure_open()?;
+        self.broadcast(payload);
+        Ok(())
+    }
+
+    /// How many payloads subscribers of this backend rejected, counted once per subscriber.
+    pub fn rejected_payloads(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+
+    fn ensure_open(&self) -> Result<(), BackendError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(BackendError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn broadcast(&self, payload: &[u8]) {
+        let decoded = self.inner.serializer.deserialize_event(payload);
+        let mut subscribers = lock(&self.inner.subscribers);
+        subscribers.retain(|subscriber| {
+            let notification = match &decoded {
+                Ok(event) => Notification::Event(event.clone()),
+                Err(error) => {
+                    self.inner.rejected.fetch_add(1, Ordering::Relaxed);
+                    Notification::Rejected(error.clone())
+                }
+            };
+            subscriber.send(notification)
+        });
+    }
+
+    fn state_expiry(&self, now: Instant) -> Option<Instant> {
+        self.inner.state_ttl.map(|ttl| now + ttl)
+    }
+}
+
+#[async_trait]
+impl SyncBackend for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn publish_event(&self, event: &Event) -> Result<(), BackendError> {
+        self.ensure_open()?;
+        let payload = self.inner.serializer.serialize_event(event)?;
+        self.broadcast(&payload);
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, BackendError> {
+        self.ensure_open()?;
+        let (sender, subscription) = Subscription::channel(self.inner.subscriber_capacity);
+        lock(&self.inner.subscribers).push(sender);
+        // `close` may have run between the check and the push; don't leave a live subscriber.
+        if self.inner.closed.load(Ordering::Acquire) {
+            lock(&self.inner.subscribers).clear();
+            return Err(BackendError::Closed);
+        }
+        Ok(subscription)
+    }
+
+    async fn get_state(&self, provider: &str) -> Result<Option<BreakerSnapshot>, BackendError> {
+        self.ensure_open()?;
+        validate_provider(provider)?;
+        let now = Instant::now();
+        let store = lock(&self.inner.store);
+        Ok(store
+            .states
+            .get(provider)
+            .and_then(|entry| entry.live(now))
+            .cloned())
+    }
+
+    async fn get_states(
+        &self,
+        providers: &[String],
+    ) -> Result<Vec<Option<BreakerSnapshot>>, BackendError> {
+        self.ensure_open()?;
+        for provider in providers {
+            validate_provider(provider)?;
+        }
+        let now = Instant::now();
+        let store = lock(&self.inner.store);
+        Ok(providers
+            .iter()
+            .map(|p| store.states.get(p).and_then(|e| e.live(now)).cloned())
+            .collect())
+    }
+
+    async fn set_state(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+    ) -> Result<(), BackendError> {
+        self.ensure_open()?;
+        validate_provider(provider)?;
+        // Encode anyway: a snapshot Redis could not store must fail here too.
+        self.inner.serializer.serialize_state(snapshot)?;
+        let now = Instant::now();
+        lock(&self.inner.store).states.insert(
+            provider.to_owned(),
+            Expiring {
+                value: snapshot.clone(),
+                expires_at: self.state_expiry(now),
+            },
+        );
+        Ok(())
+    }
+
+    async fn compare_and_set(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+        event: Option<&Event>,
+    ) -> Result<CasOutcome, BackendError> {
+        self.ensure_open()?;
+        validate_provider(provider)?;
+        self.inner.serializer.serialize_state(snapshot)?;
+        let payload = event
+            .map(|e| self.inner.serializer.serialize_event(e))
+            .transpose()?;
+        let now = Instant::now();
+        {
+            let mut store = lock(&self.inner.store);
+            if let Some(current) = store.states.get(provider).and_then(|e| e.live(now))
+                && current.version >= snapshot.version
+            {
+                return Ok(CasOutcome::Stale {
+                    current: current.clone(),
+                });
+            }
+            store.states.insert(
+                provider.to_owned(),
+                Expiring {
+                    value: snapshot.clone(),
+                    expires_at: self.state_expiry(now),
+                },
+            );
+            // Publish while still holding the store lock so no reader can see the new
+            // snapshot before subscribers were sent its event, and no later CAS's event
+            // can overtake this one: store and stream agree, as with the Redis Lua script.
+            if let Some(payload) = &payload {
+                self.broadcast(payload);
+            }
+        }
+        Ok(CasOutcome::Applied)
+    }
+
+    async fn acquire_lock(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockLease>, BackendError> {
+        self.ensure_open()?;
+        validate_lock_name(name)?;
+        validate_ttl("ttl", ttl)?;
+        let token = lock_token()?;
+        let now = Instant::now();
+        let mut store = lock(&self.inner.store);
+        if store.locks.get(name).and_then(|l| l.live(now)).is_some() {
+            return Ok(None);
+        }
+        store.locks.insert(
+            name.to_owned(),
+            Expiring {
+                value: token.clone(),
+                expires_at: Some(now + ttl),
+            },
+        );
+        let fence = store.fences.entry(name.to_owned()).or_insert(0);
+        *fence += 1;
+        Ok(Some(LockLease::new(name, token, *fence, ttl)))
+    }
+
+    async fn extend_lock(&self, lease: &LockLease, ttl: Duration) -> Result<bool, BackendError> {
+        self.ensure_open()?;
+        validate_ttl("ttl", ttl)?;
+        let now = Instant::now();
+        let mut store = lock(&self.inner.store);
+        match store.locks.get_mut(lease.name()) {
+            Some(held) if held.live(now) == Some(&lease.token().to_owned()) => {
+                held.expires_at = Some(now + ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lock(&self, lease: &LockLease) -> Result<bool, BackendError> {
+        self.ensure_open()?;
+        let now = Instant::now();
+        let mut store = lock(&self.inner.store);
+        let owned = store
+            .locks
+            .get(lease.name())
+            .and_then(|held| held.live(now))
+            .is_some_and(|token| token == lease.token());
+        if owned {
+            store.locks.remove(lease.name());
+        }
+        Ok(owned)
+    }
+
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError> {
+        self.ensure_open()?;
+        validate_ttl("ttl", ttl)?;
+        let now = Instant::now();
+        let mut store = lock(&self.inner.store);
+        store.workers.retain(|_, expires| *expires > now);
+        store.workers.insert(worker.clone(), now + ttl);
+        Ok(())
+    }
+
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), BackendError> {
+        self.ensure_open()?;
+        lock(&self.inner.store).workers.remove(worker);
+        Ok(())
+    }
+
+    async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
+        self.ensure_open()?;
+        let now = Instant::now();
+        let store = lock(&self.inner.store);
+        let mut workers: Vec<WorkerId> = store
+            .workers
+            .iter()
+            .filter(|(_, expires)| **expires > now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        workers.sort();
+        Ok(workers)
+    }
+
+    async fn health_check(&self) -> Health {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Health::Closed
+        } else {
+            Health::Healthy {
+                latency: Duration::ZERO,
+            }
+        }
+    }
+
+    async fn close(&self) -> Result<(), BackendError> {
+        self.inner.closed.store(true, Ordering::Release);
+        // Dropping the senders ends every subscription.
+        lock(&self.inner.subscribers).clear();
+        Ok(())
+    }
+}
