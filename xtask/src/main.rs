@@ -1,1 +1,81 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! One place knows how this workspace is checked, so CI, the pre-commit hook and a developer
+//! at a terminal all run exactly the same thing.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod flags;
+mod tests;
+
+use std::process::ExitCode;
+
+use xshell::{Shell, cmd};
+
+/// Every failure is reported once, at the top, with its message.
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first().map(String::as_str) else {
+        eprintln!("{}", flags::USAGE);
+        return ExitCode::FAILURE;
+    };
+    let result = (|| -> Result<()> {
+        let sh = Shell::new()?;
+        sh.change_dir(project_root());
+        let sh = &sh;
+        match command {
+            "ci" => ci(sh),
+            "lint" => lint(sh),
+            "test" => tests::run_local(sh).map(|_| ()),
+            "test-redis" => tests::run_redis(sh).map(|_| ()),
+            "bench" => {
+                let features = flags::FEATURES;
+                cmd!(sh, "cargo bench --workspace {features...}").run()?;
+                Ok(())
+            }
+            "help" | "--help" | "-h" => {
+                println!("{}", flags::USAGE);
+                Ok(())
+            }
+            other => {
+                eprintln!("unknown command `{other}`\n\n{}", flags::USAGE);
+                Err("unknown command".into())
+            }
+        }
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask {command}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything CI checks, in order of cost.
+fn ci(sh: &Shell) -> crate::Result<()> {
+    lint(sh)?;
+    let local = tests::run_local(sh)?;
+    let redis = tests::run_redis(sh)?;
+    println!();
+    println!("in-process tests: {local}");
+    println!("Redis-backed tests: {redis}");
+    println!("total: {}", local + redis);
+    Ok(())
+}
+
+/// Formatting, clippy with warnings denied, and rustdoc with warnings denied.
+fn lint(sh: &Shell) -> crate::Result<()> {
+    let features = flags::FEATURES;
+    cmd!(sh, "cargo fmt --all -- --check").run()?;
+    cmd!(sh, "cargo clippy --workspace --all-targets {features...} -- -D warnings").run()?;
+    let _doc_flags = sh.push_env("RUSTDOCFLAGS", "-D warnings");
+    cmd!(sh, "cargo doc --workspace --no-deps {features...}").run()?;
+    Ok(())
+}
+
+fn project_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}

@@ -1,0 +1,18 @@
+//! The command line and the feature set every check builds with.
+
+pub(crate) const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci          everything CI runs: lint, test, test-redis
+  lint        cargo fmt --check, clippy -D warnings, rustdoc -D warnings
+  test        every test that runs in-process (no Redis server needed)
+  test-redis  every Redis-backed test, against redis-server instances the tests spawn
+  bench       the criterion benchmarks";
+
+/// Features that turn on test support across the workspace; additive, so enabling them all
+/// at once is what a user enabling any of them gets too.
+pub(crate) const FEATURES: [&str; 2] = [
+    "--features",
+    "flexiai-events/arbitrary,flexiai-backend/testing",
+];
