@@ -1,3 +1,29 @@
-//! StateSyncManager: keeps circuit breakers in step across a fleet of workers.
+//! Keeps a fleet's circuit breakers in step.
 //!
-//! Not implemented yet: this crate is a placeholder so the workspace layout is in place.
+//! Each worker process builds a [`StateSyncManager`] over a `SyncBackend` (Redis in
+//! production, `MemoryBackend` in one process), registers its breakers, and starts it. From
+//! then on a transition on any worker reaches every worker, failures seen anywhere count
+//! toward the fleet's threshold, a recovering provider gets a few probes from the whole fleet
+//! instead of a few from each worker, and a worker that joins late starts with the fleet's
+//! state. When the backend is unreachable the manager reports [`SyncMode::Degraded`], the
+//! breakers carry on locally with nothing added to their hot path, and the manager converges
+//! again by itself once the backend is back.
+//!
+//! See [`StateSyncManager`] for an example.
+
+mod config;
+mod driver;
+mod error;
+mod health;
+mod manager;
+mod options;
+mod registry;
+
+#[cfg(feature = "testing")]
+pub mod scenarios;
+
+pub use config::{BackendKind, RedisSettings, SyncConfig};
+pub use error::SyncError;
+pub use health::{SyncHealth, SyncMetrics, SyncMode};
+pub use manager::{StateSyncManager, SyncManagerBuilder};
+pub use options::SyncOptions;

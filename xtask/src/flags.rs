@@ -14,5 +14,5 @@ commands:
 /// at once is what a user enabling any of them gets too.
 pub(crate) const FEATURES: [&str; 2] = [
     "--features",
-    "flexiai-events/arbitrary,flexiai-backend/testing",
+    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing",
 ];

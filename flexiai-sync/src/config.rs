@@ -1,0 +1,359 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flexiai_backend::{MemoryBackend, SyncBackend};
+use flexiai_events::WorkerId;
+use serde::{Deserialize, Serialize};
+
+use crate::{SyncError, SyncOptions};
+
+/// Which store carries breaker state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// In-process only: for one worker, development and tests.
+    #[default]
+    Memory,
+    /// Redis: for a fleet of workers.
+    Redis,
+}
+
+/// Where Redis is, in the seed's fields or as a URL.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// A `redis://` or `rediss://` URL; when set it replaces host, port, password, db and ssl.
+    pub url: Option<String>,
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// ACL user name (Redis 6+); `None` for the default user.
+    pub username: Option<String>,
+    /// Password; never shown by `Debug`.
+    pub password: Option<String>,
+    /// Database index.
+    pub db: i64,
+    /// Whether to use TLS (`rediss://`).
+    pub ssl: bool,
+    /// Bound on every Redis command, in milliseconds.
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            host: "localhost".into(),
+            port: 6379,
+            username: None,
+            password: None,
+            db: 0,
+            ssl: false,
+            command_timeout_ms: 1000,
+        }
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("ssl", &self.ssl)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .finish()
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host` with `<redacted>`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The seed's sync configuration, loadable from TOML, JSON and the environment.
+///
+/// Field names are the seed's (`enabled`, `backend`, `redis {host, port, password, db, ssl}`,
+/// `worker_id`, `key_prefix`, `channel`, `state_ttl` in seconds); the rest are this crate's
+/// timing options in milliseconds. Every field has a default, unknown fields are errors, and
+/// [`validate`](Self::validate) names the first bad field.
+///
+/// ```
+/// use flexiai_sync::{BackendKind, SyncConfig};
+///
+/// let config = SyncConfig::from_toml_str(r#"
+///     backend = "redis"
+///     state_ttl = 600
+///     [redis]
+///     host = "cache.internal"
+///     password = "hunter2"
+/// "#)?;
+/// assert_eq!(config.backend, BackendKind::Redis);
+/// assert!(!format!("{config:?}").contains("hunter2"));
+///
+/// let err = SyncConfig::from_json_str(r#"{"state_ttl": 0}"#).unwrap_err();
+/// assert!(err.to_string().contains("state_ttl"));
+/// # Ok::<(), flexiai_sync::SyncError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Whether to synchronize at all. Disabled means a private in-memory backend: breakers
+    /// work in this process exactly as they would alone.
+    pub enabled: bool,
+    /// Which store to use.
+    pub backend: BackendKind,
+    /// Redis connection settings (used when `backend = "redis"`).
+    pub redis: RedisSettings,
+    /// This worker's id; generated as `{hostname}:{pid}:{unix_millis}` when absent.
+    pub worker_id: Option<String>,
+    /// Prefix of every key (`{key_prefix}:state:{provider}`, ...).
+    pub key_prefix: String,
+    /// The events channel.
+    pub channel: String,
+    /// How long stored snapshots live after their last write, in seconds.
+    pub state_ttl: u64,
+    /// See [`SyncOptions::flush_interval`].
+    pub flush_interval_ms: u64,
+    /// See [`SyncOptions::reconcile_interval`].
+    pub reconcile_interval_ms: u64,
+    /// See [`SyncOptions::heartbeat_interval`].
+    pub heartbeat_interval_ms: u64,
+    /// See [`SyncOptions::heartbeat_ttl`].
+    pub heartbeat_ttl_ms: u64,
+    /// See [`SyncOptions::operation_timeout`].
+    pub operation_timeout_ms: u64,
+    /// See [`SyncOptions::fleet_probes`].
+    pub fleet_probes: bool,
+    /// See [`SyncOptions::probe_lease_ttl`].
+    pub probe_lease_ms: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        let options = SyncOptions::default();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            enabled: true,
+            backend: BackendKind::Memory,
+            redis: RedisSettings::default(),
+            worker_id: None,
+            key_prefix: "flexiai".into(),
+            channel: "flexiai:events".into(),
+            state_ttl: 3600,
+            flush_interval_ms: ms(options.flush_interval),
+            reconcile_interval_ms: ms(options.reconcile_interval),
+            heartbeat_interval_ms: ms(options.heartbeat_interval),
+            heartbeat_ttl_ms: ms(options.heartbeat_ttl),
+            operation_timeout_ms: ms(options.operation_timeout),
+            fleet_probes: options.fleet_probes,
+            probe_lease_ms: ms(options.probe_lease_ttl),
+        }
+    }
+}
+
+impl SyncConfig {
+    /// Environment variables read by [`apply_env`](Self::apply_env) start with this.
+    pub const ENV_PREFIX: &'static str = "FLEXIAI_SYNC_";
+
+    /// Parses and validates a TOML document.
+    pub fn from_toml_str(text: &str) -> Result<Self, SyncError> {
+        let config: Self = toml::from_str(text).map_err(|e| SyncError::Parse {
+            format: "TOML",
+            message: e.message().to_owned(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses and validates a JSON document.
+    pub fn from_json_str(text: &str) -> Result<Self, SyncError> {
+        let config: Self = serde_json::from_str(text).map_err(|e| SyncError::Parse {
+            format: "JSON",
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Overrides fields from this process's environment; see [`apply_env`](Self::apply_env).
+    pub fn with_env(self) -> Result<Self, SyncError> {
+        self.apply_env(std::env::vars())
+    }
+
+    /// Overrides fields from `FLEXIAI_SYNC_*` variables in `vars`: `ENABLED`, `BACKEND`,
+    /// `WORKER_ID`, `KEY_PREFIX`, `CHANNEL`, `STATE_TTL`, `REDIS_URL`, `REDIS_HOST`,
+    /// `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD`, `REDIS_DB`, `REDIS_SSL`,
+    /// `REDIS_COMMAND_TIMEOUT_MS`, `FLUSH_INTERVAL_MS`, `RECONCILE_INTERVAL_MS`,
+    /// `HEARTBEAT_INTERVAL_MS`, `HEARTBEAT_TTL_MS`, `OPERATION_TIMEOUT_MS`, `FLEET_PROBES`,
+    /// `PROBE_LEASE_MS`. Other variables are ignored; a value that does not parse is an error
+    /// naming the variable. The result is validated.
+    pub fn apply_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SyncError> {
+        for (key, value) in vars {
+            let Some(name) = key.strip_prefix(Self::ENV_PREFIX) else {
+                continue;
+            };
+            let value = value.trim().to_owned();
+            match name {
+                "ENABLED" => self.enabled = parse_env(&key, &value)?,
+                "BACKEND" => {
+                    self.backend = match value.to_ascii_lowercase().as_str() {
+                        "memory" => BackendKind::Memory,
+                        "redis" => BackendKind::Redis,
+                        _ => return Err(SyncError::config(key, "expected `memory` or `redis`")),
+                    }
+                }
+                "WORKER_ID" => self.worker_id = Some(value),
+                "KEY_PREFIX" => self.key_prefix = value,
+                "CHANNEL" => self.channel = value,
+                "STATE_TTL" => self.state_ttl = parse_env(&key, &value)?,
+                "REDIS_URL" => self.redis.url = Some(value),
+                "REDIS_HOST" => self.redis.host = value,
+                "REDIS_PORT" => self.redis.port = parse_env(&key, &value)?,
+                "REDIS_USERNAME" => self.redis.username = Some(value),
+                "REDIS_PASSWORD" => self.redis.password = Some(value),
+                "REDIS_DB" => self.redis.db = parse_env(&key, &value)?,
+                "REDIS_SSL" => self.redis.ssl = parse_env(&key, &value)?,
+                "REDIS_COMMAND_TIMEOUT_MS" => self.redis.command_timeout_ms = parse_env(&key, &value)?,
+                "FLUSH_INTERVAL_MS" => self.flush_interval_ms = parse_env(&key, &value)?,
+                "RECONCILE_INTERVAL_MS" => self.reconcile_interval_ms = parse_env(&key, &value)?,
+                "HEARTBEAT_INTERVAL_MS" => self.heartbeat_interval_ms = parse_env(&key, &value)?,
+                "HEARTBEAT_TTL_MS" => self.heartbeat_ttl_ms = parse_env(&key, &value)?,
+                "OPERATION_TIMEOUT_MS" => self.operation_timeout_ms = parse_env(&key, &value)?,
+                "FLEET_PROBES" => self.fleet_probes = parse_env(&key, &value)?,
+                "PROBE_LEASE_MS" => self.probe_lease_ms = parse_env(&key, &value)?,
+                _ => {}
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The timing options this config describes.
+    pub fn options(&self) -> SyncOptions {
+        SyncOptions {
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            reconcile_interval: Duration::from_millis(self.reconcile_interval_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            heartbeat_ttl: Duration::from_millis(self.heartbeat_ttl_ms),
+            operation_timeout: Duration::from_millis(self.operation_timeout_ms),
+            fleet_probes: self.fleet_probes,
+            probe_lease_ttl: Duration::from_millis(self.probe_lease_ms),
+            ..SyncOptions::default()
+        }
+    }
+
+    /// Checks every field; the error names the first bad one as it is spelled in a file.
+    pub fn validate(&self) -> Result<(), SyncError> {
+        if self.state_ttl == 0 || self.state_ttl > 30 * 86_400 {
+            return Err(SyncError::config("state_ttl", "must be between 1 and 2592000 seconds"));
+        }
+        for (field, value) in [("key_prefix", &self.key_prefix), ("channel", &self.channel)] {
+            if value.is_empty() || value.len() > 128 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(SyncError::config(field, "must be 1 to 128 characters without whitespace"));
+            }
+        }
+        if let Some(id) = &self.worker_id {
+            WorkerId::new(id.clone()).map_err(|e| SyncError::config("worker_id", e.to_string()))?;
+        }
+        if self.backend == BackendKind::Redis && self.redis.url.is_none() {
+            if self.redis.host.trim().is_empty() {
+                return Err(SyncError::config("redis.host", "must not be empty"));
+            }
+            if self.redis.port == 0 {
+                return Err(SyncError::config("redis.port", "must be between 1 and 65535"));
+            }
+            if !(0..=15).contains(&self.redis.db) {
+                return Err(SyncError::config("redis.db", "must be between 0 and 15"));
+            }
+        }
+        if self.redis.command_timeout_ms == 0 {
+            return Err(SyncError::config("redis.command_timeout_ms", "must be greater than zero"));
+        }
+        self.options().validate().map_err(|error| match error {
+            SyncError::InvalidConfig { field, reason } => {
+                let spelled = match field.as_str() {
+                    "probe_lease_ttl" => "probe_lease_ms".to_owned(),
+                    "heartbeat_ttl" => "heartbeat_ttl_ms".to_owned(),
+                    other => format!("{other}_ms"),
+                };
+                SyncError::InvalidConfig { field: spelled, reason }
+            }
+            other => other,
+        })
+    }
+
+    /// Builds the backend this config describes, without connecting: an unreachable Redis
+    /// makes the manager start degraded, not fail.
+    pub fn build_backend(&self) -> Result<Arc<dyn SyncBackend>, SyncError> {
+        self.validate()?;
+        let ttl = Duration::from_secs(self.state_ttl);
+        if !self.enabled || self.backend == BackendKind::Memory {
+            let backend = MemoryBackend::builder().state_ttl(Some(ttl)).build()?;
+            return Ok(Arc::new(backend));
+        }
+        self.build_redis(ttl)
+    }
+
+    #[cfg(feature = "redis")]
+    fn build_redis(&self, ttl: Duration) -> Result<Arc<dyn SyncBackend>, SyncError> {
+        use flexiai_backend_redis::{RedisBackend, RedisConfig};
+        let redis = &self.redis;
+        let mut config = match &redis.url {
+            Some(url) => RedisConfig::from_url(url).map_err(|e| SyncError::config("redis.url", e.to_string()))?,
+            None => {
+                let mut config = RedisConfig::new(redis.host.clone(), redis.port).db_index(redis.db).ssl(redis.ssl);
+                if let Some(password) = &redis.password {
+                    config = config.password(password.clone());
+                }
+                config
+            }
+        };
+        if let Some(username) = &redis.username {
+            config = config.username(username.clone());
+        }
+        config = config
+            .key_prefix(self.key_prefix.clone())
+            .channel(self.channel.clone())
+            .state_ttl(Some(ttl))
+            .command_timeout(Duration::from_millis(redis.command_timeout_ms));
+        let backend = RedisBackend::new(config).map_err(|e| SyncError::config("redis", e.to_string()))?;
+        Ok(Arc::new(backend))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn build_redis(&self, _ttl: Duration) -> Result<Arc<dyn SyncBackend>, SyncError> {
+        Err(SyncError::config(
+            "backend",
+            "`redis` needs flexiai-sync's `redis` feature (on by default)",
+        ))
+    }
+
+    /// The worker id this config asks for, generated when absent.
+    pub fn worker_id(&self) -> Result<WorkerId, SyncError> {
+        match &self.worker_id {
+            Some(id) => WorkerId::new(id.clone()).map_err(|e| SyncError::config("worker_id", e.to_string())),
+            None => Ok(WorkerId::generate()),
+        }
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, SyncError> {
+    value
+        .parse()
+        .map_err(|_| SyncError::config(key, format!("cannot parse {value:?}")))
+}

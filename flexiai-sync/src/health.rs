@@ -1,0 +1,153 @@
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use flexiai_events::Timestamp;
+
+/// Whether this worker is currently in step with the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Not started yet, or stopped.
+    Stopped,
+    /// Subscribed, and the last backend operation succeeded.
+    Synced,
+    /// The backend is unreachable or failing: breakers work locally, the manager keeps
+    /// retrying and will reconcile when the backend is back.
+    Degraded {
+        /// The last error, credentials redacted.
+        reason: String,
+    },
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncMode::Stopped => f.write_str("stopped"),
+            SyncMode::Synced => f.write_str("synced"),
+            SyncMode::Degraded { reason } => write!(f, "degraded: {reason}"),
+        }
+    }
+}
+
+/// A point-in-time health report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncHealth {
+    /// The current mode.
+    pub mode: SyncMode,
+    /// When the manager entered it.
+    pub since: Timestamp,
+    /// Counters since start.
+    pub metrics: SyncMetrics,
+}
+
+impl SyncHealth {
+    /// Whether the manager is synced.
+    pub fn is_synced(&self) -> bool {
+        self.mode == SyncMode::Synced
+    }
+
+    /// Whether the manager is degraded.
+    pub fn is_degraded(&self) -> bool {
+        matches!(self.mode, SyncMode::Degraded { .. })
+    }
+}
+
+/// Counters describing the manager's work since it was built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncMetrics {
+    /// Events this worker published (transitions that won their compare-and-set, and
+    /// outcome reports).
+    pub events_published: u64,
+    /// Events received from other workers.
+    pub events_received: u64,
+    /// Received events that changed a local breaker.
+    pub events_applied: u64,
+    /// Payloads on the channel that failed to decode (malformed, oversized, unknown version or
+    /// type) and were dropped.
+    pub events_rejected: u64,
+    /// Local transitions that lost the store's compare-and-set to another worker's.
+    pub cas_conflicts: u64,
+    /// Full re-reads of stored state (start-up, after gaps, periodic).
+    pub reconciles: u64,
+    /// Backend operations that failed or timed out.
+    pub backend_errors: u64,
+    /// Probe leases this worker won.
+    pub probe_leases: u64,
+    /// Age of the last received event by its sender's clock (cross-host clock skew included).
+    pub last_event_lag: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) events_published: AtomicU64,
+    pub(crate) events_received: AtomicU64,
+    pub(crate) events_applied: AtomicU64,
+    pub(crate) events_rejected: AtomicU64,
+    pub(crate) cas_conflicts: AtomicU64,
+    pub(crate) reconciles: AtomicU64,
+    pub(crate) backend_errors: AtomicU64,
+    pub(crate) probe_leases: AtomicU64,
+    /// Microseconds, `u64::MAX` meaning none yet.
+    pub(crate) last_event_lag_micros: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn new() -> Self {
+        Self {
+            last_event_lag_micros: AtomicU64::new(u64::MAX),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> SyncMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let lag = get(&self.last_event_lag_micros);
+        SyncMetrics {
+            events_published: get(&self.events_published),
+            events_received: get(&self.events_received),
+            events_applied: get(&self.events_applied),
+            events_rejected: get(&self.events_rejected),
+            cas_conflicts: get(&self.cas_conflicts),
+            reconciles: get(&self.reconciles),
+            backend_errors: get(&self.backend_errors),
+            probe_leases: get(&self.probe_leases),
+            last_event_lag: (lag != u64::MAX).then(|| Duration::from_micros(lag)),
+        }
+    }
+}
+
+/// The mode and when it was entered; read rarely (health checks), written by the driver.
+#[derive(Debug)]
+pub(crate) struct ModeCell(Mutex<(SyncMode, Timestamp)>);
+
+impl ModeCell {
+    pub(crate) fn new() -> Self {
+        Self(Mutex::new((SyncMode::Stopped, Timestamp::now())))
+    }
+
+    pub(crate) fn get(&self) -> (SyncMode, Timestamp) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets the mode; returns the previous one if it changed.
+    pub(crate) fn set(&self, mode: SyncMode) -> Option<SyncMode> {
+        let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same_kind = std::mem::discriminant(&guard.0) == std::mem::discriminant(&mode);
+        if same_kind {
+            // Keep `since` for the whole outage; only refresh the reason.
+            guard.0 = mode;
+            return None;
+        }
+        let previous = std::mem::replace(&mut guard.0, mode);
+        guard.1 = Timestamp::now();
+        Some(previous)
+    }
+}

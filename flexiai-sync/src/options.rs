@@ -1,0 +1,99 @@
+use std::time::Duration;
+
+use crate::SyncError;
+
+/// How often and how long the manager's background work runs.
+///
+/// The defaults suit a fleet behind a load balancer: transitions go out as soon as they
+/// happen, outcome counts are coalesced per 50 ms, stored state is re-read every 5 s as a
+/// backstop for lost messages, and a worker that stops heartbeating drops off the live list
+/// within 5 s.
+///
+/// ```
+/// use std::time::Duration;
+/// use flexiai_sync::SyncOptions;
+///
+/// let options = SyncOptions { flush_interval: Duration::ZERO, ..SyncOptions::default() };
+/// assert!(options.validate().unwrap_err().to_string().contains("flush_interval"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncOptions {
+    /// How long outcome counts are coalesced before they are shared. Redis traffic for
+    /// outcomes is at most one message per provider per interval, whatever the request rate.
+    pub flush_interval: Duration,
+    /// How often stored state is re-read for every provider (the backstop for lost messages).
+    pub reconcile_interval: Duration,
+    /// How often this worker's heartbeat is refreshed.
+    pub heartbeat_interval: Duration,
+    /// How long a heartbeat lives; must exceed `heartbeat_interval`.
+    pub heartbeat_ttl: Duration,
+    /// Upper bound on every backend call the manager makes.
+    pub operation_timeout: Duration,
+    /// Whether half-open probes are rationed across the fleet through a distributed lease.
+    /// Without it each worker sends its own `half_open_max_calls` probes.
+    pub fleet_probes: bool,
+    /// How long a worker holds the probe lease of one half-open period. It should exceed the
+    /// provider call timeout, so that a holder's probes finish before another worker's start.
+    pub probe_lease_ttl: Duration,
+    /// First delay before re-subscribing after the subscription failed; doubles up to
+    /// `max_retry_backoff`.
+    pub min_retry_backoff: Duration,
+    /// Longest delay between re-subscription attempts.
+    pub max_retry_backoff: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_millis(50),
+            reconcile_interval: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_ttl: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(2),
+            fleet_probes: true,
+            probe_lease_ttl: Duration::from_secs(30),
+            min_retry_backoff: Duration::from_millis(100),
+            max_retry_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SyncOptions {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), SyncError> {
+        let positive = [
+            ("flush_interval", self.flush_interval),
+            ("reconcile_interval", self.reconcile_interval),
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("heartbeat_ttl", self.heartbeat_ttl),
+            ("operation_timeout", self.operation_timeout),
+            ("probe_lease_ttl", self.probe_lease_ttl),
+            ("min_retry_backoff", self.min_retry_backoff),
+            ("max_retry_backoff", self.max_retry_backoff),
+        ];
+        for (field, value) in positive {
+            if value.is_zero() {
+                return Err(SyncError::config(field, "must be greater than zero"));
+            }
+            if value > Duration::from_secs(86_400) {
+                return Err(SyncError::config(field, "must be at most 24 h"));
+            }
+        }
+        if self.heartbeat_ttl <= self.heartbeat_interval {
+            return Err(SyncError::config(
+                "heartbeat_ttl",
+                format!(
+                    "{:?} must exceed heartbeat_interval ({:?}) or live workers expire between beats",
+                    self.heartbeat_ttl, self.heartbeat_interval
+                ),
+            ));
+        }
+        if self.max_retry_backoff < self.min_retry_backoff {
+            return Err(SyncError::config(
+                "max_retry_backoff",
+                "must be at least min_retry_backoff",
+            ));
+        }
+        Ok(())
+    }
+}

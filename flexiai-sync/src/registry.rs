@@ -1,0 +1,122 @@
+//! The breakers a manager keeps in step, and the signals their hot paths leave for it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use flexiai_breaker::{BreakerObserver, CircuitBreaker, Outcome, OutcomeEvent, Transition};
+use tokio::sync::Notify;
+
+/// What a breaker's hot path tells the background driver: a flag and two counters, so that
+/// recording an outcome is one atomic add and a burst of transitions is one publication.
+#[derive(Debug, Default)]
+pub(crate) struct Signals {
+    /// A local transition happened since the last publication.
+    pub(crate) dirty: AtomicBool,
+    /// Counted local failures since the last flush.
+    pub(crate) failures: AtomicU64,
+    /// Counted local successes since the last flush.
+    pub(crate) successes: AtomicU64,
+}
+
+impl Signals {
+    pub(crate) fn take_dirty(&self) -> bool {
+        self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Takes the outcome counts accumulated since the last call.
+    pub(crate) fn take_outcomes(&self) -> (u64, u64) {
+        (
+            self.failures.swap(0, Ordering::AcqRel),
+            self.successes.swap(0, Ordering::AcqRel),
+        )
+    }
+}
+
+/// The observer a manager attaches to each registered breaker. It runs on the caller's
+/// thread, so it only touches atomics (and wakes the driver on the rare transition).
+pub(crate) struct SyncObserver {
+    signals: Arc<Signals>,
+    wake: Arc<Notify>,
+}
+
+impl BreakerObserver for SyncObserver {
+    fn on_transition(&self, _transition: &Transition) {
+        self.signals.mark_dirty();
+        self.wake.notify_one();
+    }
+
+    fn on_outcome(&self, outcome: &OutcomeEvent) {
+        // Outcomes the breaker did not count (disabled, or settled after a state change)
+        // must not count for the fleet either.
+        if !outcome.counted {
+            return;
+        }
+        let counter = match outcome.outcome {
+            Outcome::Failure => &self.signals.failures,
+            Outcome::Success => &self.signals.successes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One registered breaker.
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    pub(crate) breaker: Arc<CircuitBreaker>,
+    pub(crate) signals: Arc<Signals>,
+    pub(crate) observer: Arc<dyn BreakerObserver>,
+}
+
+impl Entry {
+    pub(crate) fn new(breaker: Arc<CircuitBreaker>, wake: Arc<Notify>) -> Self {
+        let signals = Arc::new(Signals::default());
+        let observer: Arc<dyn BreakerObserver> = Arc::new(SyncObserver {
+            signals: Arc::clone(&signals),
+            wake,
+        });
+        Self {
+            name: breaker.name().to_owned(),
+            breaker,
+            signals,
+            observer,
+        }
+    }
+}
+
+/// Name-ordered registry. Read by the driver and by status calls, written on registration;
+/// never touched by the hot path.
+#[derive(Default)]
+pub(crate) struct Registry(RwLock<BTreeMap<String, Arc<Entry>>>);
+
+impl Registry {
+    pub(crate) fn insert(&self, entry: Arc<Entry>) -> bool {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map.contains_key(&entry.name) {
+            return false;
+        }
+        map.insert(entry.name.clone(), entry);
+        true
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Entry>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Entry>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}

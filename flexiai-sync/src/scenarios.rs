@@ -1,0 +1,260 @@
+//! Fleet scenarios every backend must support, as executable checks.
+//!
+//! Like `flexiai_backend::conformance`, each scenario is an `async fn` over a
+//! [`BackendFactory`], so the same checks run on `MemoryBackend` (managers sharing one store
+//! in one process) and on real Redis (one `RedisBackend` per manager). Each builds a fleet of
+//! [`StateSyncManager`]s with fast timings, drives it through the public API only, and panics
+//! with a message on failure, as tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flexiai_backend::conformance::{BackendFactory, ConformanceOptions};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker, Permit};
+use flexiai_events::CircuitState;
+use tokio::time::sleep;
+
+use crate::{StateSyncManager, SyncOptions};
+
+/// Timings short enough for tests, long enough for a loaded 2-core CI machine.
+pub fn fast_options() -> SyncOptions {
+    SyncOptions {
+        flush_interval: Duration::from_millis(10),
+        reconcile_interval: Duration::from_millis(300),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_ttl: Duration::from_millis(1000),
+        operation_timeout: Duration::from_millis(500),
+        fleet_probes: true,
+        probe_lease_ttl: Duration::from_secs(5),
+        min_retry_backoff: Duration::from_millis(20),
+        max_retry_backoff: Duration::from_millis(200),
+    }
+}
+
+/// How long a scenario waits for the fleet to converge before failing.
+pub const CONVERGE: Duration = Duration::from_secs(10);
+
+/// One worker: a manager with one breaker per provider.
+pub struct Worker {
+    pub manager: StateSyncManager,
+    pub breakers: Vec<Arc<CircuitBreaker>>,
+}
+
+impl Worker {
+    pub fn breaker(&self, provider: &str) -> &Arc<CircuitBreaker> {
+        self.breakers
+            .iter()
+            .find(|b| b.name() == provider)
+            .unwrap_or_else(|| panic!("no breaker {provider}"))
+    }
+}
+
+/// Starts `n` workers over `n` handles from `factory`, each guarding `providers`.
+pub async fn fleet(
+    factory: &impl BackendFactory,
+    n: usize,
+    providers: &[&str],
+    config: &BreakerConfig,
+) -> Vec<Worker> {
+    let backends = factory.open(n, &ConformanceOptions::default()).await;
+    let mut workers = Vec::new();
+    for backend in backends {
+        workers.push(worker(backend, providers, config).await);
+    }
+    workers
+}
+
+/// Starts one worker over `backend`.
+pub async fn worker(
+    backend: Arc<dyn flexiai_backend::SyncBackend>,
+    providers: &[&str],
+    config: &BreakerConfig,
+) -> Worker {
+    let manager = StateSyncManager::builder(backend)
+        .options(fast_options())
+        .build()
+        .unwrap();
+    let mut breakers = Vec::new();
+    for provider in providers {
+        let breaker = Arc::new(CircuitBreaker::new(*provider, config.clone()).unwrap());
+        manager.register_circuit_breaker(Arc::clone(&breaker)).unwrap();
+        breakers.push(breaker);
+    }
+    manager.start().await.unwrap();
+    Worker { manager, breakers }
+}
+
+/// Waits until `check` holds, failing with `what` after [`CONVERGE`]; returns how long it took.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < CONVERGE, "timed out waiting for: {what}");
+        sleep(Duration::from_millis(2)).await;
+    }
+    start.elapsed()
+}
+
+fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: threshold,
+        ..BreakerConfig::default()
+    }
+    .with_recovery_timeout(recovery)
+}
+
+fn fail(breaker: &CircuitBreaker, times: u32) {
+    for _ in 0..times {
+        if let Ok(permit) = breaker.try_acquire() {
+            permit.failure();
+        }
+    }
+}
+
+/// Worker 0 trips provider X; every other worker opens too, and no other provider moves.
+pub async fn a_trip_reaches_every_worker(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 8, &["x", "y"], &config(3, Duration::from_secs(60))).await;
+    fail(workers[0].breaker("x"), 3);
+    assert_eq!(workers[0].breaker("x").state(), CircuitState::Open);
+    let took = eventually("every worker opens x", || {
+        workers.iter().all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    println!("propagation of one trip to 7 workers: {took:?}");
+    let version = workers[0].breaker("x").version();
+    assert!(workers.iter().all(|w| w.breaker("x").version() == version));
+    assert!(workers.iter().all(|w| w.breaker("y").state() == CircuitState::Closed));
+    // Open workers reject with the open period left, not a fresh one.
+    let rejected = workers[5].breaker("x").try_acquire().map(drop).unwrap_err();
+    assert!(rejected.retry_after.unwrap() <= Duration::from_secs(60));
+}
+
+/// Failures spread over 4 workers, below the threshold on each, trip all of them.
+pub async fn fleet_failures_count_together(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 4, &["x"], &config(8, Duration::from_secs(60))).await;
+    for worker in &workers {
+        fail(worker.breaker("x"), 2);
+        assert_eq!(worker.breaker("x").state(), CircuitState::Closed, "2 < 8 locally");
+    }
+    eventually("the fleet's 8 failures open every worker", || {
+        workers.iter().all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+}
+
+/// With 8 workers and `half_open_max_calls = 1`, the fleet admits one probe per half-open
+/// period, and its success closes the breaker everywhere.
+pub async fn half_open_probes_are_rationed_fleet_wide(factory: &impl BackendFactory) {
+    let recovery = Duration::from_millis(400);
+    let workers = fleet(factory, 8, &["x"], &config(1, recovery)).await;
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || workers.iter().all(|w| w.breaker("x").state() == CircuitState::Open)).await;
+    sleep(recovery).await;
+
+    // Every worker keeps trying, as a busy fleet would; hold the admitted probe (the call is
+    // in flight) while counting.
+    let mut probes: Vec<Permit<'_>> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                probes.push(permit);
+            }
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(probes.len(), 1, "the fleet admitted {} probes in one half-open period", probes.len());
+    probes.pop().unwrap().success();
+    eventually("the probe's success closes every worker", || {
+        workers.iter().all(|w| w.breaker("x").state() == CircuitState::Closed)
+    })
+    .await;
+}
+
+/// A worker that joins after the fleet opened a provider starts with it open.
+pub async fn a_late_joiner_starts_with_the_fleet_state(factory: &impl BackendFactory) {
+    let backends = factory.open(2, &ConformanceOptions::default()).await;
+    let config = config(2, Duration::from_secs(60));
+    let first = worker(Arc::clone(&backends[0]), &["x"], &config).await;
+    first.breaker("x").force_open();
+    eventually("the store holds the transition", || first.manager.metrics().events_published > 0).await;
+    sleep(Duration::from_millis(50)).await;
+    let late = worker(Arc::clone(&backends[1]), &["x"], &config).await;
+    assert_eq!(late.breaker("x").state(), CircuitState::ForcedOpen, "start() hydrates before returning");
+    assert_eq!(late.breaker("x").version(), first.breaker("x").version());
+}
+
+/// Concurrent manual transitions on many workers end in one history that every worker holds.
+pub async fn concurrent_transitions_converge(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 6, &["x"], &config(5, Duration::from_secs(60))).await;
+    for round in 0..20 {
+        for (i, worker) in workers.iter().enumerate() {
+            match (round + i) % 3 {
+                0 => worker.breaker("x").force_open(),
+                1 => worker.breaker("x").reset(),
+                _ => worker.breaker("x").disable(),
+            };
+        }
+        sleep(Duration::from_millis(3)).await;
+    }
+    eventually("every worker holds the same (state, version)", || {
+        let first = workers[0].breaker("x");
+        let target = (first.state(), first.version());
+        workers.iter().all(|w| (w.breaker("x").state(), w.breaker("x").version()) == target)
+    })
+    .await;
+    let stored = workers[0].manager.backend().get_state("x").await.unwrap().unwrap();
+    eventually("and it is the stored one", || workers[0].breaker("x").version() == stored.version).await;
+    assert_eq!(workers[0].breaker("x").state(), stored.state);
+}
+
+/// A restarted-empty store is rewritten by the periodic reconcile.
+pub async fn an_emptied_store_is_rewritten(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 2, &["x"], &config(5, Duration::from_secs(60))).await;
+    workers[0].breaker("x").force_open();
+    let backend = workers[1].manager.backend();
+    let mut stored = None;
+    for _ in 0..500 {
+        stored = backend.get_state("x").await.unwrap();
+        if stored.as_ref().is_some_and(|s| s.state == CircuitState::ForcedOpen) {
+            break;
+        }
+        sleep(Duration::from_millis(5)).await;
+    }
+    let stored = stored.expect("transition stored");
+    // Simulate a store that lost everything: an older snapshot replaces it.
+    backend
+        .set_state("x", &flexiai_events::BreakerSnapshot::new(CircuitState::Closed, 0))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let now = backend.get_state("x").await.unwrap();
+        if now.as_ref().is_some_and(|s| s.version == stored.version) {
+            break;
+        }
+        assert!(start.elapsed() < CONVERGE, "store was not rewritten: {now:?}");
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert!(workers.iter().all(|w| w.breaker("x").state() == CircuitState::ForcedOpen));
+}
+
+/// Stopping flushes, removes the heartbeat and leaves breakers standalone; dropping never hangs.
+pub async fn stop_and_drop_are_clean(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 2, &["x"], &config(5, Duration::from_secs(60))).await;
+    let backend = Arc::clone(workers[0].manager.backend());
+    // start() heartbeats before it returns.
+    let live = backend.live_workers().await.unwrap();
+    assert!(live.contains(workers[0].manager.worker_id()) && live.contains(workers[1].manager.worker_id()));
+    workers[0].manager.stop().await.unwrap();
+    let live = backend.live_workers().await.unwrap();
+    assert!(!live.contains(workers[0].manager.worker_id()), "stop() removes the heartbeat");
+    assert!(workers[0].manager.stop().await.is_err(), "stopping twice is an error, not a hang");
+    // A stopped worker's breaker is standalone again: its transitions stay local.
+    workers[0].breaker("x").force_open();
+    sleep(Duration::from_millis(200)).await;
+    assert_eq!(workers[1].breaker("x").state(), CircuitState::Closed);
+    let started = Instant::now();
+    drop(workers);
+    assert!(started.elapsed() < Duration::from_secs(1), "drop must not block");
+}

@@ -1,0 +1,280 @@
+//! StateSyncManager behaviour that needs a controllable backend or inspects internals
+//! through the public API: degraded mode, hostile input, Python interop, lifecycle.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flexiai_backend::{
+    BackendError, CasOutcome, Health, LockLease, MemoryBackend, Subscription, SyncBackend,
+};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker, ProbeMode};
+use flexiai_events::{BreakerSnapshot, CircuitState, Event, Timestamp, WorkerId};
+use flexiai_sync::scenarios::{eventually, fast_options, worker};
+use flexiai_sync::{StateSyncManager, SyncError, SyncMode};
+
+const OK: u8 = 0;
+const FAIL: u8 = 1;
+const HANG: u8 = 2;
+
+/// A MemoryBackend whose operations can be made to fail or hang, like an unreachable or
+/// SIGSTOPped Redis. (The real thing is exercised in `redis_fleet.rs`.)
+#[derive(Debug)]
+struct Faulty {
+    inner: MemoryBackend,
+    mode: AtomicU8,
+}
+
+impl Faulty {
+    fn new(inner: MemoryBackend) -> Arc<Self> {
+        Arc::new(Self { inner, mode: AtomicU8::new(OK) })
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    async fn gate(&self) -> Result<(), BackendError> {
+        match self.mode.load(Ordering::SeqCst) {
+            FAIL => Err(BackendError::Unavailable { message: "connection refused".into() }),
+            HANG => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl SyncBackend for Faulty {
+    fn kind(&self) -> &'static str {
+        "faulty"
+    }
+    async fn publish_event(&self, event: &Event) -> Result<(), BackendError> {
+        self.gate().await?;
+        self.inner.publish_event(event).await
+    }
+    async fn subscribe(&self) -> Result<Subscription, BackendError> {
+        self.gate().await?;
+        self.inner.subscribe().await
+    }
+    async fn get_state(&self, p: &str) -> Result<Option<BreakerSnapshot>, BackendError> {
+        self.gate().await?;
+        self.inner.get_state(p).await
+    }
+    async fn get_states(&self, p: &[String]) -> Result<Vec<Option<BreakerSnapshot>>, BackendError> {
+        self.gate().await?;
+        self.inner.get_states(p).await
+    }
+    async fn set_state(&self, p: &str, s: &BreakerSnapshot) -> Result<(), BackendError> {
+        self.gate().await?;
+        self.inner.set_state(p, s).await
+    }
+    async fn compare_and_set(&self, p: &str, s: &BreakerSnapshot, e: Option<&Event>) -> Result<CasOutcome, BackendError> {
+        self.gate().await?;
+        self.inner.compare_and_set(p, s, e).await
+    }
+    async fn acquire_lock(&self, n: &str, ttl: Duration) -> Result<Option<LockLease>, BackendError> {
+        self.gate().await?;
+        self.inner.acquire_lock(n, ttl).await
+    }
+    async fn extend_lock(&self, l: &LockLease, ttl: Duration) -> Result<bool, BackendError> {
+        self.gate().await?;
+        self.inner.extend_lock(l, ttl).await
+    }
+    async fn release_lock(&self, l: &LockLease) -> Result<bool, BackendError> {
+        self.gate().await?;
+        self.inner.release_lock(l).await
+    }
+    async fn heartbeat(&self, w: &WorkerId, ttl: Duration) -> Result<(), BackendError> {
+        self.gate().await?;
+        self.inner.heartbeat(w, ttl).await
+    }
+    async fn remove_worker(&self, w: &WorkerId) -> Result<(), BackendError> {
+        self.gate().await?;
+        self.inner.remove_worker(w).await
+    }
+    async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
+        self.gate().await?;
+        self.inner.live_workers().await
+    }
+    async fn health_check(&self) -> Health {
+        match self.gate().await {
+            Ok(()) => self.inner.health_check().await,
+            Err(e) => Health::Unreachable { reason: e.to_string() },
+        }
+    }
+    async fn close(&self) -> Result<(), BackendError> {
+        self.inner.close().await
+    }
+}
+
+fn config(threshold: u32) -> BreakerConfig {
+    BreakerConfig { failure_threshold: threshold, ..BreakerConfig::default() }
+}
+
+fn trip(breaker: &CircuitBreaker) {
+    while let Ok(permit) = breaker.try_acquire() {
+        permit.failure();
+    }
+}
+
+async fn degraded_then_recovers(fault: u8) {
+    let store = MemoryBackend::new();
+    let faulty = Faulty::new(store.clone());
+    let a = worker(faulty.clone(), &["x"], &config(2)).await;
+    let b = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
+    assert!(a.manager.health().is_synced());
+
+    faulty.set(fault);
+    eventually("worker A reports degraded", || a.manager.health().is_degraded()).await;
+    let health = a.manager.health();
+    assert!(matches!(&health.mode, SyncMode::Degraded { reason } if !reason.is_empty()), "{health:?}");
+    assert!(health.metrics.backend_errors > 0);
+
+    // Breakers keep working locally while degraded, and nothing leaks to the fleet.
+    trip(a.breaker("x"));
+    assert_eq!(a.breaker("x").state(), CircuitState::Open);
+    assert_eq!(a.breaker("x").probe_mode(), ProbeMode::Local, "no fleet probes without a backend");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.breaker("x").state(), CircuitState::Closed);
+
+    faulty.set(OK);
+    eventually("worker A is synced again", || a.manager.health().is_synced()).await;
+    // The transition made during the outage is newer than the store's, so it is written and
+    // reaches worker B.
+    eventually("worker B learns of A's outage-time trip", || b.breaker("x").state() == CircuitState::Open).await;
+    assert_eq!(a.breaker("x").version(), b.breaker("x").version());
+    assert_eq!(a.breaker("x").probe_mode(), ProbeMode::Granted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_backend_degrades_and_recovers() {
+    degraded_then_recovers(FAIL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_backend_degrades_within_the_operation_timeout_and_recovers() {
+    degraded_then_recovers(HANG).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_against_a_dead_backend_is_degraded_not_an_error() {
+    let store = MemoryBackend::new();
+    let faulty = Faulty::new(store.clone());
+    faulty.set(FAIL);
+    let a = worker(faulty.clone(), &["x"], &config(2)).await;
+    assert!(a.manager.health().is_degraded());
+    let b = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
+    b.breaker("x").force_open();
+    faulty.set(OK);
+    // Once the backend answers, A subscribes, reconciles and learns what it missed.
+    eventually("A converges after a degraded start", || {
+        a.manager.health().is_synced() && a.breaker("x").state() == CircuitState::ForcedOpen
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_channel_is_counted_and_changes_nothing() {
+    let store = MemoryBackend::new();
+    let a = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
+    let before = a.breaker("x").snapshot();
+    for payload in [&b"garbage"[..], b"{}", b"{\"__event_type__\": \"StateUpdateEvent\"}", b"\xc1\x09\x80", &[b'{'; 70_000]] {
+        for _ in 0..20 {
+            store.publish_raw(payload).unwrap();
+        }
+    }
+    eventually("all 100 rejections counted", || a.manager.metrics().events_rejected == 100).await;
+    let after = a.breaker("x").snapshot();
+    assert_eq!((after.state, after.version), (before.state, before.version));
+    assert_eq!(a.manager.metrics().events_applied, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_transitions_are_ordered_by_timestamp_and_enter_the_versioned_history() {
+    let store = MemoryBackend::new();
+    let a = worker(Arc::new(store.clone()), &["openai"], &config(5)).await;
+    let python = |event_type: &str, at: Timestamp| {
+        format!(
+            r#"{{"provider_name": "openai", "event_type": "{event_type}", "worker_id": "py-worker:1:1729945296.5", "timestamp": "{at}", "metadata": {{"failure_count": 5, "success_count": 0}}, "__event_type__": "CircuitBreakerEvent"}}"#
+        )
+    };
+    // Older than our last state change (start-up hydrate): ignored.
+    store.publish_raw(python("opened", "2020-01-01T00:00:00".parse().unwrap()).as_bytes()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a.breaker("openai").state(), CircuitState::Closed, "a stale Python event was applied");
+    let before = a.breaker("openai").version();
+
+    // A current one: applied at our next version, and written to the versioned store.
+    store.publish_raw(python("opened", Timestamp::now()).as_bytes()).unwrap();
+    eventually("the Python transition applies", || a.breaker("openai").state() == CircuitState::Open).await;
+    assert_eq!(a.breaker("openai").version(), before + 1);
+    let mut stored = None;
+    for _ in 0..200 {
+        stored = store.get_state("openai").await.unwrap();
+        if stored.as_ref().is_some_and(|s| s.version == before + 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stored = stored.unwrap();
+    assert_eq!((stored.state, stored.version), (CircuitState::Open, before + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_events_are_not_applied_twice() {
+    let store = MemoryBackend::new();
+    let a = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
+    a.breaker("x").force_open();
+    eventually("published", || a.manager.metrics().events_published >= 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let metrics = a.manager.metrics();
+    assert_eq!(metrics.events_received, 0, "a worker's own events are not 'received'");
+    assert_eq!(metrics.events_applied, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_errors_are_reported_and_late_registrations_hydrate() {
+    let store = MemoryBackend::new();
+    let a = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
+    let duplicate = Arc::new(CircuitBreaker::new("x", config(2)).unwrap());
+    assert!(matches!(
+        a.manager.register_circuit_breaker(duplicate),
+        Err(SyncError::DuplicateBreaker(name)) if name == "x"
+    ));
+    assert!(matches!(a.manager.start().await, Err(SyncError::Lifecycle(_))));
+
+    // Another worker already opened "y"; registering it late on A hydrates it.
+    let b = worker(Arc::new(store.clone()), &["y"], &config(2)).await;
+    b.breaker("y").force_open();
+    eventually("stored", || b.manager.metrics().events_published >= 2).await;
+    let late = Arc::new(CircuitBreaker::new("y", config(2)).unwrap());
+    a.manager.register_circuit_breaker(Arc::clone(&late)).unwrap();
+    eventually("the late registration is hydrated", || late.state() == CircuitState::ForcedOpen).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_running_manager_detaches_its_breakers() {
+    let breaker = Arc::new(CircuitBreaker::new("x", config(2)).unwrap());
+    let manager = StateSyncManager::builder(Arc::new(MemoryBackend::new()))
+        .options(fast_options())
+        .build()
+        .unwrap();
+    manager.register_circuit_breaker(Arc::clone(&breaker)).unwrap();
+    manager.start().await.unwrap();
+    assert_eq!(breaker.probe_mode(), ProbeMode::Granted);
+    drop(manager);
+    assert_eq!(breaker.probe_mode(), ProbeMode::Local, "a dropped manager must not strand half-open breakers");
+}
+
+#[test]
+fn invalid_options_name_the_field() {
+    let options = flexiai_sync::SyncOptions { heartbeat_ttl: Duration::from_millis(10), ..fast_options() };
+    let err = StateSyncManager::builder(Arc::new(MemoryBackend::new())).options(options).build().unwrap_err();
+    assert!(err.to_string().contains("heartbeat_ttl"), "{err}");
+}
