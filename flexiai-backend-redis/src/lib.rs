@@ -1,3 +1,69 @@
-//! Redis implementation of the flexiai-rs SyncBackend.
+//! Redis implementation of the flexiai-rs [`SyncBackend`](flexiai_backend::SyncBackend).
 //!
-//! Not implemented yet: this crate is a placeholder so the workspace layout is in place.
+//! [`RedisBackend`] carries circuit-breaker state between worker processes through Redis
+//! (redis-rs 1.8, deadpool-redis 0.23):
+//!
+//! * commands go through a connection pool, and every operation is bounded by
+//!   [`RedisConfig::command_timeout`], so a slow or hung Redis yields
+//!   [`BackendError::Timeout`](flexiai_backend::BackendError::Timeout) instead of blocking;
+//! * each subscription has a dedicated RESP3 connection that resubscribes by itself after a
+//!   disconnect, is kept alive by a periodic `PING` (which also revives it after its reconnect
+//!   retries ran out), and reports every re-established subscription as
+//!   [`Notification::Resubscribed`](flexiai_backend::Notification::Resubscribed), so the sync
+//!   manager re-reads stored state after a gap; payloads that do not decode are rejected,
+//!   counted and reported, never applied;
+//! * [`compare_and_set`](flexiai_backend::SyncBackend::compare_and_set) is one Lua script
+//!   that compares versions, writes, and `PUBLISH`es the event, so store and stream agree;
+//!   scripts run by `EVALSHA` and are reloaded when the server lost its script cache.
+//!
+//! # Key layout
+//!
+//! | key | type | value | TTL |
+//! |---|---|---|---|
+//! | `{prefix}:state:{provider}` | string | the encoded [`BreakerSnapshot`](flexiai_events::BreakerSnapshot) (JSON or framed MessagePack) | state TTL (default 1 h) |
+//! | `{prefix}:lock:{name}` | string | the holder's random 128-bit token | the lease's TTL |
+//! | `{prefix}:fence:{name}` | integer | the last fencing token (`INCR`) | none: only grows |
+//! | `{prefix}:worker:{id}` | string | last heartbeat, unix millis | the heartbeat TTL |
+//!
+//! Events go to the channel (default `flexiai:events`). The snapshot is a plain string so the
+//! Python original (and `redis-cli GET`) can read it; the compare-and-set script reads its
+//! `version` with Redis's built-in `cjson` / `cmsgpack`, a few microseconds per transition.
+//! A snapshot without a version (written by Python) counts as version 0.
+//!
+//! # Scripts
+//!
+//! * CAS: `GET` the state, read its version; if it is at least the new one return
+//!   `{0, stored}`; otherwise `SET … PX ttl` and `PUBLISH` the event, return `{1}`.
+//! * acquire: `SET lock token NX PX ttl`, and only if that succeeded `INCR fence`.
+//! * release / extend: compare the token, then `DEL` / `PEXPIRE`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use flexiai_backend::{CasOutcome, SyncBackend};
+//! use flexiai_backend_redis::{RedisBackend, RedisConfig};
+//! use flexiai_events::{BreakerSnapshot, CircuitState};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = RedisConfig::from_url("redis://127.0.0.1:6379/0")?
+//!     .command_timeout(Duration::from_millis(200));
+//! let backend = RedisBackend::connect(config).await?;
+//!
+//! let open = BreakerSnapshot::new(CircuitState::Open, 1);
+//! assert_eq!(backend.compare_and_set("openai", &open, None).await?, CasOutcome::Applied);
+//! assert_eq!(backend.get_state("openai").await?, Some(open));
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod config;
+mod error;
+mod scripts;
+mod subscriber;
+
+pub use backend::RedisBackend;
+pub use config::RedisConfig;
+pub use error::RedisBackendError;

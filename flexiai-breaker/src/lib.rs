@@ -1,3 +1,92 @@
-//! A lock-free circuit breaker that can be synchronized across workers.
+//! A lock-free circuit breaker for LLM-provider clients, usable alone and ready to be
+//! synchronized across a fleet of workers.
 //!
-//! Not implemented yet: this crate is a placeholder so the workspace layout is in place.
+//! A [`CircuitBreaker`] guards one provider. Calls ask for a [`Permit`] with
+//! [`try_acquire`](CircuitBreaker::try_acquire) (or go through the async
+//! [`call`](CircuitBreaker::call) helper) and settle it with their outcome. Failures, counted
+//! as a run of consecutive failures or as a failure rate over a sliding window (slow calls
+//! optionally included, errors sorted by a caller-supplied [`Classifier`]), open the breaker;
+//! once the recovery timeout has passed it turns half-open by itself and lets a bounded number
+//! of trial calls decide whether to close or to reopen, with optional exponential backoff and
+//! jitter on the open period. Operators can [`force_open`](CircuitBreaker::force_open),
+//! [`disable`](CircuitBreaker::disable) and [`reset`](CircuitBreaker::reset). Admission and
+//! outcome recording are a few atomic operations on a packed state word: no lock, no
+//! allocation, no await (see *Design* below). Every local transition bumps a version and is
+//! reported,
+//! with every outcome, to [`BreakerObserver`]s; that and the snapshot methods
+//! ([`snapshot`](CircuitBreaker::snapshot), [`restore`](CircuitBreaker::restore),
+//! [`apply_remote`](CircuitBreaker::apply_remote),
+//! [`absorb_remote_outcomes`](CircuitBreaker::absorb_remote_outcomes),
+//! [`grant_probes`](CircuitBreaker::grant_probes)) are all `flexiai-sync` needs to share one
+//! breaker's history across workers. This crate itself knows nothing of Redis.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use flexiai_breaker::{BreakerConfig, CircuitBreaker, CircuitState, ManualClock};
+//!
+//! let clock = Arc::new(ManualClock::new());
+//! let breaker = CircuitBreaker::builder("openai")
+//!     .config(BreakerConfig { failure_threshold: 2, ..BreakerConfig::default() })
+//!     .clock(clock.clone())
+//!     .build()?;
+//!
+//! for _ in 0..2 {
+//!     let permit = breaker.try_acquire().expect("closed breakers admit");
+//!     permit.failure(); // e.g. the provider answered 503
+//! }
+//! assert_eq!(breaker.state(), CircuitState::Open);
+//! let rejected = breaker.try_acquire().unwrap_err();
+//! assert_eq!(rejected.retry_after, Some(Duration::from_secs(60)));
+//!
+//! clock.advance(Duration::from_secs(60));
+//! let probe = breaker.try_acquire().expect("the first trial call is admitted");
+//! assert_eq!(breaker.state(), CircuitState::HalfOpen);
+//! probe.success();
+//! assert_eq!(breaker.state(), CircuitState::Closed);
+//! assert_eq!(breaker.version(), 3); // closed -> open -> half-open -> closed
+//! # Ok::<(), flexiai_breaker::BreakerError>(())
+//! ```
+//!
+//! # Design
+//!
+//! Everything admission must see atomically lives in one `AtomicU64`:
+//! `version (47 bits) | probe mode (1) | W (1) | state (3) | probe slots (12)`. Closed
+//! admission is a single load of it. Taking or returning a half-open probe slot, granting
+//! credits and switching probe mode are CAS loops on the whole word, so a slot can never leak
+//! into another version. A transition first sets `W` by CAS (from a word without it); while it
+//! is set, no other CAS can succeed, so its owner alone writes the side fields (open deadline,
+//! backoff streak, time of change, counter resets) and then publishes the next word, version
+//! plus one, with a release store. Readers of side fields (the open deadline, snapshots) use
+//! the word as a seqlock: read, read the fields, re-read, retry on change. Hot-path callers
+//! never wait on `W`: admission reads the state the word still shows (ordering the call before
+//! the transition), and a hot-path transition that finds `W` set spins a few dozen times and
+//! then gives way to the one being written. `restore`, `apply_remote` and the manual controls
+//! wait for `W` like any writer. Outcome counters are tagged with the version they belong to,
+//! so an outcome settled after a state change counts nothing; success counters are striped per
+//! thread so two threads do not contend on one cache line.
+
+mod breaker;
+mod classifier;
+mod clock;
+mod config;
+mod counters;
+mod error;
+mod metrics;
+mod observer;
+mod permit;
+mod word;
+
+pub use breaker::{BreakerBuilder, CircuitBreaker, ProbeMode};
+pub use classifier::{Classifier, CountAll, ErrorClass};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{BreakerConfig, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS};
+pub use error::{BreakerError, CallError, Rejected};
+pub use flexiai_events::{BreakerSnapshot, CircuitState};
+pub use metrics::BreakerMetrics;
+pub use observer::{
+    BreakerId, BreakerObserver, NoopObserver, Outcome, OutcomeEvent, QueueStats, QueuedObserver,
+    Transition, TransitionReason,
+};
+pub use permit::Permit;
+pub use word::MAX_VERSION;

@@ -38,7 +38,9 @@ impl WorkerId {
         static LAST_MILLIS: AtomicI64 = AtomicI64::new(i64::MIN);
         let now = Timestamp::now().unix_millis();
         let previous = LAST_MILLIS
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last + 1))
+            })
             .unwrap_or(now);
         let millis = now.max(previous + 1);
         let host = gethostname::gethostname();
@@ -130,7 +132,8 @@ mod tests {
 
     #[test]
     fn ids_generated_in_one_process_are_distinct() {
-        let ids: std::collections::HashSet<WorkerId> = (0..100).map(|_| WorkerId::generate()).collect();
+        let ids: std::collections::HashSet<WorkerId> =
+            (0..100).map(|_| WorkerId::generate()).collect();
         assert_eq!(ids.len(), 100);
     }
 

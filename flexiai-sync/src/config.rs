@@ -202,7 +202,10 @@ impl SyncConfig {
     /// `HEARTBEAT_INTERVAL_MS`, `HEARTBEAT_TTL_MS`, `OPERATION_TIMEOUT_MS`, `FLEET_PROBES`,
     /// `PROBE_LEASE_MS`. Other variables are ignored; a value that does not parse is an error
     /// naming the variable. The result is validated.
-    pub fn apply_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SyncError> {
+    pub fn apply_env(
+        mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SyncError> {
         for (key, value) in vars {
             let Some(name) = key.strip_prefix(Self::ENV_PREFIX) else {
                 continue;
@@ -228,7 +231,9 @@ impl SyncConfig {
                 "REDIS_PASSWORD" => self.redis.password = Some(value),
                 "REDIS_DB" => self.redis.db = parse_env(&key, &value)?,
                 "REDIS_SSL" => self.redis.ssl = parse_env(&key, &value)?,
-                "REDIS_COMMAND_TIMEOUT_MS" => self.redis.command_timeout_ms = parse_env(&key, &value)?,
+                "REDIS_COMMAND_TIMEOUT_MS" => {
+                    self.redis.command_timeout_ms = parse_env(&key, &value)?
+                }
                 "FLUSH_INTERVAL_MS" => self.flush_interval_ms = parse_env(&key, &value)?,
                 "RECONCILE_INTERVAL_MS" => self.reconcile_interval_ms = parse_env(&key, &value)?,
                 "HEARTBEAT_INTERVAL_MS" => self.heartbeat_interval_ms = parse_env(&key, &value)?,
@@ -260,11 +265,20 @@ impl SyncConfig {
     /// Checks every field; the error names the first bad one as it is spelled in a file.
     pub fn validate(&self) -> Result<(), SyncError> {
         if self.state_ttl == 0 || self.state_ttl > 30 * 86_400 {
-            return Err(SyncError::config("state_ttl", "must be between 1 and 2592000 seconds"));
+            return Err(SyncError::config(
+                "state_ttl",
+                "must be between 1 and 2592000 seconds",
+            ));
         }
         for (field, value) in [("key_prefix", &self.key_prefix), ("channel", &self.channel)] {
-            if value.is_empty() || value.len() > 128 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(SyncError::config(field, "must be 1 to 128 characters without whitespace"));
+            if value.is_empty()
+                || value.len() > 128
+                || value.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(SyncError::config(
+                    field,
+                    "must be 1 to 128 characters without whitespace",
+                ));
             }
         }
         if let Some(id) = &self.worker_id {
@@ -275,14 +289,20 @@ impl SyncConfig {
                 return Err(SyncError::config("redis.host", "must not be empty"));
             }
             if self.redis.port == 0 {
-                return Err(SyncError::config("redis.port", "must be between 1 and 65535"));
+                return Err(SyncError::config(
+                    "redis.port",
+                    "must be between 1 and 65535",
+                ));
             }
             if !(0..=15).contains(&self.redis.db) {
                 return Err(SyncError::config("redis.db", "must be between 0 and 15"));
             }
         }
         if self.redis.command_timeout_ms == 0 {
-            return Err(SyncError::config("redis.command_timeout_ms", "must be greater than zero"));
+            return Err(SyncError::config(
+                "redis.command_timeout_ms",
+                "must be greater than zero",
+            ));
         }
         self.options().validate().map_err(|error| match error {
             SyncError::InvalidConfig { field, reason } => {
@@ -291,7 +311,10 @@ impl SyncConfig {
                     "heartbeat_ttl" => "heartbeat_ttl_ms".to_owned(),
                     other => format!("{other}_ms"),
                 };
-                SyncError::InvalidConfig { field: spelled, reason }
+                SyncError::InvalidConfig {
+                    field: spelled,
+                    reason,
+                }
             }
             other => other,
         })
@@ -314,9 +337,12 @@ impl SyncConfig {
         use flexiai_backend_redis::{RedisBackend, RedisConfig};
         let redis = &self.redis;
         let mut config = match &redis.url {
-            Some(url) => RedisConfig::from_url(url).map_err(|e| SyncError::config("redis.url", e.to_string()))?,
+            Some(url) => RedisConfig::from_url(url)
+                .map_err(|e| SyncError::config("redis.url", e.to_string()))?,
             None => {
-                let mut config = RedisConfig::new(redis.host.clone(), redis.port).db_index(redis.db).ssl(redis.ssl);
+                let mut config = RedisConfig::new(redis.host.clone(), redis.port)
+                    .db_index(redis.db)
+                    .ssl(redis.ssl);
                 if let Some(password) = &redis.password {
                     config = config.password(password.clone());
                 }
@@ -331,7 +357,8 @@ impl SyncConfig {
             .channel(self.channel.clone())
             .state_ttl(Some(ttl))
             .command_timeout(Duration::from_millis(redis.command_timeout_ms));
-        let backend = RedisBackend::new(config).map_err(|e| SyncError::config("redis", e.to_string()))?;
+        let backend =
+            RedisBackend::new(config).map_err(|e| SyncError::config("redis", e.to_string()))?;
         Ok(Arc::new(backend))
     }
 
@@ -346,7 +373,9 @@ impl SyncConfig {
     /// The worker id this config asks for, generated when absent.
     pub fn worker_id(&self) -> Result<WorkerId, SyncError> {
         match &self.worker_id {
-            Some(id) => WorkerId::new(id.clone()).map_err(|e| SyncError::config("worker_id", e.to_string())),
+            Some(id) => {
+                WorkerId::new(id.clone()).map_err(|e| SyncError::config("worker_id", e.to_string()))
+            }
             None => Ok(WorkerId::generate()),
         }
     }
@@ -356,4 +385,176 @@ fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, SyncErro
     value
         .parse()
         .map_err(|_| SyncError::config(key, format!("cannot parse {value:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_seed_schema_parses_from_toml_and_json() {
+        let toml = SyncConfig::from_toml_str(
+            r#"
+            enabled = true
+            backend = "redis"
+            worker_id = "web-1:42:1730000000000"
+            key_prefix = "fleet"
+            channel = "fleet:events"
+            state_ttl = 600
+            [redis]
+            host = "cache"
+            port = 6380
+            password = "pw"
+            db = 2
+            ssl = true
+            "#,
+        )
+        .unwrap();
+        let json = SyncConfig::from_json_str(
+            r#"{"enabled": true, "backend": "redis", "worker_id": "web-1:42:1730000000000",
+                "key_prefix": "fleet", "channel": "fleet:events", "state_ttl": 600,
+                "redis": {"host": "cache", "port": 6380, "password": "pw", "db": 2, "ssl": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(toml, json);
+        assert_eq!(toml.redis.port, 6380);
+        assert_eq!(toml.worker_id().unwrap().as_str(), "web-1:42:1730000000000");
+        assert_eq!(
+            SyncConfig::from_toml_str("").unwrap(),
+            SyncConfig::default()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"state_ttl": 0}"#, "state_ttl"),
+            (
+                r#"{"backend": "redis", "redis": {"port": 0}}"#,
+                "redis.port",
+            ),
+            (
+                r#"{"backend": "redis", "redis": {"host": " "}}"#,
+                "redis.host",
+            ),
+            (r#"{"backend": "redis", "redis": {"db": 99}}"#, "redis.db"),
+            (r#"{"key_prefix": "has space"}"#, "key_prefix"),
+            (r#"{"worker_id": ""}"#, "worker_id"),
+            (r#"{"flush_interval_ms": 0}"#, "flush_interval_ms"),
+            (r#"{"heartbeat_ttl_ms": 10}"#, "heartbeat_ttl_ms"),
+            (r#"{"probe_lease_ms": 0}"#, "probe_lease_ms"),
+        ];
+        for (json, field) in cases {
+            let err = SyncConfig::from_json_str(json).unwrap_err();
+            assert!(
+                matches!(&err, SyncError::InvalidConfig { field: f, .. } if f == field),
+                "{json} -> {err}"
+            );
+        }
+        let err = SyncConfig::from_json_str(r#"{"bakend": "redis"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("bakend"),
+            "unknown fields are named: {err}"
+        );
+        let err = SyncConfig::from_toml_str("backend = \"etcd\"").unwrap_err();
+        assert!(
+            matches!(err, SyncError::Parse { format: "TOML", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_and_names_bad_variables() {
+        let config = SyncConfig::default()
+            .apply_env(env(&[
+                ("FLEXIAI_SYNC_BACKEND", "Redis"),
+                ("FLEXIAI_SYNC_REDIS_URL", "redis://:pw@cache:6380/1"),
+                ("FLEXIAI_SYNC_STATE_TTL", "120"),
+                ("FLEXIAI_SYNC_FLEET_PROBES", "false"),
+                ("UNRELATED", "x"),
+            ]))
+            .unwrap();
+        assert_eq!(config.backend, BackendKind::Redis);
+        assert_eq!(config.state_ttl, 120);
+        assert!(!config.fleet_probes);
+        assert_eq!(
+            config.redis.url.as_deref(),
+            Some("redis://:pw@cache:6380/1")
+        );
+
+        let err = SyncConfig::default()
+            .apply_env(env(&[("FLEXIAI_SYNC_REDIS_PORT", "eighty")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("FLEXIAI_SYNC_REDIS_PORT"), "{err}");
+        let err = SyncConfig::default()
+            .apply_env(env(&[("FLEXIAI_SYNC_STATE_TTL", "0")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("state_ttl"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_passwords() {
+        let config = SyncConfig {
+            redis: RedisSettings {
+                url: Some("redis://admin:s3cret@cache:6379/0".into()),
+                password: Some("hunter2".into()),
+                ..RedisSettings::default()
+            },
+            ..SyncConfig::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        assert!(debug.contains("admin:<redacted>@cache"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn disabled_or_memory_configs_build_a_private_memory_backend() {
+        let disabled = SyncConfig {
+            enabled: false,
+            backend: BackendKind::Redis,
+            ..SyncConfig::default()
+        };
+        assert_eq!(disabled.build_backend().unwrap().kind(), "memory");
+        assert_eq!(
+            SyncConfig::default().build_backend().unwrap().kind(),
+            "memory"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_configs_build_without_connecting() {
+        // Nothing listens on port 1: building must still succeed (the manager degrades).
+        let config = SyncConfig {
+            backend: BackendKind::Redis,
+            redis: RedisSettings {
+                port: 1,
+                ..RedisSettings::default()
+            },
+            ..SyncConfig::default()
+        };
+        let backend = config.build_backend().unwrap();
+        assert_eq!(backend.kind(), "redis");
+        let err = SyncConfig {
+            redis: RedisSettings {
+                url: Some("http://x".into()),
+                ..RedisSettings::default()
+            },
+            backend: BackendKind::Redis,
+            ..SyncConfig::default()
+        }
+        .build_backend()
+        .unwrap_err();
+        assert!(err.to_string().contains("redis.url"), "{err}");
+    }
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use flexiai_backend::{BackendError, CasOutcome, LockLease, Notification, Subscription, SyncBackend};
+use flexiai_backend::{
+    BackendError, CasOutcome, LockLease, Notification, Subscription, SyncBackend,
+};
 use flexiai_breaker::ProbeMode;
 use flexiai_events::{
     BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, EventType, StateUpdateEvent,
@@ -101,7 +103,9 @@ impl Shared {
             return Ok(());
         }
         let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
-        let stored = self.op("get_states", self.backend.get_states(&names)).await?;
+        let stored = self
+            .op("get_states", self.backend.get_states(&names))
+            .await?;
         Counters::bump(&self.counters.reconciles);
         for (entry, stored) in entries.iter().zip(stored) {
             let local_version = entry.breaker.version();
@@ -135,11 +139,17 @@ impl Shared {
     }
 
     /// Compare-and-sets `snapshot` with `event`; on losing, adopts the stored winner.
-    async fn write(&self, entry: &Entry, snapshot: &BreakerSnapshot, event: &Event) -> Result<(), BackendError> {
+    async fn write(
+        &self,
+        entry: &Entry,
+        snapshot: &BreakerSnapshot,
+        event: &Event,
+    ) -> Result<(), BackendError> {
         let outcome = self
             .op(
                 "compare_and_set",
-                self.backend.compare_and_set(&entry.name, snapshot, Some(event)),
+                self.backend
+                    .compare_and_set(&entry.name, snapshot, Some(event)),
             )
             .await?;
         match outcome {
@@ -200,7 +210,11 @@ impl Shared {
                 failures,
                 successes,
             ));
-            if self.op("publish_event", self.backend.publish_event(&event)).await.is_err() {
+            if self
+                .op("publish_event", self.backend.publish_event(&event))
+                .await
+                .is_err()
+            {
                 return;
             }
             Counters::bump(&self.counters.events_published);
@@ -230,9 +244,10 @@ impl Shared {
         }
         Counters::bump(&self.counters.events_received);
         let lag = Timestamp::now().saturating_duration_since(event.timestamp());
-        self.counters
-            .last_event_lag_micros
-            .store(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX - 1), Ordering::Relaxed);
+        self.counters.last_event_lag_micros.store(
+            u64::try_from(lag.as_micros()).unwrap_or(u64::MAX - 1),
+            Ordering::Relaxed,
+        );
         let Some(entry) = self.registry.get(event.provider_name()) else {
             return;
         };
@@ -258,15 +273,23 @@ impl Shared {
 /// applied, re-published into the versioned history as this worker's next version.
 fn apply_transition(entry: &Entry, event: &CircuitBreakerEvent, state: CircuitState) -> bool {
     match event.metadata.version {
-        Some(version) => entry.breaker.apply_remote(&snapshot_from_event(event, state, version)),
+        Some(version) => entry
+            .breaker
+            .apply_remote(&snapshot_from_event(event, state, version)),
         None => {
             let local = entry.breaker.snapshot();
-            if local.state == state || local.state_changed_at.is_some_and(|at| event.timestamp <= at) {
+            if local.state == state
+                || local
+                    .state_changed_at
+                    .is_some_and(|at| event.timestamp <= at)
+            {
                 return false;
             }
-            let applied = entry
-                .breaker
-                .apply_remote(&snapshot_from_event(event, state, local.version.saturating_add(1)));
+            let applied = entry.breaker.apply_remote(&snapshot_from_event(
+                event,
+                state,
+                local.version.saturating_add(1),
+            ));
             if applied {
                 entry.signals.mark_dirty();
             }
@@ -275,7 +298,11 @@ fn apply_transition(entry: &Entry, event: &CircuitBreakerEvent, state: CircuitSt
     }
 }
 
-fn snapshot_from_event(event: &CircuitBreakerEvent, state: CircuitState, version: u64) -> BreakerSnapshot {
+fn snapshot_from_event(
+    event: &CircuitBreakerEvent,
+    state: CircuitState,
+    version: u64,
+) -> BreakerSnapshot {
     let mut snapshot = BreakerSnapshot::new(state, version);
     snapshot.failure_count = event.metadata.failure_count.unwrap_or(0);
     snapshot.success_count = event.metadata.success_count.unwrap_or(0);
@@ -300,8 +327,13 @@ fn outcome_counts(event: &CircuitBreakerEvent) -> (u64, u64) {
 
 /// The event announcing `snapshot`'s state, carrying what Python reads (`failure_count`,
 /// `success_count`) and what Rust workers need (exact state, version, open time left).
-pub(crate) fn transition_event(provider: &str, worker: &WorkerId, snapshot: &BreakerSnapshot) -> CircuitBreakerEvent {
-    let mut event = CircuitBreakerEvent::transition(provider, worker.clone(), snapshot.state, snapshot.version);
+pub(crate) fn transition_event(
+    provider: &str,
+    worker: &WorkerId,
+    snapshot: &BreakerSnapshot,
+) -> CircuitBreakerEvent {
+    let mut event =
+        CircuitBreakerEvent::transition(provider, worker.clone(), snapshot.state, snapshot.version);
     event.metadata.failure_count = Some(snapshot.failure_count);
     event.metadata.success_count = Some(snapshot.success_count);
     event.metadata.open_remaining_ms = snapshot.open_remaining_ms;
@@ -381,7 +413,9 @@ impl Driver {
     }
 
     async fn reconcile_if_needed(&self) {
-        if self.shared.needs_reconcile.swap(false, Ordering::AcqRel) && self.shared.reconcile().await.is_err() {
+        if self.shared.needs_reconcile.swap(false, Ordering::AcqRel)
+            && self.shared.reconcile().await.is_err()
+        {
             self.shared.needs_reconcile.store(true, Ordering::Release);
         }
     }
@@ -392,7 +426,11 @@ impl Driver {
     }
 
     async fn resubscribe(&mut self) {
-        match self.shared.op("subscribe", self.shared.backend.subscribe()).await {
+        match self
+            .shared
+            .op("subscribe", self.shared.backend.subscribe())
+            .await
+        {
             Ok(subscription) => {
                 self.subscription = Some(subscription);
                 self.backoff = self.shared.options.min_retry_backoff;
@@ -409,11 +447,17 @@ impl Driver {
         let beat = shared
             .op(
                 "heartbeat",
-                shared.backend.heartbeat(&shared.worker_id, shared.options.heartbeat_ttl),
+                shared
+                    .backend
+                    .heartbeat(&shared.worker_id, shared.options.heartbeat_ttl),
             )
             .await;
         // A degraded manager recovers here: the backend answers again, so re-read the truth.
-        if beat.is_ok() && shared.is_degraded() && self.subscription.is_some() && shared.reconcile().await.is_ok() {
+        if beat.is_ok()
+            && shared.is_degraded()
+            && self.subscription.is_some()
+            && shared.reconcile().await.is_ok()
+        {
             shared.mark_synced();
         }
     }
@@ -435,7 +479,9 @@ impl Driver {
             }
             if let Some(held) = self.leases.remove(&entry.name) {
                 // Best effort: an unreleased lease expires by its TTL.
-                let _ = shared.op("release_lock", shared.backend.release_lock(&held.lease)).await;
+                let _ = shared
+                    .op("release_lock", shared.backend.release_lock(&held.lease))
+                    .await;
             }
             if state != CircuitState::HalfOpen || entry.breaker.probe_credits() > 0 {
                 continue;
@@ -444,7 +490,9 @@ impl Driver {
             let acquired = shared
                 .op(
                     "acquire_lock",
-                    shared.backend.acquire_lock(&lock, shared.options.probe_lease_ttl),
+                    shared
+                        .backend
+                        .acquire_lock(&lock, shared.options.probe_lease_ttl),
                 )
                 .await;
             if let Ok(Some(lease)) = acquired {
@@ -452,7 +500,8 @@ impl Driver {
                 let granted = entry.breaker.grant_probes(max);
                 Counters::bump(&shared.counters.probe_leases);
                 debug!(provider = %entry.name, version, granted, fence = lease.fencing_token(), "won the probe lease");
-                self.leases.insert(entry.name.clone(), HeldLease { lease, version });
+                self.leases
+                    .insert(entry.name.clone(), HeldLease { lease, version });
             }
         }
     }
@@ -464,11 +513,16 @@ impl Driver {
             shared.flush_outcomes().await;
         }
         for (_, held) in self.leases.drain() {
-            let _ = shared.op("release_lock", shared.backend.release_lock(&held.lease)).await;
+            let _ = shared
+                .op("release_lock", shared.backend.release_lock(&held.lease))
+                .await;
         }
         if !shared.is_degraded() {
             let _ = shared
-                .op("remove_worker", shared.backend.remove_worker(&shared.worker_id))
+                .op(
+                    "remove_worker",
+                    shared.backend.remove_worker(&shared.worker_id),
+                )
                 .await;
         }
         self.subscription = None;

@@ -139,7 +139,10 @@ impl ModeCell {
 
     /// Sets the mode; returns the previous one if it changed.
     pub(crate) fn set(&self, mode: SyncMode) -> Option<SyncMode> {
-        let mut guard = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let same_kind = std::mem::discriminant(&guard.0) == std::mem::discriminant(&mode);
         if same_kind {
             // Keep `since` for the whole outage; only refresh the reason.

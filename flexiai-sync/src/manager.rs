@@ -179,7 +179,10 @@ impl StateSyncManager {
 
     /// The registered breaker named `name`.
     pub fn breaker(&self, name: &str) -> Option<Arc<CircuitBreaker>> {
-        self.shared.registry.get(name).map(|e| Arc::clone(&e.breaker))
+        self.shared
+            .registry
+            .get(name)
+            .map(|e| Arc::clone(&e.breaker))
     }
 
     /// Every registered breaker, by name.
@@ -204,12 +207,17 @@ impl StateSyncManager {
         }
         let shared = &self.shared;
         // Subscribe before reading the store, so nothing published in between is missed.
-        let subscription = shared.op("subscribe", shared.backend.subscribe()).await.ok();
+        let subscription = shared
+            .op("subscribe", shared.backend.subscribe())
+            .await
+            .ok();
         let hydrated = shared.reconcile().await.is_ok();
         let _ = shared
             .op(
                 "heartbeat",
-                shared.backend.heartbeat(&shared.worker_id, shared.options.heartbeat_ttl),
+                shared
+                    .backend
+                    .heartbeat(&shared.worker_id, shared.options.heartbeat_ttl),
             )
             .await;
         if subscription.is_some() && hydrated && !shared.is_degraded() {
@@ -223,7 +231,8 @@ impl StateSyncManager {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let driver = Driver::new(Arc::clone(shared), subscription);
         let task = tokio::spawn(driver.run(shutdown_rx));
-        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(Running { shutdown, task });
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Running { shutdown, task });
         info!(worker = %shared.worker_id, backend = shared.backend.kind(), mode = %shared.mode.get().0, "sync manager started");
         Ok(())
     }
@@ -232,7 +241,11 @@ impl StateSyncManager {
     /// worker's heartbeat, and stops the background task. Breakers keep working locally.
     /// Bounded in time by the operation timeout, whatever the backend does.
     pub async fn stop(&self) -> Result<(), SyncError> {
-        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let Some(Running { shutdown, task }) = running else {
             return Err(SyncError::Lifecycle("not running"));
         };
@@ -290,7 +303,11 @@ impl StateSyncManager {
 impl Drop for StateSyncManager {
     fn drop(&mut self) {
         // Never block in drop: signal the task and abort it; breakers go back to standalone.
-        let running = self.running.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let running = self
+            .running
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(Running { shutdown, task }) = running {
             let _ = shutdown.send(true);
             task.abort();

@@ -5,7 +5,13 @@
 //! in one process) and on real Redis (one `RedisBackend` per manager). Each builds a fleet of
 //! [`StateSyncManager`]s with fast timings, drives it through the public API only, and panics
 //! with a message on failure, as tests do.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    missing_docs
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,7 +84,9 @@ pub async fn worker(
     let mut breakers = Vec::new();
     for provider in providers {
         let breaker = Arc::new(CircuitBreaker::new(*provider, config.clone()).unwrap());
-        manager.register_circuit_breaker(Arc::clone(&breaker)).unwrap();
+        manager
+            .register_circuit_breaker(Arc::clone(&breaker))
+            .unwrap();
         breakers.push(breaker);
     }
     manager.start().await.unwrap();
@@ -117,13 +125,19 @@ pub async fn a_trip_reaches_every_worker(factory: &impl BackendFactory) {
     fail(workers[0].breaker("x"), 3);
     assert_eq!(workers[0].breaker("x").state(), CircuitState::Open);
     let took = eventually("every worker opens x", || {
-        workers.iter().all(|w| w.breaker("x").state() == CircuitState::Open)
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
     })
     .await;
     println!("propagation of one trip to 7 workers: {took:?}");
     let version = workers[0].breaker("x").version();
     assert!(workers.iter().all(|w| w.breaker("x").version() == version));
-    assert!(workers.iter().all(|w| w.breaker("y").state() == CircuitState::Closed));
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.breaker("y").state() == CircuitState::Closed)
+    );
     // Open workers reject with the open period left, not a fresh one.
     let rejected = workers[5].breaker("x").try_acquire().map(drop).unwrap_err();
     assert!(rejected.retry_after.unwrap() <= Duration::from_secs(60));
@@ -134,10 +148,16 @@ pub async fn fleet_failures_count_together(factory: &impl BackendFactory) {
     let workers = fleet(factory, 4, &["x"], &config(8, Duration::from_secs(60))).await;
     for worker in &workers {
         fail(worker.breaker("x"), 2);
-        assert_eq!(worker.breaker("x").state(), CircuitState::Closed, "2 < 8 locally");
+        assert_eq!(
+            worker.breaker("x").state(),
+            CircuitState::Closed,
+            "2 < 8 locally"
+        );
     }
     eventually("the fleet's 8 failures open every worker", || {
-        workers.iter().all(|w| w.breaker("x").state() == CircuitState::Open)
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
     })
     .await;
 }
@@ -148,7 +168,12 @@ pub async fn half_open_probes_are_rationed_fleet_wide(factory: &impl BackendFact
     let recovery = Duration::from_millis(400);
     let workers = fleet(factory, 8, &["x"], &config(1, recovery)).await;
     fail(workers[0].breaker("x"), 1);
-    eventually("all open", || workers.iter().all(|w| w.breaker("x").state() == CircuitState::Open)).await;
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
     sleep(recovery).await;
 
     // Every worker keeps trying, as a busy fleet would; hold the admitted probe (the call is
@@ -163,10 +188,17 @@ pub async fn half_open_probes_are_rationed_fleet_wide(factory: &impl BackendFact
         }
         sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(probes.len(), 1, "the fleet admitted {} probes in one half-open period", probes.len());
+    assert_eq!(
+        probes.len(),
+        1,
+        "the fleet admitted {} probes in one half-open period",
+        probes.len()
+    );
     probes.pop().unwrap().success();
     eventually("the probe's success closes every worker", || {
-        workers.iter().all(|w| w.breaker("x").state() == CircuitState::Closed)
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Closed)
     })
     .await;
 }
@@ -177,10 +209,17 @@ pub async fn a_late_joiner_starts_with_the_fleet_state(factory: &impl BackendFac
     let config = config(2, Duration::from_secs(60));
     let first = worker(Arc::clone(&backends[0]), &["x"], &config).await;
     first.breaker("x").force_open();
-    eventually("the store holds the transition", || first.manager.metrics().events_published > 0).await;
+    eventually("the store holds the transition", || {
+        first.manager.metrics().events_published > 0
+    })
+    .await;
     sleep(Duration::from_millis(50)).await;
     let late = worker(Arc::clone(&backends[1]), &["x"], &config).await;
-    assert_eq!(late.breaker("x").state(), CircuitState::ForcedOpen, "start() hydrates before returning");
+    assert_eq!(
+        late.breaker("x").state(),
+        CircuitState::ForcedOpen,
+        "start() hydrates before returning"
+    );
     assert_eq!(late.breaker("x").version(), first.breaker("x").version());
 }
 
@@ -200,11 +239,22 @@ pub async fn concurrent_transitions_converge(factory: &impl BackendFactory) {
     eventually("every worker holds the same (state, version)", || {
         let first = workers[0].breaker("x");
         let target = (first.state(), first.version());
-        workers.iter().all(|w| (w.breaker("x").state(), w.breaker("x").version()) == target)
+        workers
+            .iter()
+            .all(|w| (w.breaker("x").state(), w.breaker("x").version()) == target)
     })
     .await;
-    let stored = workers[0].manager.backend().get_state("x").await.unwrap().unwrap();
-    eventually("and it is the stored one", || workers[0].breaker("x").version() == stored.version).await;
+    let stored = workers[0]
+        .manager
+        .backend()
+        .get_state("x")
+        .await
+        .unwrap()
+        .unwrap();
+    eventually("and it is the stored one", || {
+        workers[0].breaker("x").version() == stored.version
+    })
+    .await;
     assert_eq!(workers[0].breaker("x").state(), stored.state);
 }
 
@@ -216,7 +266,10 @@ pub async fn an_emptied_store_is_rewritten(factory: &impl BackendFactory) {
     let mut stored = None;
     for _ in 0..500 {
         stored = backend.get_state("x").await.unwrap();
-        if stored.as_ref().is_some_and(|s| s.state == CircuitState::ForcedOpen) {
+        if stored
+            .as_ref()
+            .is_some_and(|s| s.state == CircuitState::ForcedOpen)
+        {
             break;
         }
         sleep(Duration::from_millis(5)).await;
@@ -224,7 +277,10 @@ pub async fn an_emptied_store_is_rewritten(factory: &impl BackendFactory) {
     let stored = stored.expect("transition stored");
     // Simulate a store that lost everything: an older snapshot replaces it.
     backend
-        .set_state("x", &flexiai_events::BreakerSnapshot::new(CircuitState::Closed, 0))
+        .set_state(
+            "x",
+            &flexiai_events::BreakerSnapshot::new(CircuitState::Closed, 0),
+        )
         .await
         .unwrap();
     let start = Instant::now();
@@ -233,10 +289,17 @@ pub async fn an_emptied_store_is_rewritten(factory: &impl BackendFactory) {
         if now.as_ref().is_some_and(|s| s.version == stored.version) {
             break;
         }
-        assert!(start.elapsed() < CONVERGE, "store was not rewritten: {now:?}");
+        assert!(
+            start.elapsed() < CONVERGE,
+            "store was not rewritten: {now:?}"
+        );
         sleep(Duration::from_millis(10)).await;
     }
-    assert!(workers.iter().all(|w| w.breaker("x").state() == CircuitState::ForcedOpen));
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::ForcedOpen)
+    );
 }
 
 /// Stopping flushes, removes the heartbeat and leaves breakers standalone; dropping never hangs.
@@ -245,16 +308,28 @@ pub async fn stop_and_drop_are_clean(factory: &impl BackendFactory) {
     let backend = Arc::clone(workers[0].manager.backend());
     // start() heartbeats before it returns.
     let live = backend.live_workers().await.unwrap();
-    assert!(live.contains(workers[0].manager.worker_id()) && live.contains(workers[1].manager.worker_id()));
+    assert!(
+        live.contains(workers[0].manager.worker_id())
+            && live.contains(workers[1].manager.worker_id())
+    );
     workers[0].manager.stop().await.unwrap();
     let live = backend.live_workers().await.unwrap();
-    assert!(!live.contains(workers[0].manager.worker_id()), "stop() removes the heartbeat");
-    assert!(workers[0].manager.stop().await.is_err(), "stopping twice is an error, not a hang");
+    assert!(
+        !live.contains(workers[0].manager.worker_id()),
+        "stop() removes the heartbeat"
+    );
+    assert!(
+        workers[0].manager.stop().await.is_err(),
+        "stopping twice is an error, not a hang"
+    );
     // A stopped worker's breaker is standalone again: its transitions stay local.
     workers[0].breaker("x").force_open();
     sleep(Duration::from_millis(200)).await;
     assert_eq!(workers[1].breaker("x").state(), CircuitState::Closed);
     let started = Instant::now();
     drop(workers);
-    assert!(started.elapsed() < Duration::from_secs(1), "drop must not block");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "drop must not block"
+    );
 }

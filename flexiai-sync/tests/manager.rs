@@ -30,7 +30,10 @@ struct Faulty {
 
 impl Faulty {
     fn new(inner: MemoryBackend) -> Arc<Self> {
-        Arc::new(Self { inner, mode: AtomicU8::new(OK) })
+        Arc::new(Self {
+            inner,
+            mode: AtomicU8::new(OK),
+        })
     }
 
     fn set(&self, mode: u8) {
@@ -39,7 +42,9 @@ impl Faulty {
 
     async fn gate(&self) -> Result<(), BackendError> {
         match self.mode.load(Ordering::SeqCst) {
-            FAIL => Err(BackendError::Unavailable { message: "connection refused".into() }),
+            FAIL => Err(BackendError::Unavailable {
+                message: "connection refused".into(),
+            }),
             HANG => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Ok(())
@@ -74,11 +79,20 @@ impl SyncBackend for Faulty {
         self.gate().await?;
         self.inner.set_state(p, s).await
     }
-    async fn compare_and_set(&self, p: &str, s: &BreakerSnapshot, e: Option<&Event>) -> Result<CasOutcome, BackendError> {
+    async fn compare_and_set(
+        &self,
+        p: &str,
+        s: &BreakerSnapshot,
+        e: Option<&Event>,
+    ) -> Result<CasOutcome, BackendError> {
         self.gate().await?;
         self.inner.compare_and_set(p, s, e).await
     }
-    async fn acquire_lock(&self, n: &str, ttl: Duration) -> Result<Option<LockLease>, BackendError> {
+    async fn acquire_lock(
+        &self,
+        n: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockLease>, BackendError> {
         self.gate().await?;
         self.inner.acquire_lock(n, ttl).await
     }
@@ -105,7 +119,9 @@ impl SyncBackend for Faulty {
     async fn health_check(&self) -> Health {
         match self.gate().await {
             Ok(()) => self.inner.health_check().await,
-            Err(e) => Health::Unreachable { reason: e.to_string() },
+            Err(e) => Health::Unreachable {
+                reason: e.to_string(),
+            },
         }
     }
     async fn close(&self) -> Result<(), BackendError> {
@@ -114,7 +130,10 @@ impl SyncBackend for Faulty {
 }
 
 fn config(threshold: u32) -> BreakerConfig {
-    BreakerConfig { failure_threshold: threshold, ..BreakerConfig::default() }
+    BreakerConfig {
+        failure_threshold: threshold,
+        ..BreakerConfig::default()
+    }
 }
 
 fn trip(breaker: &CircuitBreaker) {
@@ -131,23 +150,39 @@ async fn degraded_then_recovers(fault: u8) {
     assert!(a.manager.health().is_synced());
 
     faulty.set(fault);
-    eventually("worker A reports degraded", || a.manager.health().is_degraded()).await;
+    eventually("worker A reports degraded", || {
+        a.manager.health().is_degraded()
+    })
+    .await;
     let health = a.manager.health();
-    assert!(matches!(&health.mode, SyncMode::Degraded { reason } if !reason.is_empty()), "{health:?}");
+    assert!(
+        matches!(&health.mode, SyncMode::Degraded { reason } if !reason.is_empty()),
+        "{health:?}"
+    );
     assert!(health.metrics.backend_errors > 0);
 
     // Breakers keep working locally while degraded, and nothing leaks to the fleet.
     trip(a.breaker("x"));
     assert_eq!(a.breaker("x").state(), CircuitState::Open);
-    assert_eq!(a.breaker("x").probe_mode(), ProbeMode::Local, "no fleet probes without a backend");
+    assert_eq!(
+        a.breaker("x").probe_mode(),
+        ProbeMode::Local,
+        "no fleet probes without a backend"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(b.breaker("x").state(), CircuitState::Closed);
 
     faulty.set(OK);
-    eventually("worker A is synced again", || a.manager.health().is_synced()).await;
+    eventually("worker A is synced again", || {
+        a.manager.health().is_synced()
+    })
+    .await;
     // The transition made during the outage is newer than the store's, so it is written and
     // reaches worker B.
-    eventually("worker B learns of A's outage-time trip", || b.breaker("x").state() == CircuitState::Open).await;
+    eventually("worker B learns of A's outage-time trip", || {
+        b.breaker("x").state() == CircuitState::Open
+    })
+    .await;
     assert_eq!(a.breaker("x").version(), b.breaker("x").version());
     assert_eq!(a.breaker("x").probe_mode(), ProbeMode::Granted);
 }
@@ -184,12 +219,21 @@ async fn garbage_on_the_channel_is_counted_and_changes_nothing() {
     let store = MemoryBackend::new();
     let a = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
     let before = a.breaker("x").snapshot();
-    for payload in [&b"garbage"[..], b"{}", b"{\"__event_type__\": \"StateUpdateEvent\"}", b"\xc1\x09\x80", &[b'{'; 70_000]] {
+    for payload in [
+        &b"garbage"[..],
+        b"{}",
+        b"{\"__event_type__\": \"StateUpdateEvent\"}",
+        b"\xc1\x09\x80",
+        &[b'{'; 70_000],
+    ] {
         for _ in 0..20 {
             store.publish_raw(payload).unwrap();
         }
     }
-    eventually("all 100 rejections counted", || a.manager.metrics().events_rejected == 100).await;
+    eventually("all 100 rejections counted", || {
+        a.manager.metrics().events_rejected == 100
+    })
+    .await;
     let after = a.breaker("x").snapshot();
     assert_eq!((after.state, after.version), (before.state, before.version));
     assert_eq!(a.manager.metrics().events_applied, 0);
@@ -205,14 +249,25 @@ async fn python_transitions_are_ordered_by_timestamp_and_enter_the_versioned_his
         )
     };
     // Older than our last state change (start-up hydrate): ignored.
-    store.publish_raw(python("opened", "2020-01-01T00:00:00".parse().unwrap()).as_bytes()).unwrap();
+    store
+        .publish_raw(python("opened", "2020-01-01T00:00:00".parse().unwrap()).as_bytes())
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(a.breaker("openai").state(), CircuitState::Closed, "a stale Python event was applied");
+    assert_eq!(
+        a.breaker("openai").state(),
+        CircuitState::Closed,
+        "a stale Python event was applied"
+    );
     let before = a.breaker("openai").version();
 
     // A current one: applied at our next version, and written to the versioned store.
-    store.publish_raw(python("opened", Timestamp::now()).as_bytes()).unwrap();
-    eventually("the Python transition applies", || a.breaker("openai").state() == CircuitState::Open).await;
+    store
+        .publish_raw(python("opened", Timestamp::now()).as_bytes())
+        .unwrap();
+    eventually("the Python transition applies", || {
+        a.breaker("openai").state() == CircuitState::Open
+    })
+    .await;
     assert_eq!(a.breaker("openai").version(), before + 1);
     let mut stored = None;
     for _ in 0..200 {
@@ -223,7 +278,10 @@ async fn python_transitions_are_ordered_by_timestamp_and_enter_the_versioned_his
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let stored = stored.unwrap();
-    assert_eq!((stored.state, stored.version), (CircuitState::Open, before + 1));
+    assert_eq!(
+        (stored.state, stored.version),
+        (CircuitState::Open, before + 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +292,10 @@ async fn own_events_are_not_applied_twice() {
     eventually("published", || a.manager.metrics().events_published >= 2).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let metrics = a.manager.metrics();
-    assert_eq!(metrics.events_received, 0, "a worker's own events are not 'received'");
+    assert_eq!(
+        metrics.events_received, 0,
+        "a worker's own events are not 'received'"
+    );
     assert_eq!(metrics.events_applied, 0);
 }
 
@@ -247,15 +308,23 @@ async fn lifecycle_errors_are_reported_and_late_registrations_hydrate() {
         a.manager.register_circuit_breaker(duplicate),
         Err(SyncError::DuplicateBreaker(name)) if name == "x"
     ));
-    assert!(matches!(a.manager.start().await, Err(SyncError::Lifecycle(_))));
+    assert!(matches!(
+        a.manager.start().await,
+        Err(SyncError::Lifecycle(_))
+    ));
 
     // Another worker already opened "y"; registering it late on A hydrates it.
     let b = worker(Arc::new(store.clone()), &["y"], &config(2)).await;
     b.breaker("y").force_open();
     eventually("stored", || b.manager.metrics().events_published >= 2).await;
     let late = Arc::new(CircuitBreaker::new("y", config(2)).unwrap());
-    a.manager.register_circuit_breaker(Arc::clone(&late)).unwrap();
-    eventually("the late registration is hydrated", || late.state() == CircuitState::ForcedOpen).await;
+    a.manager
+        .register_circuit_breaker(Arc::clone(&late))
+        .unwrap();
+    eventually("the late registration is hydrated", || {
+        late.state() == CircuitState::ForcedOpen
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,16 +334,28 @@ async fn dropping_a_running_manager_detaches_its_breakers() {
         .options(fast_options())
         .build()
         .unwrap();
-    manager.register_circuit_breaker(Arc::clone(&breaker)).unwrap();
+    manager
+        .register_circuit_breaker(Arc::clone(&breaker))
+        .unwrap();
     manager.start().await.unwrap();
     assert_eq!(breaker.probe_mode(), ProbeMode::Granted);
     drop(manager);
-    assert_eq!(breaker.probe_mode(), ProbeMode::Local, "a dropped manager must not strand half-open breakers");
+    assert_eq!(
+        breaker.probe_mode(),
+        ProbeMode::Local,
+        "a dropped manager must not strand half-open breakers"
+    );
 }
 
 #[test]
 fn invalid_options_name_the_field() {
-    let options = flexiai_sync::SyncOptions { heartbeat_ttl: Duration::from_millis(10), ..fast_options() };
-    let err = StateSyncManager::builder(Arc::new(MemoryBackend::new())).options(options).build().unwrap_err();
+    let options = flexiai_sync::SyncOptions {
+        heartbeat_ttl: Duration::from_millis(10),
+        ..fast_options()
+    };
+    let err = StateSyncManager::builder(Arc::new(MemoryBackend::new()))
+        .options(options)
+        .build()
+        .unwrap_err();
     assert!(err.to_string().contains("heartbeat_ttl"), "{err}");
 }

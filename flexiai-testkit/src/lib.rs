@@ -1,3 +1,35 @@
-//! Test support: spawns redis-server instances and a fault-injecting TCP proxy.
+//! Test support for flexiai-rs (not published).
 //!
-//! Not implemented yet: this crate is a placeholder so the workspace layout is in place.
+//! * [`RedisServer`] spawns a private `redis-server` on a free loopback port, in
+//!   its own temp dir, with persistence off, and can stop, kill (`-9`), restart
+//!   on the same port, and pause/resume (SIGSTOP/SIGCONT) it.
+//! * [`FaultProxy`] is a TCP proxy with runtime faults: cut, blackhole, latency.
+//! * `RedisContainer` (feature `testcontainers`) starts Redis in Docker instead.
+//! * `backend::RedisFactory` (feature `backend`) opens real `RedisBackend`s for suites
+//!   written against `flexiai_backend::conformance::BackendFactory`.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), flexiai_testkit::TestkitError> {
+//! use std::time::Duration;
+//! use flexiai_testkit::RedisServer;
+//!
+//! let mut server = RedisServer::start()?;
+//! server.ping(Duration::from_secs(1))?;
+//! server.kill()?;
+//! server.restart()?; // same port, empty data
+//! # Ok(()) }
+//! ```
+
+#[cfg(feature = "backend")]
+pub mod backend;
+#[cfg(feature = "testcontainers")]
+mod container;
+mod error;
+mod proxy;
+mod server;
+
+#[cfg(feature = "testcontainers")]
+pub use container::{DEFAULT_IMAGE, RedisContainer};
+pub use error::{Result, TestkitError};
+pub use proxy::FaultProxy;
+pub use server::{REDIS_SERVER_ENV, RedisServer, RedisServerBuilder, free_port, ping};

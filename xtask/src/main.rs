@@ -69,7 +69,11 @@ fn ci(sh: &Shell) -> crate::Result<()> {
 fn lint(sh: &Shell) -> crate::Result<()> {
     let features = flags::FEATURES;
     cmd!(sh, "cargo fmt --all -- --check").run()?;
-    cmd!(sh, "cargo clippy --workspace --all-targets {features...} -- -D warnings").run()?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets {features...} -- -D warnings"
+    )
+    .run()?;
     let _doc_flags = sh.push_env("RUSTDOCFLAGS", "-D warnings");
     cmd!(sh, "cargo doc --workspace --no-deps {features...}").run()?;
     Ok(())

@@ -51,14 +51,22 @@ pub(crate) fn run_local(sh: &Shell) -> crate::Result<Counts> {
         args.push(target.clone());
     }
     let features = FEATURES;
-    let units = run_counted(sh, cmd!(sh, "cargo test --workspace {features...} {args...}"))?;
+    let units = run_counted(
+        sh,
+        cmd!(sh, "cargo test --workspace {features...} {args...}"),
+    )?;
     let docs = run_counted(sh, cmd!(sh, "cargo test --workspace {features...} --doc"))?;
     finish("in-process", units + docs)
 }
 
 /// The integration tests that spawn redis-server.
 pub(crate) fn run_redis(sh: &Shell) -> crate::Result<Counts> {
-    if cmd!(sh, "redis-server --version").quiet().ignore_stdout().run().is_err() {
+    if cmd!(sh, "redis-server --version")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_err()
+    {
         return Err(failure(
             "redis-server was not found on PATH; the Redis-backed tests need it \
              (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`). \
@@ -67,7 +75,9 @@ pub(crate) fn run_redis(sh: &Shell) -> crate::Result<Counts> {
     }
     let (_, redis) = integration_targets(sh)?;
     if redis.is_empty() {
-        return Err(failure("no Redis-backed test targets (tests/redis_*.rs) were found"));
+        return Err(failure(
+            "no Redis-backed test targets (tests/redis_*.rs) were found",
+        ));
     }
     let mut args: Vec<String> = Vec::new();
     for target in &redis {
@@ -75,7 +85,10 @@ pub(crate) fn run_redis(sh: &Shell) -> crate::Result<Counts> {
         args.push(target.clone());
     }
     let features = FEATURES;
-    let counts = run_counted(sh, cmd!(sh, "cargo test --workspace {features...} {args...}"))?;
+    let counts = run_counted(
+        sh,
+        cmd!(sh, "cargo test --workspace {features...} {args...}"),
+    )?;
     finish("Redis-backed", counts)
 }
 
@@ -105,7 +118,10 @@ fn run_counted(sh: &Shell, cmd: xshell::Cmd<'_>) -> crate::Result<Counts> {
     if !output.status.success() {
         return Err(failure(&format!("tests failed ({})", output.status)));
     }
-    Ok(stdout.lines().filter_map(parse_result_line).fold(Counts::default(), Add::add))
+    Ok(stdout
+        .lines()
+        .filter_map(parse_result_line)
+        .fold(Counts::default(), Add::add))
 }
 
 /// Parses `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`.

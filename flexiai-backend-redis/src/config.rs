@@ -1,0 +1,512 @@
+//! Connection and behaviour settings for [`RedisBackend`](crate::RedisBackend).
+
+use std::fmt;
+use std::time::Duration;
+
+use flexiai_serde::{DecodeLimits, Format};
+use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo};
+
+use crate::error::RedisBackendError;
+
+/// A password that never shows up in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Settings for a [`RedisBackend`](crate::RedisBackend).
+///
+/// Build one from a URL ([`RedisConfig::from_url`]) or from the seed's fields
+/// ([`RedisConfig::new`] plus [`password`](Self::password), [`db`](Self::db),
+/// [`ssl`](Self::ssl), and [`username`](Self::username) for ACL users), then adjust the
+/// rest with the setters. Nothing is checked until
+/// [`RedisBackend::new`](crate::RedisBackend::new), which names the offending field.
+///
+/// `Debug` output never shows the password.
+///
+/// ```
+/// use std::time::Duration;
+/// use flexiai_backend_redis::RedisConfig;
+///
+/// let config = RedisConfig::from_url("redis://:hunter2@cache.internal:6380/2")?
+///     .key_prefix("fleet-a")
+///     .command_timeout(Duration::from_millis(250));
+/// assert_eq!(config.host(), "cache.internal");
+/// assert_eq!(config.db(), 2);
+/// assert!(!format!("{config:?}").contains("hunter2"));
+/// # Ok::<(), flexiai_backend_redis::RedisBackendError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) db: i64,
+    pub(crate) ssl: bool,
+    pub(crate) ssl_insecure: bool,
+    pub(crate) key_prefix: String,
+    pub(crate) channel: String,
+    pub(crate) state_ttl: Option<Duration>,
+    pub(crate) command_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) pool_size: usize,
+    pub(crate) format: Format,
+    pub(crate) decode_limits: DecodeLimits,
+    pub(crate) subscriber_capacity: usize,
+    pub(crate) keepalive_interval: Duration,
+    pub(crate) reconnect_retries: usize,
+    pub(crate) reconnect_max_delay: Duration,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("db", &self.db)
+            .field("ssl", &self.ssl)
+            .field("ssl_insecure", &self.ssl_insecure)
+            .field("key_prefix", &self.key_prefix)
+            .field("channel", &self.channel)
+            .field("state_ttl", &self.state_ttl)
+            .field("command_timeout", &self.command_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_size", &self.pool_size)
+            .field("format", &self.format)
+            .field("decode_limits", &self.decode_limits)
+            .field("subscriber_capacity", &self.subscriber_capacity)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("reconnect_retries", &self.reconnect_retries)
+            .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .finish()
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self::new("127.0.0.1", 6379)
+    }
+}
+
+impl RedisConfig {
+    /// Default key prefix, as in the seed.
+    pub const DEFAULT_KEY_PREFIX: &'static str = "flexiai";
+    /// Default event channel, as in the seed.
+    pub const DEFAULT_CHANNEL: &'static str = "flexiai:events";
+    /// Default state TTL: one hour, as in the seed.
+    pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(3600);
+    /// Default bound on every command, pool wait included.
+    pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+    /// Default bound on establishing one connection.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default pool size.
+    pub const DEFAULT_POOL_SIZE: usize = 8;
+    /// Default period of the subscriber's keep-alive `PING`.
+    pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+    /// Settings for `host:port` with every other field at its default.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            username: None,
+            password: None,
+            db: 0,
+            ssl: false,
+            ssl_insecure: false,
+            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+            channel: Self::DEFAULT_CHANNEL.to_owned(),
+            state_ttl: Some(Self::DEFAULT_STATE_TTL),
+            command_timeout: Self::DEFAULT_COMMAND_TIMEOUT,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            pool_size: Self::DEFAULT_POOL_SIZE,
+            format: Format::Json,
+            decode_limits: DecodeLimits::default(),
+            subscriber_capacity: 1024,
+            keepalive_interval: Self::DEFAULT_KEEPALIVE_INTERVAL,
+            reconnect_retries: 6,
+            reconnect_max_delay: Duration::from_secs(2),
+        }
+    }
+
+    /// Settings from `redis://[user][:password@]host[:port][/db]` or `rediss://...` (TLS;
+    /// append `#insecure` to skip certificate verification).
+    ///
+    /// The error never repeats the URL, which may hold a password.
+    pub fn from_url(url: &str) -> Result<Self, RedisBackendError> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| RedisBackendError::InvalidConfig {
+                field: "url",
+                reason: format!("not a valid Redis URL ({})", e.category()),
+            })?;
+        let mut config = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Self::new(host.clone(), *port),
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => {
+                let mut config = Self::new(host.clone(), *port).ssl(true);
+                config.ssl_insecure = *insecure;
+                config
+            }
+            _ => {
+                return Err(RedisBackendError::InvalidConfig {
+                    field: "url",
+                    reason: "only redis:// and rediss:// TCP addresses are supported".into(),
+                });
+            }
+        };
+        let redis = info.redis_settings();
+        config.username = redis.username().map(str::to_owned);
+        config.password = redis.password().map(|p| Secret(p.to_owned()));
+        config.db = redis.db();
+        Ok(config)
+    }
+
+    /// The server's host name or address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The database number.
+    pub fn db(&self) -> i64 {
+        self.db
+    }
+
+    /// The ACL user name, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// Whether a password is configured (the password itself is never exposed).
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The event channel.
+    pub fn channel_name(&self) -> &str {
+        &self.channel
+    }
+
+    /// The bound on every command.
+    pub fn timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// Sets the password (`AUTH`, or `AUTH user password` with [`username`](Self::username)).
+    #[must_use]
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Secret(password.into()));
+        self
+    }
+
+    /// Sets the ACL user name.
+    #[must_use]
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Selects a database (default 0).
+    #[must_use]
+    pub fn db_index(mut self, db: i64) -> Self {
+        self.db = db;
+        self
+    }
+
+    /// Connects with TLS (`rediss://`) when `true`.
+    #[must_use]
+    pub fn ssl(mut self, ssl: bool) -> Self {
+        self.ssl = ssl;
+        self
+    }
+
+    /// With TLS, skips certificate verification. For tests only.
+    #[must_use]
+    pub fn ssl_insecure(mut self, insecure: bool) -> Self {
+        self.ssl_insecure = insecure;
+        self
+    }
+
+    /// Sets the key prefix (default `flexiai`).
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets the event channel (default `flexiai:events`).
+    #[must_use]
+    pub fn channel(mut self, channel: impl Into<String>) -> Self {
+        self.channel = channel.into();
+        self
+    }
+
+    /// How long a stored snapshot lives after its last write; `None` keeps it forever.
+    /// Default one hour.
+    #[must_use]
+    pub fn state_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.state_ttl = ttl;
+        self
+    }
+
+    /// The bound on every operation, waiting for a pooled connection included (default 1 s).
+    #[must_use]
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The bound on establishing one connection (default 2 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most pooled command connections (default 8).
+    #[must_use]
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// The format events and snapshots are written in (default JSON; both are read).
+    #[must_use]
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Size limits for decoding payloads from the channel and the store.
+    #[must_use]
+    pub fn decode_limits(mut self, limits: DecodeLimits) -> Self {
+        self.decode_limits = limits;
+        self
+    }
+
+    /// How many notifications each subscription buffers before reporting lag (default 1024).
+    #[must_use]
+    pub fn subscriber_capacity(mut self, capacity: usize) -> Self {
+        self.subscriber_capacity = capacity;
+        self
+    }
+
+    /// Period of the subscriber's keep-alive `PING` (default 5 s), which also revives a
+    /// subscriber whose reconnect retries ran out.
+    #[must_use]
+    pub fn keepalive_interval(mut self, interval: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self
+    }
+
+    /// Reconnect attempts of the subscriber before it waits for the next keep-alive
+    /// (default 6), and the longest back-off between them (default 2 s).
+    #[must_use]
+    pub fn reconnect(mut self, retries: usize, max_delay: Duration) -> Self {
+        self.reconnect_retries = retries;
+        self.reconnect_max_delay = max_delay;
+        self
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), RedisBackendError> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(RedisBackendError::InvalidConfig {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.host.is_empty() {
+            return invalid("host", "must not be empty");
+        }
+        if self.port == 0 {
+            return invalid("port", "must not be 0");
+        }
+        if self.db < 0 {
+            return invalid("db", "must not be negative");
+        }
+        if self.username.as_deref().is_some_and(str::is_empty) {
+            return invalid("username", "must not be empty when set");
+        }
+        if self.ssl_insecure && !self.ssl {
+            return invalid("ssl_insecure", "only applies with ssl");
+        }
+        if self.ssl && !cfg!(feature = "tls") {
+            return invalid(
+                "ssl",
+                "this build has no TLS support (enable the `tls` feature)",
+            );
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.chars().any(bad_key_char) {
+            return invalid(
+                "key_prefix",
+                "must be non-empty, without whitespace or control characters",
+            );
+        }
+        if self.channel.is_empty() || self.channel.chars().any(bad_key_char) {
+            return invalid(
+                "channel",
+                "must be non-empty, without whitespace or control characters",
+            );
+        }
+        if let Some(ttl) = self.state_ttl
+            && (ttl < Duration::from_millis(1) || ttl > Duration::from_secs(365 * 86_400))
+        {
+            return invalid("state_ttl", "must be between 1 ms and 365 days");
+        }
+        if self.command_timeout < Duration::from_millis(1) {
+            return invalid("command_timeout", "must be at least 1 ms");
+        }
+        if self.connect_timeout < Duration::from_millis(1) {
+            return invalid("connect_timeout", "must be at least 1 ms");
+        }
+        if self.pool_size == 0 {
+            return invalid("pool_size", "must be at least 1");
+        }
+        if self.subscriber_capacity == 0 {
+            return invalid("subscriber_capacity", "must be at least 1");
+        }
+        if self.keepalive_interval < Duration::from_millis(10) {
+            return invalid("keepalive_interval", "must be at least 10 ms");
+        }
+        if self.decode_limits.max_bytes == 0 {
+            return invalid("decode_limits", "max_bytes must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// `host:port` with no credentials, for logs and error messages.
+    pub fn display_addr(&self) -> String {
+        let scheme = if self.ssl { "rediss" } else { "redis" };
+        format!("{scheme}://{}:{}/{}", self.host, self.port, self.db)
+    }
+
+    pub(crate) fn connection_info(
+        &self,
+        protocol: ProtocolVersion,
+    ) -> Result<redis::ConnectionInfo, RedisBackendError> {
+        let addr = if self.ssl {
+            ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: self.ssl_insecure,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
+        let mut redis = RedisConnectionInfo::default()
+            .set_db(self.db)
+            .set_protocol(protocol);
+        if let Some(user) = &self.username {
+            redis = redis.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            redis = redis.set_password(password.expose());
+        }
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| RedisBackendError::InvalidConfig {
+                field: "host",
+                reason: e.category().to_owned(),
+            })?;
+        Ok(info.set_redis_settings(redis))
+    }
+}
+
+fn bad_key_char(c: char) -> bool {
+    c.is_whitespace() || c.is_control()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_fields_and_redaction() {
+        let config = RedisConfig::from_url("redis://alice:s3cret@example.com:6390/3").unwrap();
+        assert_eq!(config.host(), "example.com");
+        assert_eq!(config.port(), 6390);
+        assert_eq!(config.user(), Some("alice"));
+        assert!(config.has_password());
+        assert_eq!(config.db(), 3);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        assert!(debug.contains("<redacted>"));
+        assert!(!config.display_addr().contains("s3cret"));
+    }
+
+    #[test]
+    fn tls_url() {
+        let config = RedisConfig::from_url("rediss://cache:6379").unwrap();
+        assert!(config.ssl);
+        assert!(config.display_addr().starts_with("rediss://"));
+    }
+
+    #[test]
+    fn bad_url_does_not_echo_it() {
+        let err = RedisConfig::from_url("http://:pw-in-url@host").unwrap_err();
+        assert!(!err.to_string().contains("pw-in-url"), "{err}");
+        assert!(err.to_string().contains("url"), "{err}");
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let config = RedisConfig::default();
+        assert_eq!(config.prefix(), "flexiai");
+        assert_eq!(config.channel_name(), "flexiai:events");
+        assert_eq!(config.state_ttl, Some(Duration::from_secs(3600)));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases = [
+            (RedisConfig::default().key_prefix(""), "key_prefix"),
+            (RedisConfig::default().channel("a b"), "channel"),
+            (RedisConfig::default().pool_size(0), "pool_size"),
+            (
+                RedisConfig::default().command_timeout(Duration::ZERO),
+                "command_timeout",
+            ),
+            (
+                RedisConfig::default().state_ttl(Some(Duration::ZERO)),
+                "state_ttl",
+            ),
+            (RedisConfig::new("", 1), "host"),
+            (RedisConfig::new("h", 0), "port"),
+            (RedisConfig::default().db_index(-1), "db"),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().unwrap_err();
+            assert!(err.to_string().contains(field), "{err} should name {field}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The crate's error type and its mapping onto [`BackendError`].
+
+use std::time::Duration;
+
+use flexiai_backend::BackendError;
+use redis::{ErrorKind, RedisError};
+
+/// Why building or talking to a [`RedisBackend`](crate::RedisBackend) failed.
+///
+/// Messages never contain the password: text that comes from Redis or the driver is
+/// redacted before it is stored here.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisBackendError {
+    /// A configuration field is unusable; nothing was connected.
+    #[error("invalid Redis configuration field `{field}`: {reason}")]
+    InvalidConfig {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Redis refused the credentials or the user's permissions.
+    #[error("Redis authentication failed: {message}")]
+    Authentication {
+        /// The server's complaint.
+        message: String,
+    },
+    /// Redis could not be reached, or the connection broke.
+    #[error("Redis unavailable: {message}")]
+    Unavailable {
+        /// What went wrong.
+        message: String,
+    },
+    /// An operation did not finish within its bound.
+    #[error("Redis {operation} timed out after {timeout:?}")]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// The bound.
+        timeout: Duration,
+    },
+    /// Any other error reported by Redis or the driver.
+    #[error("Redis error: {message}")]
+    Redis {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl From<RedisBackendError> for BackendError {
+    fn from(error: RedisBackendError) -> Self {
+        match error {
+            RedisBackendError::InvalidConfig { field, reason } => {
+                BackendError::InvalidArgument { field, reason }
+            }
+            RedisBackendError::Authentication { message } => {
+                BackendError::Authentication { message }
+            }
+            RedisBackendError::Unavailable { message } => BackendError::Unavailable { message },
+            RedisBackendError::Timeout { operation, timeout } => {
+                BackendError::Timeout { operation, timeout }
+            }
+            RedisBackendError::Redis { message } => BackendError::Other { message },
+        }
+    }
+}
+
+/// Removes `secret` from driver text.
+pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(secret) if !secret.is_empty() => text.replace(secret, "<redacted>"),
+        _ => text.to_owned(),
+    }
+}
+
+/// Whether a driver error means "wrong credentials or permissions".
+pub(crate) fn is_auth_error(error: &RedisError) -> bool {
+    if error.kind() == ErrorKind::AuthenticationFailed {
+        return true;
+    }
+    let code_is_auth = error
+        .code()
+        .is_some_and(|code| matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM"));
+    code_is_auth || {
+        let text = error.to_string();
+        text.contains("WRONGPASS") || text.contains("NOAUTH") || text.contains("NOPERM")
+    }
+}
+
+/// Classifies a driver error, redacting `secret` from its message.
+pub(crate) fn classify(
+    error: &RedisError,
+    operation: &'static str,
+    timeout: Duration,
+    secret: Option<&str>,
+) -> RedisBackendError {
+    let message = redact(&error.to_string(), secret);
+    if is_auth_error(error) {
+        RedisBackendError::Authentication { message }
+    } else if error.is_timeout() {
+        RedisBackendError::Timeout { operation, timeout }
+    } else if error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+    {
+        RedisBackendError::Unavailable { message }
+    } else {
+        RedisBackendError::Redis { message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact("auth pw failed", Some("pw")),
+            "auth <redacted> failed"
+        );
+        assert_eq!(redact("nothing", None), "nothing");
+        assert_eq!(redact("x", Some("")), "x");
+    }
+
+    #[test]
+    fn maps_onto_backend_error() {
+        let err: BackendError = RedisBackendError::InvalidConfig {
+            field: "pool_size",
+            reason: "zero".into(),
+        }
+        .into();
+        assert!(matches!(
+            err,
+            BackendError::InvalidArgument {
+                field: "pool_size",
+                ..
+            }
+        ));
+        let err: BackendError = RedisBackendError::Authentication {
+            message: "WRONGPASS".into(),
+        }
+        .into();
+        assert!(matches!(err, BackendError::Authentication { .. }));
+    }
+}

@@ -1,0 +1,154 @@
+//! The key layout and the Lua scripts. Scripts run with `EVALSHA` and fall back to
+//! `SCRIPT LOAD` + retry when the server's script cache is empty (after a restart).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Builds the keys of one namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// `{prefix}:state:{provider}`: the encoded snapshot, a plain string with the state TTL.
+    pub(crate) fn state(&self, provider: &str) -> String {
+        format!("{}:state:{provider}", self.prefix)
+    }
+
+    /// `{prefix}:lock:{name}`: the owner token, with the lease TTL.
+    pub(crate) fn lock(&self, name: &str) -> String {
+        format!("{}:lock:{name}", self.prefix)
+    }
+
+    /// `{prefix}:fence:{name}`: the fencing counter, no TTL.
+    pub(crate) fn fence(&self, name: &str) -> String {
+        format!("{}:fence:{name}", self.prefix)
+    }
+
+    /// `{prefix}:worker:{id}`: last heartbeat (unix millis), with the heartbeat TTL.
+    pub(crate) fn worker(&self, id: &str) -> String {
+        format!("{}:worker:{id}", self.prefix)
+    }
+
+    /// The part of a worker key before the id.
+    pub(crate) fn worker_prefix(&self) -> String {
+        format!("{}:worker:", self.prefix)
+    }
+
+    /// A `SCAN MATCH` pattern for every worker key, glob characters in the prefix escaped.
+    pub(crate) fn worker_pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.prefix.len() + 9);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push_str(":worker:*");
+        pattern
+    }
+}
+
+/// Versioned compare-and-set that publishes the winning event in the same atomic step.
+///
+/// `KEYS[1]` state key; `ARGV[1]` new version; `ARGV[2]` encoded snapshot; `ARGV[3]` TTL in
+/// ms (`0`: none); `ARGV[4]` channel; `ARGV[5]` encoded event (empty: publish nothing).
+///
+/// The stored version is read from the stored value itself: JSON through `cjson`, a framed
+/// MessagePack value (`0xc1`, schema byte, map) through `cmsgpack`. A value without a
+/// numeric `version` (a Python writer) or one that does not decode counts as version 0.
+/// Returns `{1}` when applied, `{0, stored}` when the store holds this version or newer.
+pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local stored = 0
+  local ok, decoded = pcall(function()
+    if string.byte(current, 1) == 193 then
+      return cmsgpack.unpack(string.sub(current, 3))
+    end
+    return cjson.decode(current)
+  end)
+  if ok and type(decoded) == 'table' and type(decoded['version']) == 'number' then
+    stored = decoded['version']
+  end
+  if stored >= tonumber(ARGV[1]) then
+    return {0, current}
+  end
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+if ARGV[5] ~= '' then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+return {1}
+"#,
+    )
+});
+
+/// Takes a lock and draws its fencing token atomically.
+///
+/// `KEYS[1]` lock key; `KEYS[2]` fence key; `ARGV[1]` owner token; `ARGV[2]` TTL in ms.
+/// Returns the new fencing token, or 0 when somebody holds the lock.
+pub(crate) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return 0
+",
+    )
+});
+
+/// Compare-and-delete: `KEYS[1]` lock key; `ARGV[1]` owner token. Returns 1 if released.
+pub(crate) static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+",
+    )
+});
+
+/// Compare-and-expire: `KEYS[1]` lock key; `ARGV[1]` owner token; `ARGV[2]` TTL in ms.
+/// Returns 1 if extended.
+pub(crate) static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+",
+    )
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let keys = Keys::new("fa");
+        assert_eq!(keys.state("openai"), "fa:state:openai");
+        assert_eq!(keys.lock("probe"), "fa:lock:probe");
+        assert_eq!(keys.fence("probe"), "fa:fence:probe");
+        assert_eq!(keys.worker("h:1:2"), "fa:worker:h:1:2");
+        assert_eq!(Keys::new("a*b").worker_pattern(), "a\\*b:worker:*");
+    }
+}

@@ -1,0 +1,93 @@
+//! Admission plus success recording in the closed state: flexiai-breaker against recloser and
+//! failsafe, single-threaded and with two threads sharing one breaker.
+//!
+//! `cargo bench -p flexiai-breaker --bench peers -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(clippy::unwrap_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker};
+
+fn flexiai() -> CircuitBreaker {
+    CircuitBreaker::new("bench", BreakerConfig::default()).unwrap()
+}
+
+#[inline]
+fn flexiai_op(b: &CircuitBreaker) {
+    match b.try_acquire() {
+        Ok(permit) => permit.success(),
+        Err(rejected) => {
+            black_box(rejected);
+        }
+    }
+}
+
+#[inline]
+fn recloser_op(r: &recloser::Recloser) {
+    let _ = black_box(r.call(|| Ok::<(), ()>(())));
+}
+
+#[inline]
+fn failsafe_op<B: failsafe::CircuitBreaker>(f: &B) {
+    let _ = black_box(f.call(|| Ok::<(), ()>(())));
+}
+
+fn single_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed_acquire_success/1_thread");
+    let b = flexiai();
+    g.bench_function("flexiai", |bench| bench.iter(|| flexiai_op(black_box(&b))));
+    let r = recloser::Recloser::default();
+    g.bench_function("recloser", |bench| {
+        bench.iter(|| recloser_op(black_box(&r)))
+    });
+    let f = failsafe::Config::new().build();
+    g.bench_function("failsafe", |bench| {
+        bench.iter(|| failsafe_op(black_box(&f)))
+    });
+    g.finish();
+}
+
+/// Both threads do `iters` operations on the shared breaker; the time reported per iteration
+/// is the wall time for each thread to do one operation while the other does too.
+fn two_threads<T: Sync>(target: &T, iters: u64, op: fn(&T)) -> Duration {
+    let barrier = Barrier::new(3);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                barrier.wait();
+                for _ in 0..iters {
+                    op(black_box(target));
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // Leaving the scope joins both threads.
+        start
+    })
+    .elapsed()
+}
+
+fn two_thread(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed_acquire_success/2_threads");
+    let b = flexiai();
+    g.bench_function("flexiai", |bench| {
+        bench.iter_custom(|iters| two_threads(&b, iters, flexiai_op))
+    });
+    let r = recloser::Recloser::default();
+    g.bench_function("recloser", |bench| {
+        bench.iter_custom(|iters| two_threads(&r, iters, recloser_op))
+    });
+    let f = failsafe::Config::new().build();
+    g.bench_function("failsafe", |bench| {
+        bench.iter_custom(|iters| two_threads(&f, iters, failsafe_op))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, single_thread, two_thread);
+criterion_main!(benches);

@@ -1,0 +1,82 @@
+//! [`RedisFactory`]: real `RedisBackend`s for suites written against
+//! [`BackendFactory`], so the conformance suite and the fleet scenarios run on Redis with
+//! the same code that runs them in memory.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flexiai_backend::SyncBackend;
+use flexiai_backend::conformance::{BackendFactory, ConformanceOptions};
+use flexiai_backend_redis::{RedisBackend, RedisConfig};
+use flexiai_serde::Format;
+
+use crate::{RedisServer, Result};
+
+/// Backend settings for tests: short timeouts so failure paths are quick, a fast keep-alive
+/// so a subscriber notices a dead server within a fraction of a second.
+pub fn test_config(port: u16, prefix: &str) -> RedisConfig {
+    RedisConfig::new("127.0.0.1", port)
+        .key_prefix(prefix)
+        .channel(format!("{prefix}:events"))
+        .command_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
+        .keepalive_interval(Duration::from_millis(200))
+        .reconnect(4, Duration::from_millis(200))
+        .pool_size(4)
+}
+
+/// Opens backends on one private `redis-server`; every [`open`](BackendFactory::open) gets a
+/// fresh key prefix and channel, so suites sharing the server never see each other.
+#[derive(Debug)]
+pub struct RedisFactory {
+    server: RedisServer,
+    format: Format,
+    namespaces: AtomicUsize,
+}
+
+impl RedisFactory {
+    /// Starts a server; backends use the JSON format.
+    pub fn start() -> Result<Self> {
+        Self::with_format(Format::Json)
+    }
+
+    /// Starts a server; backends use `format`.
+    pub fn with_format(format: Format) -> Result<Self> {
+        Ok(Self {
+            server: RedisServer::start()?,
+            format,
+            namespaces: AtomicUsize::new(0),
+        })
+    }
+
+    /// The server, to kill, pause or restart it mid-test.
+    pub fn server(&mut self) -> &mut RedisServer {
+        &mut self.server
+    }
+}
+
+#[async_trait]
+impl BackendFactory for RedisFactory {
+    async fn open(
+        &self,
+        workers: usize,
+        options: &ConformanceOptions,
+    ) -> Vec<Arc<dyn SyncBackend>> {
+        let n = self.namespaces.fetch_add(1, Ordering::SeqCst);
+        let prefix = format!("suite{n}");
+        let mut backends: Vec<Arc<dyn SyncBackend>> = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let config = test_config(self.server.port(), &prefix)
+                .state_ttl(Some(options.state_ttl))
+                .format(self.format);
+            // `open` has no error path: a factory that cannot build is a broken test setup.
+            #[allow(clippy::panic)]
+            let backend = RedisBackend::new(config)
+                .unwrap_or_else(|e| panic!("RedisFactory cannot build a backend: {e}"));
+            backends.push(Arc::new(backend));
+        }
+        backends
+    }
+}
