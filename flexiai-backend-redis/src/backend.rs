@@ -358,7 +358,19 @@ impl SyncBackend for RedisBackend {
                 ),
             });
         }
-        values.into_iter().map(|v| self.decode_state(v)).collect()
+        // One corrupt key must not hide every other provider (and stall reconciliation):
+        // it reads as absent, so the next compare-and-set overwrites it.
+        Ok(providers
+            .iter()
+            .zip(values)
+            .map(|(provider, value)| match self.decode_state(value) {
+                Ok(snapshot) => snapshot,
+                Err(error) => {
+                    tracing::warn!(%provider, reason = %error, "ignoring an undecodable stored snapshot");
+                    None
+                }
+            })
+            .collect())
     }
 
     async fn set_state(

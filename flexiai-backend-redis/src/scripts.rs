@@ -64,7 +64,8 @@ impl Keys {
 ///
 /// The stored version is read from the stored value itself: JSON through `cjson`, a framed
 /// MessagePack value (`0xc1`, schema byte, map) through `cmsgpack`. A value without a
-/// numeric `version` (a Python writer) or one that does not decode counts as version 0.
+/// numeric `version` (a Python writer) counts as version 0; one that does not decode at all
+/// counts as absent, so any write repairs it.
 /// Returns `{1}` when applied, `{0, stored}` when the store holds this version or newer.
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -78,7 +79,9 @@ if current then
     end
     return cjson.decode(current)
   end)
-  if ok and type(decoded) == 'table' and type(decoded['version']) == 'number' then
+  if not ok or type(decoded) ~= 'table' then
+    stored = -1
+  elseif type(decoded['version']) == 'number' then
     stored = decoded['version']
   end
   if stored >= tonumber(ARGV[1]) then

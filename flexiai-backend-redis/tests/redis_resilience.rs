@@ -389,6 +389,34 @@ async fn python_written_snapshot_counts_as_version_zero() {
 }
 
 #[tokio::test]
+async fn a_corrupt_stored_snapshot_hides_nothing_else_and_is_overwritten() {
+    let server = server();
+    let backend = RedisBackend::new(config(server.port(), "cx")).unwrap();
+    let good = BreakerSnapshot::new(CircuitState::Open, 3);
+    backend.set_state("good", &good).await.unwrap();
+    let mut con = raw(&server.url()).await;
+    let _: () = con.set("cx:state:bad", "\x00not a snapshot").await.unwrap();
+    // The batch read used by reconciliation still sees every other provider.
+    let read = backend
+        .get_states(&["bad".to_owned(), "good".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(read, vec![None, Some(good)]);
+    // A single read says what is wrong.
+    assert!(matches!(
+        backend.get_state("bad").await,
+        Err(flexiai_backend::BackendError::Codec(_))
+    ));
+    // And the next compare-and-set repairs it.
+    let fresh = BreakerSnapshot::new(CircuitState::Closed, 0);
+    assert_eq!(
+        backend.compare_and_set("bad", &fresh, None).await.unwrap(),
+        CasOutcome::Applied
+    );
+    assert_eq!(backend.get_state("bad").await.unwrap(), Some(fresh));
+}
+
+#[tokio::test]
 async fn scripts_survive_a_flushed_script_cache() {
     let server = server();
     let backend = RedisBackend::new(config(server.port(), "sc")).unwrap();

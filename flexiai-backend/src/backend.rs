@@ -88,6 +88,11 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
     async fn get_state(&self, provider: &str) -> Result<Option<BreakerSnapshot>, BackendError>;
 
     /// Reads many providers' snapshots in one round trip; the result is in `providers` order.
+    ///
+    /// A stored value that does not decode reads as `None` here (and is logged), so that one
+    /// corrupt key cannot stall reconciliation of every other provider; the next
+    /// compare-and-set for that provider overwrites it. [`get_state`](SyncBackend::get_state)
+    /// reports the decode error instead.
     async fn get_states(
         &self,
         providers: &[String],

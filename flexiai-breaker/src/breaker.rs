@@ -1046,6 +1046,17 @@ impl CircuitBreaker {
     /// 4095) and returns the credits now available. Does nothing and returns 0 in any other
     /// state or mode: credits granted for a half-open period that has ended are void.
     pub fn grant_probes(&self, n: u32) -> u32 {
+        self.grant(None, n)
+    }
+
+    /// Like [`grant_probes`](Self::grant_probes), but only while the breaker is still in the
+    /// half-open period that created `version`: a coordinator that won its lease for that
+    /// period cannot hand credits to a later one by mistake.
+    pub fn grant_probes_at(&self, version: u64, n: u32) -> u32 {
+        self.grant(Some(version), n)
+    }
+
+    fn grant(&self, version: Option<u64>, n: u32) -> u32 {
         let mut spins = 0;
         loop {
             let w = self.load();
@@ -1053,7 +1064,10 @@ impl CircuitBreaker {
                 pause(&mut spins);
                 continue;
             }
-            if w.state() != CircuitState::HalfOpen || w.mode() != ProbeMode::Granted {
+            if w.state() != CircuitState::HalfOpen
+                || w.mode() != ProbeMode::Granted
+                || version.is_some_and(|v| v != w.version())
+            {
                 return 0;
             }
             let slots = w.slots().saturating_add(u64::from(n)).min(SLOT_MAX);

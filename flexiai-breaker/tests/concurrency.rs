@@ -46,35 +46,40 @@ fn hammer(mode: ProbeMode, iterations: usize) {
     let in_flight: Mutex<HashMap<u64, u32>> = Mutex::new(HashMap::new());
     let max_seen = AtomicU64::new(0);
     let probes = AtomicU64::new(0);
-    let done = AtomicBool::new(false);
 
     std::thread::scope(|s| {
-        // Time moves on by itself.
-        s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                clock.advance(Duration::from_micros(500));
-                if mode == ProbeMode::Granted {
-                    breaker.grant_probes(MAX_PROBES - breaker.probe_credits().min(MAX_PROBES));
-                }
-                std::thread::yield_now();
-            }
-        });
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
-                let (breaker, in_flight, max_seen, probes) =
-                    (&breaker, &in_flight, &max_seen, &probes);
+                let (breaker, in_flight, max_seen, probes, clock) =
+                    (&breaker, &in_flight, &max_seen, &probes, &clock);
                 s.spawn(move || {
                     let mut seed = 0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1);
                     let mut last_version = 0;
+                    let mut granted_for = u64::MAX;
                     for i in 0..iterations {
                         let r = xorshift(&mut seed);
-                        if t == 0 && i % 5000 == 4999 {
-                            // An operator now and then.
-                            if r.is_multiple_of(2) {
-                                breaker.force_open();
-                            } else {
-                                breaker.reset();
+                        if i % 16 == 0 {
+                            // Time moves on with the work, however the threads are scheduled.
+                            clock.advance(Duration::from_micros(100));
+                        }
+                        if t == 1 && i % 16 == 0 {
+                            // The coordinator: one grant of MAX_PROBES credits per half-open
+                            // period, as a lease holder would give.
+                            let v = breaker.version();
+                            if mode == ProbeMode::Granted
+                                && v != granted_for
+                                && breaker.grant_probes_at(v, MAX_PROBES) > 0
+                            {
+                                granted_for = v;
                             }
+                        }
+                        // An operator now and then, isolating the provider briefly (never for
+                        // good, so threads scheduled late still see the breaker work).
+                        if t == 0 && i % 5000 == 2000 {
+                            breaker.force_open();
+                        }
+                        if t == 0 && i % 5000 == 2100 {
+                            breaker.reset();
                         }
                         let Ok(permit) = breaker.try_acquire() else {
                             continue;
@@ -90,14 +95,19 @@ fn hammer(mode: ProbeMode, iterations: usize) {
                             max_seen.fetch_max(u64::from(*n), Ordering::Relaxed);
                             assert!(*n <= MAX_PROBES, "{n} probes at once");
                         }
-                        let v = permit.version();
+                        if probe {
+                            // Leaves the count before settling: settling may hand the slot to
+                            // another thread at once.
+                            *in_flight
+                                .lock()
+                                .unwrap()
+                                .get_mut(&permit.version())
+                                .unwrap() -= 1;
+                        }
                         match r % 10 {
                             0..=3 => permit.failure(),
                             4 => drop(permit),
                             _ => permit.success(),
-                        }
-                        if probe {
-                            *in_flight.lock().unwrap().get_mut(&v).unwrap() -= 1;
                         }
                     }
                 })
@@ -106,16 +116,21 @@ fn hammer(mode: ProbeMode, iterations: usize) {
         for w in workers {
             w.join().unwrap();
         }
-        done.store(true, Ordering::Relaxed);
     });
 
+    // Settle any due time-driven transition before reading the history.
+    let final_state = breaker.state();
     let mut transitions = rec.transitions();
     let final_version = breaker.version();
     assert!(
         final_version > 10,
         "the test should exercise many transitions"
     );
-    assert!(probes.load(Ordering::Relaxed) > 0, "half-open was reached");
+    assert!(
+        probes.load(Ordering::Relaxed) > 0,
+        "half-open was never reached: {:?}",
+        breaker.metrics()
+    );
     assert!(max_seen.load(Ordering::Relaxed) <= u64::from(MAX_PROBES));
     transitions.sort_by_key(|t| t.version);
     // Exactly one transition per version, 1..=final: none lost, none duplicated...
@@ -127,7 +142,7 @@ fn hammer(mode: ProbeMode, iterations: usize) {
         assert_eq!(t.from, state, "broken chain at {t:?}");
         state = t.to;
     }
-    assert_eq!(state, breaker.snapshot().state);
+    assert_eq!(state, final_state);
 }
 
 #[test]

@@ -413,7 +413,12 @@ fn granted_mode_admits_only_against_credits() {
         0,
         "credits are cleared on leaving half-open"
     );
-    assert_eq!(b.grant_probes(1), 1);
+    assert_eq!(
+        b.grant_probes_at(b.version() - 1, 1),
+        0,
+        "not for an older period"
+    );
+    assert_eq!(b.grant_probes_at(b.version(), 1), 1);
     b.reset();
     assert_eq!(b.probe_credits(), 0);
 }

@@ -106,7 +106,9 @@ pub struct EventMetadata {
     /// For transitions: the exact new state (distinguishes `forced_open` from `open`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<CircuitState>,
-    /// For transitions: the version the transition created. Absent from Python events.
+    /// For transitions: the version the transition created. For outcome events: the version
+    /// the outcomes were recorded under (receivers count them only in that same period).
+    /// Absent from Python events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
     /// For transitions into `open`: the open period left, in milliseconds.

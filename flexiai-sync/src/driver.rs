@@ -162,9 +162,13 @@ impl Shared {
                 if current.version > local {
                     entry.breaker.apply_remote(&current);
                 } else if current.version == local && local == snapshot.version {
-                    // Another worker made a different transition to the same version first:
-                    // the store sequences the fleet, so its history wins.
-                    entry.breaker.restore(&current);
+                    // Another worker reached the same version first. The same state (e.g.
+                    // every worker's open period ending at once) needs nothing, and keeping
+                    // ours keeps any probe credits; a different state loses to the store,
+                    // which sequences the fleet.
+                    if current.state != snapshot.state {
+                        entry.breaker.restore(&current);
+                    }
                 } else {
                     // We moved on while writing; the newer local version goes next.
                     entry.signals.mark_dirty();
@@ -200,16 +204,19 @@ impl Shared {
     pub(crate) async fn flush_outcomes(&self) {
         let degraded = self.is_degraded();
         for entry in self.registry.all() {
-            let (failures, successes) = entry.signals.take_outcomes();
+            let (failures, successes, version) = entry.signals.take_outcomes();
             if failures == 0 || degraded {
                 continue;
             }
-            let event = Event::from(CircuitBreakerEvent::outcomes(
+            let mut event = CircuitBreakerEvent::outcomes(
                 entry.name.clone(),
                 self.worker_id.clone(),
                 failures,
                 successes,
-            ));
+            );
+            // Receivers count these only while they are in the same closed period.
+            event.metadata.version = Some(version);
+            let event = Event::from(event);
             if self
                 .op("publish_event", self.backend.publish_event(&event))
                 .await
@@ -256,8 +263,16 @@ impl Shared {
             Event::CircuitBreakerEvent(event) => match event.target_state() {
                 Some(state) => apply_transition(&entry, event, state),
                 None => {
-                    let (failures, successes) = outcome_counts(event);
-                    entry.breaker.absorb_remote_outcomes(failures, successes);
+                    // Outcomes recorded under another version belong to a period this
+                    // worker has left (or not reached): the transitions carry their effect.
+                    if event
+                        .metadata
+                        .version
+                        .is_none_or(|v| v == entry.breaker.version())
+                    {
+                        let (failures, successes) = outcome_counts(event);
+                        entry.breaker.absorb_remote_outcomes(failures, successes);
+                    }
                     false
                 }
             },
@@ -472,6 +487,11 @@ impl Driver {
         }
         for entry in shared.registry.all() {
             let state = entry.breaker.poll();
+            if entry.signals.dirty.load(Ordering::Acquire) {
+                // An unpublished transition may still lose its compare-and-set and be
+                // replaced: ration once this worker's version is the fleet's.
+                continue;
+            }
             let version = entry.breaker.version();
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
@@ -497,7 +517,14 @@ impl Driver {
                 .await;
             if let Ok(Some(lease)) = acquired {
                 let max = entry.breaker.config().half_open_max_calls;
-                let granted = entry.breaker.grant_probes(max);
+                let granted = entry.breaker.grant_probes_at(version, max);
+                if granted == 0 {
+                    // The half-open period ended while we took the lease: hand it back.
+                    let _ = shared
+                        .op("release_lock", shared.backend.release_lock(&lease))
+                        .await;
+                    continue;
+                }
                 Counters::bump(&shared.counters.probe_leases);
                 debug!(provider = %entry.name, version, granted, fence = lease.fencing_token(), "won the probe lease");
                 self.leases

@@ -27,3 +27,8 @@ pub use error::SyncError;
 pub use health::{SyncHealth, SyncMetrics, SyncMode};
 pub use manager::{StateSyncManager, SyncManagerBuilder};
 pub use options::SyncOptions;
+
+/// Compiles the README's example, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

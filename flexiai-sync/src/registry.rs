@@ -17,6 +17,10 @@ pub(crate) struct Signals {
     pub(crate) failures: AtomicU64,
     /// Counted local successes since the last flush.
     pub(crate) successes: AtomicU64,
+    /// The breaker version the counts were recorded under. Counts from an older version
+    /// are dropped when a newer one arrives: the transition in between already told the
+    /// fleet what they amounted to.
+    pub(crate) version: AtomicU64,
 }
 
 impl Signals {
@@ -28,11 +32,13 @@ impl Signals {
         self.dirty.store(true, Ordering::Release);
     }
 
-    /// Takes the outcome counts accumulated since the last call.
-    pub(crate) fn take_outcomes(&self) -> (u64, u64) {
+    /// Takes the outcome counts accumulated since the last call, and the version they
+    /// belong to.
+    pub(crate) fn take_outcomes(&self) -> (u64, u64, u64) {
         (
             self.failures.swap(0, Ordering::AcqRel),
             self.successes.swap(0, Ordering::AcqRel),
+            self.version.load(Ordering::Acquire),
         )
     }
 }
@@ -55,6 +61,15 @@ impl BreakerObserver for SyncObserver {
         // must not count for the fleet either.
         if !outcome.counted {
             return;
+        }
+        // Rare (once per state change): start counting for the new version. Racing threads
+        // may lose a count or two here; deltas are advisory, the breaker's own are exact.
+        if self.signals.version.load(Ordering::Relaxed) != outcome.version {
+            self.signals
+                .version
+                .store(outcome.version, Ordering::Relaxed);
+            self.signals.failures.store(0, Ordering::Relaxed);
+            self.signals.successes.store(0, Ordering::Relaxed);
         }
         let counter = match outcome.outcome {
             Outcome::Failure => &self.signals.failures,

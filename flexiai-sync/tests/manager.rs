@@ -285,6 +285,44 @@ async fn python_transitions_are_ordered_by_timestamp_and_enter_the_versioned_his
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcome_deltas_count_only_in_the_period_they_were_recorded_in() {
+    let store = MemoryBackend::new();
+    let a = worker(Arc::new(store.clone()), &["x"], &config(3)).await;
+    // Move to a later closed period: open (v1), then reset (v2).
+    a.breaker("x").force_open();
+    a.breaker("x").reset();
+    let current = a.breaker("x").version();
+    let outcomes = |version: u64| {
+        let mut event = flexiai_events::CircuitBreakerEvent::outcomes(
+            "x",
+            WorkerId::new("peer:1:1").unwrap(),
+            10,
+            0,
+        );
+        event.metadata.version = Some(version);
+        Event::from(event)
+    };
+    // Failures from a period the fleet has left (a late flush) must not reopen the breaker.
+    store.publish_event(&outcomes(current - 2)).await.unwrap();
+    eventually("the stale event is received", || {
+        a.manager.metrics().events_received >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        a.breaker("x").state(),
+        CircuitState::Closed,
+        "stale failures reopened the breaker"
+    );
+    // The same failures recorded in the current period do count.
+    store.publish_event(&outcomes(current)).await.unwrap();
+    eventually("current-period failures trip the breaker", || {
+        a.breaker("x").state() == CircuitState::Open
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_events_are_not_applied_twice() {
     let store = MemoryBackend::new();
     let a = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
