@@ -45,6 +45,12 @@ struct Inner {
     keys: Keys,
     serializer: StateSerializer,
     pool: Pool,
+    /// A multiplexed connection taken from the pool once and shared by every command.
+    /// Checking one out per command would cost a round trip each time (deadpool-redis
+    /// recycles with `UNWATCH` + `PING`), doubling the latency of every transition; a
+    /// multiplexed connection is made to be shared. Dropped on any error, so the next
+    /// command gets a checked or fresh one from the pool.
+    shared_conn: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     closed: AtomicBool,
     shutdown: watch::Sender<bool>,
     stats: Arc<SubscriberStats>,
@@ -118,9 +124,12 @@ impl RedisBackend {
         Ok(Self {
             inner: Arc::new(Inner {
                 keys: Keys::new(&config.key_prefix),
-                serializer: StateSerializer::new(config.format).with_limits(config.decode_limits),
+                serializer: StateSerializer::new(config.format)
+                    .with_limits(config.decode_limits)
+                    .with_auth(config.event_auth.clone()),
                 config,
                 pool,
+                shared_conn: std::sync::Mutex::new(None),
                 closed: AtomicBool::new(false),
                 shutdown,
                 stats: Arc::default(),
@@ -144,6 +153,21 @@ impl RedisBackend {
     /// undecodable (counted once per subscription).
     pub fn rejected_payloads(&self) -> u64 {
         self.inner.stats.rejected.load(Ordering::Relaxed)
+    }
+
+    /// How many of the [rejected](Self::rejected_payloads) payloads failed event
+    /// authentication (unsigned, forged, unknown or expired key).
+    pub fn unauthenticated_payloads(&self) -> u64 {
+        self.inner.stats.unauthenticated.load(Ordering::Relaxed)
+    }
+
+    /// Encodes `event` exactly as [`publish_event`](SyncBackend::publish_event) would put it
+    /// on the channel (signed when authentication is on), without publishing it.
+    pub fn encode_event(&self, event: &Event) -> Result<Vec<u8>, BackendError> {
+        Ok(self
+            .inner
+            .serializer
+            .serialize_event_on(&self.inner.config.channel, event)?)
     }
 
     /// How many times this backend's subscriptions were re-established after a gap.
@@ -207,6 +231,7 @@ impl RedisBackend {
     }
 
     fn redis_error(&self, error: &RedisError, operation: &'static str) -> BackendError {
+        self.drop_shared_conn();
         self.classify(error, operation).into()
     }
 
@@ -227,12 +252,31 @@ impl RedisBackend {
     async fn conn(
         &self,
         operation: &'static str,
-    ) -> Result<deadpool_redis::Connection, BackendError> {
-        self.inner
+    ) -> Result<redis::aio::MultiplexedConnection, BackendError> {
+        if let Some(conn) = self.shared_conn().clone() {
+            return Ok(conn);
+        }
+        let pooled = self
+            .inner
             .pool
             .get()
             .await
-            .map_err(|e| self.pool_error(e, operation).into())
+            .map_err(|e| BackendError::from(self.pool_error(e, operation)))?;
+        let conn = (*pooled).clone();
+        *self.shared_conn() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn shared_conn(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+        self.inner
+            .shared_conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets the shared connection after an error: it may be broken.
+    fn drop_shared_conn(&self) {
+        *self.shared_conn() = None;
     }
 
     fn ensure_open(&self) -> Result<(), BackendError> {
@@ -253,7 +297,10 @@ impl RedisBackend {
         let timeout = self.inner.config.command_timeout;
         match tokio::time::timeout(timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(BackendError::Timeout { operation, timeout }),
+            Err(_) => {
+                self.drop_shared_conn();
+                Err(BackendError::Timeout { operation, timeout })
+            }
         }
     }
 
@@ -263,10 +310,11 @@ impl RedisBackend {
 
     fn decode_state(
         &self,
+        key: &str,
         bytes: Option<Vec<u8>>,
     ) -> Result<Option<BreakerSnapshot>, BackendError> {
         bytes
-            .map(|b| self.inner.serializer.deserialize_state(&b))
+            .map(|b| self.inner.serializer.deserialize_state_for(key, &b))
             .transpose()
             .map_err(BackendError::from)
     }
@@ -289,7 +337,7 @@ impl SyncBackend for RedisBackend {
 
     async fn publish_event(&self, event: &Event) -> Result<(), BackendError> {
         self.ensure_open()?;
-        let payload = self.inner.serializer.serialize_event(event)?;
+        let payload = self.encode_event(event)?;
         self.publish_raw(&payload).await
     }
 
@@ -300,7 +348,7 @@ impl SyncBackend for RedisBackend {
         self.ping().await?;
         let subscription = subscriber::subscribe(
             &self.inner.config,
-            self.inner.serializer,
+            self.inner.serializer.clone(),
             Arc::clone(&self.inner.stats),
             self.inner.shutdown.subscribe(),
         )
@@ -324,7 +372,7 @@ impl SyncBackend for RedisBackend {
                     .map_err(|e| self.redis_error(&e, "get_state"))
             })
             .await?;
-        self.decode_state(bytes)
+        self.decode_state(&key, bytes)
     }
 
     async fn get_states(
@@ -362,8 +410,9 @@ impl SyncBackend for RedisBackend {
         // it reads as absent, so the next compare-and-set overwrites it.
         Ok(providers
             .iter()
+            .zip(keys.iter())
             .zip(values)
-            .map(|(provider, value)| match self.decode_state(value) {
+            .map(|((provider, key), value)| match self.decode_state(key, value) {
                 Ok(snapshot) => snapshot,
                 Err(error) => {
                     tracing::warn!(%provider, reason = %error, "ignoring an undecodable stored snapshot");
@@ -380,8 +429,8 @@ impl SyncBackend for RedisBackend {
     ) -> Result<(), BackendError> {
         self.ensure_open()?;
         validate_provider(provider)?;
-        let payload = self.inner.serializer.serialize_state(snapshot)?;
         let key = self.inner.keys.state(provider);
+        let payload = self.inner.serializer.serialize_state_for(&key, snapshot)?;
         self.bounded("set_state", async {
             let mut conn = self.conn("set_state").await?;
             let mut cmd = redis::cmd("SET");
@@ -404,36 +453,59 @@ impl SyncBackend for RedisBackend {
     ) -> Result<CasOutcome, BackendError> {
         self.ensure_open()?;
         validate_provider(provider)?;
-        let payload = self.inner.serializer.serialize_state(snapshot)?;
+        let key = self.inner.keys.state(provider);
+        let payload = self.inner.serializer.serialize_state_for(&key, snapshot)?;
         let event_payload = event
-            .map(|e| self.inner.serializer.serialize_event(e))
+            .map(|e| self.encode_event(e))
             .transpose()?
             .unwrap_or_default();
-        let key = self.inner.keys.state(provider);
-        let reply = self
-            .bounded("compare_and_set", async {
-                let mut conn = self.conn("compare_and_set").await?;
-                CAS.key(&key)
-                    .arg(snapshot.version)
-                    .arg(&payload)
-                    .arg(self.ttl_millis().unwrap_or(0))
-                    .arg(&self.inner.config.channel)
-                    .arg(&event_payload)
-                    .invoke_async::<Value>(&mut conn)
-                    .await
-                    .map_err(|e| self.redis_error(&e, "compare_and_set"))
-            })
-            .await?;
-        match &reply {
-            Value::Array(items) => match items.as_slice() {
-                [Value::Int(1)] => Ok(CasOutcome::Applied),
-                [Value::Int(0), Value::BulkString(current)] => Ok(CasOutcome::Stale {
-                    current: self.inner.serializer.deserialize_state(current)?,
-                }),
-                _ => Err(unexpected("compare_and_set", &reply)),
-            },
-            _ => Err(unexpected("compare_and_set", &reply)),
+        let signed = if self.inner.serializer.auth().is_some() {
+            "1"
+        } else {
+            "0"
+        };
+        // A stored value this worker cannot read (corrupt, unsigned while signatures are
+        // required, forged, signed with a key it lacks) must not block the history forever:
+        // like `get_states`, treat it as absent and replace it, naming it so the script
+        // replaces exactly that value and nothing a concurrent writer stored meanwhile.
+        let mut unreadable: Vec<u8> = Vec::new();
+        for attempt in 0..2 {
+            let reply = self
+                .bounded("compare_and_set", async {
+                    let mut conn = self.conn("compare_and_set").await?;
+                    CAS.key(&key)
+                        .arg(snapshot.version)
+                        .arg(&payload)
+                        .arg(self.ttl_millis().unwrap_or(0))
+                        .arg(&self.inner.config.channel)
+                        .arg(&event_payload)
+                        .arg(signed)
+                        .arg(&unreadable)
+                        .invoke_async::<Value>(&mut conn)
+                        .await
+                        .map_err(|e| self.redis_error(&e, "compare_and_set"))
+                })
+                .await?;
+            let current = match &reply {
+                Value::Array(items) => match items.as_slice() {
+                    [Value::Int(1)] => return Ok(CasOutcome::Applied),
+                    [Value::Int(0), Value::BulkString(current)] => current,
+                    _ => return Err(unexpected("compare_and_set", &reply)),
+                },
+                _ => return Err(unexpected("compare_and_set", &reply)),
+            };
+            match self.inner.serializer.deserialize_state_for(&key, current) {
+                Ok(current) => return Ok(CasOutcome::Stale { current }),
+                Err(error) if attempt == 0 => {
+                    tracing::warn!(%provider, reason = error.reason(), %error, "replacing an unreadable stored snapshot");
+                    unreadable.clone_from(current);
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
+        Err(BackendError::Other {
+            message: "compare_and_set: the stored snapshot kept changing".into(),
+        })
     }
 
     async fn acquire_lock(

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use flexiai_serde::{DecodeLimits, Format};
+use flexiai_serde::{DecodeLimits, EventAuth, Format};
 use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo};
 
 use crate::error::RedisBackendError;
@@ -32,7 +32,7 @@ impl fmt::Debug for Secret {
 /// rest with the setters. Nothing is checked until
 /// [`RedisBackend::new`](crate::RedisBackend::new), which names the offending field.
 ///
-/// `Debug` output never shows the password.
+/// `Debug` output never shows the password or event keys.
 ///
 /// ```
 /// use std::time::Duration;
@@ -55,6 +55,7 @@ pub struct RedisConfig {
     pub(crate) db: i64,
     pub(crate) ssl: bool,
     pub(crate) ssl_insecure: bool,
+    pub(crate) ca_certificate: Option<Vec<u8>>,
     pub(crate) key_prefix: String,
     pub(crate) channel: String,
     pub(crate) state_ttl: Option<Duration>,
@@ -67,6 +68,7 @@ pub struct RedisConfig {
     pub(crate) keepalive_interval: Duration,
     pub(crate) reconnect_retries: usize,
     pub(crate) reconnect_max_delay: Duration,
+    pub(crate) event_auth: Option<EventAuth>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -79,6 +81,13 @@ impl fmt::Debug for RedisConfig {
             .field("db", &self.db)
             .field("ssl", &self.ssl)
             .field("ssl_insecure", &self.ssl_insecure)
+            .field(
+                "ca_certificate",
+                &self
+                    .ca_certificate
+                    .as_ref()
+                    .map(|pem| format!("<{} bytes of PEM>", pem.len())),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("channel", &self.channel)
             .field("state_ttl", &self.state_ttl)
@@ -91,6 +100,7 @@ impl fmt::Debug for RedisConfig {
             .field("keepalive_interval", &self.keepalive_interval)
             .field("reconnect_retries", &self.reconnect_retries)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .field("event_auth", &self.event_auth)
             .finish()
     }
 }
@@ -127,6 +137,7 @@ impl RedisConfig {
             db: 0,
             ssl: false,
             ssl_insecure: false,
+            ca_certificate: None,
             key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
             channel: Self::DEFAULT_CHANNEL.to_owned(),
             state_ttl: Some(Self::DEFAULT_STATE_TTL),
@@ -139,6 +150,7 @@ impl RedisConfig {
             keepalive_interval: Self::DEFAULT_KEEPALIVE_INTERVAL,
             reconnect_retries: 6,
             reconnect_max_delay: Duration::from_secs(2),
+            event_auth: None,
         }
     }
 
@@ -254,6 +266,40 @@ impl RedisConfig {
         self
     }
 
+    /// With TLS, trusts only the CA certificate(s) in this PEM document instead of the
+    /// system's roots (a private CA, or a test's self-signed one).
+    #[must_use]
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
+        self
+    }
+
+    /// Like [`ca_certificate`](Self::ca_certificate), reading the PEM from a file.
+    pub fn ca_certificate_file(
+        self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Self, RedisBackendError> {
+        let pem = std::fs::read(path.as_ref()).map_err(|e| RedisBackendError::InvalidConfig {
+            field: "ca_certificate",
+            reason: format!("cannot read {}: {e}", path.as_ref().display()),
+        })?;
+        Ok(self.ca_certificate(pem))
+    }
+
+    /// Signs every event and stored snapshot, and accepts only validly signed ones (see
+    /// [`EventAuth`]); `None` (the default) turns authentication off. Signatures are bound to
+    /// the channel name and to each snapshot's key.
+    #[must_use]
+    pub fn event_auth(mut self, auth: impl Into<Option<EventAuth>>) -> Self {
+        self.event_auth = auth.into();
+        self
+    }
+
+    /// The event authentication in force, if any.
+    pub fn auth(&self) -> Option<&EventAuth> {
+        self.event_auth.as_ref()
+    }
+
     /// Sets the key prefix (default `flexiai`).
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -358,6 +404,16 @@ impl RedisConfig {
         if self.ssl_insecure && !self.ssl {
             return invalid("ssl_insecure", "only applies with ssl");
         }
+        if self.ca_certificate.is_some() && !self.ssl {
+            return invalid("ca_certificate", "only applies with ssl");
+        }
+        if self
+            .ca_certificate
+            .as_deref()
+            .is_some_and(|pem| !pem.windows(11).any(|w| w == b"-----BEGIN "))
+        {
+            return invalid("ca_certificate", "is not a PEM document");
+        }
         if self.ssl && !cfg!(feature = "tls") {
             return invalid(
                 "ssl",
@@ -436,8 +492,39 @@ impl RedisConfig {
             .map_err(|e| RedisBackendError::InvalidConfig {
                 field: "host",
                 reason: e.category().to_owned(),
-            })?;
-        Ok(info.set_redis_settings(redis))
+            })?
+            .set_redis_settings(redis);
+        self.with_ca(info)
+    }
+
+    /// Attaches the configured CA certificate to a TLS connection's settings.
+    #[cfg(feature = "tls")]
+    fn with_ca(
+        &self,
+        info: redis::ConnectionInfo,
+    ) -> Result<redis::ConnectionInfo, RedisBackendError> {
+        let Some(pem) = self.ca_certificate.as_ref().filter(|_| self.ssl) else {
+            return Ok(info);
+        };
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        };
+        let client = redis::Client::build_with_tls(info, certificates).map_err(|e| {
+            RedisBackendError::InvalidConfig {
+                field: "ca_certificate",
+                reason: format!("not a usable CA certificate ({})", e.category()),
+            }
+        })?;
+        Ok(client.get_connection_info().clone())
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn with_ca(
+        &self,
+        info: redis::ConnectionInfo,
+    ) -> Result<redis::ConnectionInfo, RedisBackendError> {
+        Ok(info)
     }
 }
 

@@ -32,6 +32,16 @@ pub enum RedisBackendError {
         /// What went wrong.
         message: String,
     },
+    /// The TLS handshake failed: most often the server's certificate is not signed by a
+    /// trusted CA (see [`RedisConfig::ca_certificate`](crate::RedisConfig::ca_certificate)) or
+    /// does not name the host.
+    #[error(
+        "Redis TLS handshake failed (is the server certificate signed by a trusted CA?): {message}"
+    )]
+    Tls {
+        /// The TLS library's complaint.
+        message: String,
+    },
     /// An operation did not finish within its bound.
     #[error("Redis {operation} timed out after {timeout:?}")]
     Timeout {
@@ -58,6 +68,9 @@ impl From<RedisBackendError> for BackendError {
                 BackendError::Authentication { message }
             }
             RedisBackendError::Unavailable { message } => BackendError::Unavailable { message },
+            error @ RedisBackendError::Tls { .. } => BackendError::Unavailable {
+                message: error.to_string(),
+            },
             RedisBackendError::Timeout { operation, timeout } => {
                 BackendError::Timeout { operation, timeout }
             }
@@ -88,6 +101,14 @@ pub(crate) fn is_auth_error(error: &RedisError) -> bool {
     }
 }
 
+/// Whether driver text describes a failed TLS handshake or certificate check.
+fn is_tls_error(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    ["certificate", "unknownissuer", "handshake", "tls"]
+        .iter()
+        .any(|needle| lower.contains(needle))
+}
+
 /// Classifies a driver error, redacting `secret` from its message.
 pub(crate) fn classify(
     error: &RedisError,
@@ -98,6 +119,8 @@ pub(crate) fn classify(
     let message = redact(&error.to_string(), secret);
     if is_auth_error(error) {
         RedisBackendError::Authentication { message }
+    } else if is_tls_error(&message) {
+        RedisBackendError::Tls { message }
     } else if error.is_timeout() {
         RedisBackendError::Timeout { operation, timeout }
     } else if error.is_io_error()

@@ -67,3 +67,43 @@ mod subscriber;
 pub use backend::RedisBackend;
 pub use config::RedisConfig;
 pub use error::RedisBackendError;
+
+/// The commands a [`RedisBackend`] needs, as Redis ACL rules: `PING` (health and
+/// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state,
+/// heartbeats, workers), `EVALSHA` and `SCRIPT LOAD` (the Lua scripts, which call `GET`,
+/// `SET`, `PUBLISH`, `INCR`, `DEL`, `PEXPIRE` themselves: Redis checks those against the ACL
+/// too), `PUBLISH` and `SUBSCRIBE`. `AUTH` and `HELLO` are always allowed by Redis.
+///
+/// Add `+select` for a database other than 0. On Redis 7.2 and later the driver also sends
+/// `CLIENT SETINFO` and ignores a refusal; add `+client|setinfo` to keep it out of the ACL log.
+pub const ACL_COMMANDS: &[&str] = &[
+    "-@all",
+    "+ping",
+    "+get",
+    "+mget",
+    "+set",
+    "+del",
+    "+scan",
+    "+incr",
+    "+pexpire",
+    "+evalsha",
+    "+script|load",
+    "+publish",
+    "+subscribe",
+];
+
+/// The least a Redis ACL user needs to run a [`RedisBackend`] whose key prefix and channel
+/// start with `namespace` (e.g. `flexiai`, covering `flexiai:state:*` and `flexiai:events`):
+/// keys and channels matching `{namespace}:*`, and [`ACL_COMMANDS`].
+///
+/// ```
+/// let rules = flexiai_backend_redis::minimal_acl_rules("flexiai");
+/// assert_eq!(&rules[..2], ["~flexiai:*", "&flexiai:*"]);
+/// // ACL SETUSER flexiai on >password ~flexiai:* &flexiai:* -@all +ping ...
+/// println!("ACL SETUSER flexiai on >password {}", rules.join(" "));
+/// ```
+pub fn minimal_acl_rules(namespace: &str) -> Vec<String> {
+    let mut rules = vec![format!("~{namespace}:*"), format!("&{namespace}:*")];
+    rules.extend(ACL_COMMANDS.iter().map(|c| (*c).to_owned()));
+    rules
+}

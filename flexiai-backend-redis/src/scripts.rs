@@ -60,24 +60,38 @@ impl Keys {
 /// Versioned compare-and-set that publishes the winning event in the same atomic step.
 ///
 /// `KEYS[1]` state key; `ARGV[1]` new version; `ARGV[2]` encoded snapshot; `ARGV[3]` TTL in
-/// ms (`0`: none); `ARGV[4]` channel; `ARGV[5]` encoded event (empty: publish nothing).
+/// ms (`0`: none); `ARGV[4]` channel; `ARGV[5]` encoded event (empty: publish nothing);
+/// `ARGV[6]` `1` when the writer requires signed snapshots; `ARGV[7]` a stored value the
+/// writer could not read (empty: none), to be replaced whatever version it claims.
 ///
 /// The stored version is read from the stored value itself: JSON through `cjson`, a framed
-/// MessagePack value (`0xc1`, schema byte, map) through `cmsgpack`. A value without a
-/// numeric `version` (a Python writer) counts as version 0; one that does not decode at all
-/// counts as absent, so any write repairs it.
+/// MessagePack value (`0xc1`, schema byte, map) through `cmsgpack`, and a signed frame
+/// (`0xc2`) by skipping its fixed 42-byte header to the inner payload (the script cannot
+/// check the MAC; the writer does, and names a stored value that fails in `ARGV[7]`). A value
+/// without a numeric `version` (a Python writer) counts as version 0; one that does not
+/// decode, or is unsigned while signatures are required, counts as absent, so any write
+/// repairs it.
 /// Returns `{1}` when applied, `{0, stored}` when the store holds this version or newer.
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local current = redis.call('GET', KEYS[1])
-if current then
+if current and current ~= ARGV[7] then
   local stored = 0
+  local body = current
+  if string.byte(current, 1) == 194 then
+    body = string.sub(current, 43)
+  elseif ARGV[6] == '1' then
+    body = nil
+  end
   local ok, decoded = pcall(function()
-    if string.byte(current, 1) == 193 then
-      return cmsgpack.unpack(string.sub(current, 3))
+    if body == nil then
+      return nil
     end
-    return cjson.decode(current)
+    if string.byte(body, 1) == 193 then
+      return cmsgpack.unpack(string.sub(body, 3))
+    end
+    return cjson.decode(body)
   end)
   if not ok or type(decoded) ~= 'table' then
     stored = -1

@@ -24,6 +24,7 @@ use crate::error::classify;
 #[derive(Debug, Default)]
 pub(crate) struct SubscriberStats {
     pub(crate) rejected: AtomicU64,
+    pub(crate) unauthenticated: AtomicU64,
     pub(crate) resubscribed: AtomicU64,
 }
 
@@ -69,10 +70,13 @@ pub(crate) async fn subscribe(
                     Some(Value::BulkString(bytes)) => bytes.as_slice(),
                     _ => return Ok(()),
                 };
-                match serializer.deserialize_event(payload) {
+                match serializer.deserialize_event_on(&push_channel, payload) {
                     Ok(event) => Notification::Event(event),
                     Err(error) => {
                         push_stats.rejected.fetch_add(1, Ordering::Relaxed);
+                        if error.is_authentication() {
+                            push_stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
+                        }
                         tracing::warn!(
                             channel = %push_channel,
                             reason = error.reason(),

@@ -506,7 +506,7 @@ mod serde_json_value {
 
 #[tokio::test]
 async fn rediss_tls_connection_works() {
-    let server = RedisServer::builder().tls().start().unwrap();
+    let server = RedisServer::builder().tls().unwrap().start().unwrap();
     // `#insecure`: the test certificate is self-signed.
     let url = format!("{}/#insecure", server.tls_url().unwrap());
     let config = flexiai_backend_redis::RedisConfig::from_url(&url)

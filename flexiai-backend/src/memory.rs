@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flexiai_events::{BreakerSnapshot, Event, WorkerId};
-use flexiai_serde::{Format, StateSerializer};
+use flexiai_serde::{EventAuth, Format, StateSerializer};
 use tokio::time::Instant;
 
 use crate::{
@@ -50,7 +50,12 @@ pub struct MemoryBackendBuilder {
     state_ttl: Option<Duration>,
     subscriber_capacity: usize,
     format: Format,
+    auth: Option<EventAuth>,
 }
+
+/// The channel name event signatures are bound to (the Redis default, so a payload captured
+/// from one backend means the same on the other).
+const CHANNEL: &str = "flexiai:events";
 
 #[derive(Debug)]
 struct Inner {
@@ -98,6 +103,7 @@ impl Default for MemoryBackendBuilder {
             state_ttl: Some(MemoryBackend::DEFAULT_STATE_TTL),
             subscriber_capacity: 1024,
             format: Format::Json,
+            auth: None,
         }
     }
 }
@@ -122,6 +128,15 @@ impl MemoryBackendBuilder {
     #[must_use]
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
+        self
+    }
+
+    /// Signs every event and requires a valid signature on every payload received (see
+    /// [`EventAuth`]); `None` (the default) turns authentication off. Events are bound to the
+    /// channel name `flexiai:events`, snapshots to their provider name.
+    #[must_use]
+    pub fn auth(mut self, auth: impl Into<Option<EventAuth>>) -> Self {
+        self.auth = auth.into();
         self
     }
 
@@ -160,7 +175,7 @@ impl MemoryBackend {
             inner: Arc::new(Inner {
                 state_ttl: settings.state_ttl,
                 subscriber_capacity: settings.subscriber_capacity,
-                serializer: StateSerializer::new(settings.format),
+                serializer: StateSerializer::new(settings.format).with_auth(settings.auth.clone()),
                 store: Mutex::default(),
                 subscribers: Mutex::default(),
                 closed: AtomicBool::new(false),
@@ -172,6 +187,13 @@ impl MemoryBackend {
     /// Starts configuring a backend.
     pub fn builder() -> MemoryBackendBuilder {
         MemoryBackendBuilder::default()
+    }
+
+    /// Encodes `event` exactly as [`publish_event`](SyncBackend::publish_event) would put it
+    /// on the channel (signed when authentication is on), without publishing it: what an
+    /// eavesdropper could capture and replay with [`publish_raw`](Self::publish_raw).
+    pub fn encode_event(&self, event: &Event) -> Result<Vec<u8>, BackendError> {
+        Ok(self.inner.serializer.serialize_event_on(CHANNEL, event)?)
     }
 
     /// Broadcasts raw bytes as if a foreign or hostile publisher had sent them.
@@ -198,7 +220,7 @@ impl MemoryBackend {
     }
 
     fn broadcast(&self, payload: &[u8]) {
-        let decoded = self.inner.serializer.deserialize_event(payload);
+        let decoded = self.inner.serializer.deserialize_event_on(CHANNEL, payload);
         let mut subscribers = lock(&self.inner.subscribers);
         subscribers.retain(|subscriber| {
             let notification = match &decoded {
@@ -225,7 +247,7 @@ impl SyncBackend for MemoryBackend {
 
     async fn publish_event(&self, event: &Event) -> Result<(), BackendError> {
         self.ensure_open()?;
-        let payload = self.inner.serializer.serialize_event(event)?;
+        let payload = self.inner.serializer.serialize_event_on(CHANNEL, event)?;
         self.broadcast(&payload);
         Ok(())
     }
@@ -278,7 +300,9 @@ impl SyncBackend for MemoryBackend {
         self.ensure_open()?;
         validate_provider(provider)?;
         // Encode anyway: a snapshot Redis could not store must fail here too.
-        self.inner.serializer.serialize_state(snapshot)?;
+        self.inner
+            .serializer
+            .serialize_state_for(provider, snapshot)?;
         let now = Instant::now();
         lock(&self.inner.store).states.insert(
             provider.to_owned(),
@@ -298,9 +322,11 @@ impl SyncBackend for MemoryBackend {
     ) -> Result<CasOutcome, BackendError> {
         self.ensure_open()?;
         validate_provider(provider)?;
-        self.inner.serializer.serialize_state(snapshot)?;
+        self.inner
+            .serializer
+            .serialize_state_for(provider, snapshot)?;
         let payload = event
-            .map(|e| self.inner.serializer.serialize_event(e))
+            .map(|e| self.inner.serializer.serialize_event_on(CHANNEL, e))
             .transpose()?;
         let now = Instant::now();
         {

@@ -9,7 +9,9 @@
 //! once the recovery timeout has passed it turns half-open by itself and lets a bounded number
 //! of trial calls decide whether to close or to reopen, with optional exponential backoff and
 //! jitter on the open period. Operators can [`force_open`](CircuitBreaker::force_open),
-//! [`disable`](CircuitBreaker::disable) and [`reset`](CircuitBreaker::reset). Admission and
+//! [`disable`](CircuitBreaker::disable) and [`reset`](CircuitBreaker::reset); a provider's
+//! `Retry-After` can open it for exactly the time asked ([`open_for`](CircuitBreaker::open_for),
+//! which only ever extends an open period and gives way to the operator's states). Admission and
 //! outcome recording are a few atomic operations on a packed state word: no lock, no
 //! allocation, no await (see *Design* below). Every local transition bumps a version and is
 //! reported,
@@ -61,8 +63,10 @@
 //! the word as a seqlock: read, read the fields, re-read, retry on change. Hot-path callers
 //! never wait on `W`: admission reads the state the word still shows (ordering the call before
 //! the transition), and a hot-path transition that finds `W` set spins a few dozen times and
-//! then gives way to the one being written. `restore`, `apply_remote` and the manual controls
-//! wait for `W` like any writer. Outcome counters are tagged with the version they belong to,
+//! then gives way to the one being written. `restore`, `apply_remote`, `open_for` and the
+//! manual controls wait for `W` like any writer; those that may decide to change nothing
+//! (`apply_remote` losing to a newer version, `open_for` finding a later deadline or an
+//! operator's state) decide while holding `W` and then publish the old word back unchanged. Outcome counters are tagged with the version they belong to,
 //! so an outcome settled after a state change counts nothing; success counters are striped per
 //! thread so two threads do not contend on one cache line.
 

@@ -56,6 +56,10 @@ pub enum TransitionReason {
     ManualDisable,
     /// An operator reset the breaker to closed ([`reset`](crate::CircuitBreaker::reset)).
     ManualReset,
+    /// Closed, half-open or open to open: the provider asked not to be called for a while
+    /// (a `Retry-After`), through [`open_for`](crate::CircuitBreaker::open_for). The
+    /// transition's `open_for` is the period asked for (after clamping).
+    RetryAfter,
 }
 
 impl TransitionReason {

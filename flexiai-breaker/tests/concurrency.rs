@@ -81,6 +81,10 @@ fn hammer(mode: ProbeMode, iterations: usize) {
                         if t == 0 && i % 5000 == 2100 {
                             breaker.reset();
                         }
+                        // A provider's Retry-After now and then: opens or extends.
+                        if t == 2 && i % 700 == 350 {
+                            breaker.open_for(Duration::from_millis(1 + r % 3));
+                        }
                         let Ok(permit) = breaker.try_acquire() else {
                             continue;
                         };

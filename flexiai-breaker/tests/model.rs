@@ -1,6 +1,6 @@
 //! Model-based test: the breaker against a plain sequential reference model, over random
 //! sequences of acquire / success / failure / drop / advance-time / force_open / disable /
-//! reset / apply_remote / absorb_remote_outcomes / state reads.
+//! reset / open_for / apply_remote / absorb_remote_outcomes / state reads.
 
 #![allow(clippy::unwrap_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
@@ -43,6 +43,7 @@ enum Op {
     ForceOpen,
     Disable,
     Reset,
+    OpenFor(u64),
     ApplyRemote {
         state: CircuitState,
         version_delta: i64,
@@ -63,6 +64,7 @@ enum Res {
     },
     Rejected(Rejected),
     Version(u64),
+    OpenedFor(Option<u64>),
     Applied(bool),
     Tripped(bool),
     State {
@@ -112,6 +114,27 @@ impl Model {
         }
     }
 
+    /// `open_for(ms)`: the exact period (clamped to 1 ms ..= the cap), streak untouched, and
+    /// only ever extending an open period; operator states are left alone.
+    fn open_for(&mut self, ms: u64) -> Option<u64> {
+        let d = ms.clamp(1, MAX_OPEN_MS);
+        let applies = match self.state {
+            ForcedOpen | Disabled => false,
+            Open => self.now + d > self.open_until,
+            Closed | HalfOpen => true,
+        };
+        if !applies {
+            return None;
+        }
+        self.version += 1;
+        self.state = Open;
+        self.consecutive = 0;
+        self.probe_successes = 0;
+        self.slots = 0;
+        self.open_until = self.now + d;
+        Some(self.version)
+    }
+
     fn poll(&mut self) {
         if self.state == Open && self.now >= self.open_until {
             self.enter(HalfOpen, false);
@@ -156,6 +179,7 @@ impl ReferenceStateMachine for RefMachine {
             1 => Just(Op::ForceOpen),
             1 => Just(Op::Disable),
             1 => Just(Op::Reset),
+            2 => prop_oneof![0u64..3000, Just(0), Just(MAX_OPEN_MS + 1000)].prop_map(Op::OpenFor),
             1 => (state, -2i64..4, 0u64..4, 0u64..3000).prop_map(
                 |(state, version_delta, failures, remaining_ms)| Op::ApplyRemote {
                     state,
@@ -273,6 +297,7 @@ impl ReferenceStateMachine for RefMachine {
                 m.enter(Closed, false);
                 m.last = Res::Version(m.version);
             }
+            Op::OpenFor(ms) => m.last = Res::OpenedFor(m.open_for(*ms)),
             Op::ApplyRemote {
                 state,
                 version_delta,
@@ -400,6 +425,7 @@ impl StateMachineTest for Sut {
             Op::ForceOpen => Res::Version(b.force_open()),
             Op::Disable => Res::Version(b.disable()),
             Op::Reset => Res::Version(b.reset()),
+            Op::OpenFor(ms) => Res::OpenedFor(b.open_for(Duration::from_millis(ms))),
             Op::ApplyRemote {
                 state,
                 version_delta,

@@ -629,3 +629,210 @@ fn permit_record_uses_ok_err_and_ignore() {
     b.try_acquire().unwrap().record(&Err::<(), _>(BadRequest));
     assert_eq!(b.state(), Open, "the default classifier counts every error");
 }
+
+// ----- open_for (a provider's Retry-After) ---------------------------------------------------
+
+#[test]
+fn open_for_opens_a_closed_breaker_for_exactly_that_long() {
+    let r = rig(config(5, 60));
+    let b = &r.breaker;
+    fail(b, 2);
+    assert_eq!(b.open_for(10 * SEC), Some(1));
+    assert_eq!((b.state(), b.version()), (Open, 1));
+    assert_eq!(
+        b.try_acquire().unwrap_err(),
+        Rejected {
+            state: Open,
+            retry_after: Some(10 * SEC)
+        }
+    );
+    let m = b.metrics();
+    assert_eq!(m.open_remaining, Some(10 * SEC));
+    assert_eq!(m.consecutive_opens, 0);
+    let t = r.rec.transitions();
+    assert_eq!(t.len(), 1);
+    assert_eq!((t[0].from, t[0].to, t[0].version), (Closed, Open, 1));
+    assert_eq!(t[0].reason, TransitionReason::RetryAfter);
+    assert!(!t[0].reason.is_manual());
+    assert_eq!(t[0].open_for, Some(10 * SEC));
+    // Half-open after the period asked for, not after the 60 s recovery timeout.
+    r.clock.advance(10 * SEC - Duration::from_nanos(1));
+    assert_eq!(b.state(), Open);
+    assert_eq!(
+        b.try_acquire().unwrap_err().retry_after,
+        Some(Duration::from_nanos(1))
+    );
+    r.clock.advance(Duration::from_nanos(1));
+    let probe = b.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    assert_eq!(b.state(), HalfOpen);
+    probe.success();
+    assert_eq!((b.state(), b.version()), (Closed, 3));
+    let reasons: Vec<_> = r.rec.transitions().iter().map(|t| t.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            TransitionReason::RetryAfter,
+            TransitionReason::RecoveryTimeoutElapsed,
+            TransitionReason::ProbeSucceeded
+        ]
+    );
+    // Counts were cleared by the transition: the two earlier failures are gone.
+    fail(b, 4);
+    assert_eq!(b.state(), Closed);
+}
+
+#[test]
+fn open_for_travels_in_the_snapshot_and_another_breaker_applies_the_same_time_left() {
+    let a = rig(config(5, 60));
+    let b = rig(config(5, 60));
+    // The two breakers' clocks have nothing in common.
+    b.clock.advance(12_345 * SEC);
+    assert_eq!(a.breaker.open_for(10 * SEC), Some(1));
+    a.clock.advance(3 * SEC);
+    let snap = a.breaker.snapshot();
+    assert_eq!((snap.state, snap.version), (Open, 1));
+    assert_eq!(snap.open_remaining_ms, Some(7000));
+    assert!(b.breaker.apply_remote(&snap));
+    assert_eq!((b.breaker.state(), b.breaker.version()), (Open, 1));
+    assert_eq!(b.breaker.metrics().open_remaining, Some(7 * SEC));
+    assert_eq!(
+        b.breaker.try_acquire().unwrap_err().retry_after,
+        Some(7 * SEC)
+    );
+    assert!(b.rec.transitions().is_empty(), "applied, not re-announced");
+    b.clock.advance(7 * SEC - Duration::from_millis(1));
+    assert_eq!(b.breaker.state(), Open);
+    b.clock.advance(Duration::from_millis(1));
+    assert_eq!(b.breaker.state(), HalfOpen);
+    a.clock.advance(7 * SEC);
+    assert_eq!(a.breaker.state(), HalfOpen);
+    // An extension is a new version, so it travels too.
+    let a2 = rig(config(5, 60));
+    let b2 = rig(config(5, 60));
+    a2.breaker.open_for(2 * SEC);
+    assert!(b2.breaker.apply_remote(&a2.breaker.snapshot()));
+    a2.breaker.open_for(30 * SEC);
+    let snap = a2.breaker.snapshot();
+    assert_eq!((snap.version, snap.open_remaining_ms), (2, Some(30_000)));
+    assert!(b2.breaker.apply_remote(&snap));
+    assert_eq!(b2.breaker.metrics().open_remaining, Some(30 * SEC));
+}
+
+#[test]
+fn open_for_only_ever_extends_an_open_period() {
+    let r = rig(config(1, 10));
+    let b = &r.breaker;
+    fail(b, 1);
+    assert_eq!(b.version(), 1);
+    // Shorter than the 10 s left: nothing happens, no event, no version.
+    assert_eq!(b.open_for(5 * SEC), None);
+    assert_eq!(b.open_for(10 * SEC), None, "ending at the same instant");
+    assert_eq!(b.version(), 1);
+    assert_eq!(r.rec.transitions().len(), 1);
+    assert_eq!(b.metrics().open_remaining, Some(10 * SEC));
+    // Later: the period is extended, as an open-to-open transition.
+    r.clock.advance(2 * SEC);
+    assert_eq!(b.open_for(20 * SEC), Some(2));
+    assert_eq!(b.metrics().open_remaining, Some(20 * SEC));
+    let t = *r.rec.transitions().last().unwrap();
+    assert_eq!((t.from, t.to, t.version), (Open, Open, 2));
+    assert_eq!(t.reason, TransitionReason::RetryAfter);
+    assert_eq!(t.open_for, Some(20 * SEC));
+    r.clock.advance(SEC);
+    assert_eq!(b.open_for(19 * SEC), None);
+    assert_eq!(b.open_for(19 * SEC + Duration::from_millis(1)), Some(3));
+    assert_eq!(
+        b.try_acquire().unwrap_err().retry_after,
+        Some(19 * SEC + Duration::from_millis(1))
+    );
+    // An open period that is over (not yet polled) is simply replaced.
+    r.clock.advance(60 * SEC);
+    assert_eq!(b.open_for(SEC), Some(4));
+    assert_eq!(b.metrics().open_remaining, Some(SEC));
+    let t = *r.rec.transitions().last().unwrap();
+    assert_eq!((t.from, t.to), (Open, Open));
+}
+
+#[test]
+fn open_for_from_half_open_voids_the_trials_and_keeps_the_backoff_streak() {
+    let r = rig(BreakerConfig {
+        backoff_multiplier: 2.0,
+        max_recovery_timeout_ms: 100_000,
+        ..config(1, 10)
+    });
+    let b = &r.breaker;
+    fail(b, 1);
+    r.clock.advance(10 * SEC);
+    b.try_acquire().unwrap().failure();
+    assert_eq!(b.metrics().open_remaining, Some(20 * SEC));
+    assert_eq!(b.metrics().consecutive_opens, 1);
+    r.clock.advance(20 * SEC);
+    let trial = b.try_acquire().unwrap();
+    assert_eq!(b.state(), HalfOpen);
+    assert_eq!(b.open_for(5 * SEC), Some(b.version()));
+    let t = *r.rec.transitions().last().unwrap();
+    assert_eq!((t.from, t.to, t.open_for), (HalfOpen, Open, Some(5 * SEC)));
+    // Neither a failed trial nor a recovery: the streak stays, and no backoff or jitter
+    // applies to the period itself.
+    assert_eq!(b.metrics().consecutive_opens, 1);
+    assert_eq!(b.metrics().open_remaining, Some(5 * SEC));
+    // The trial admitted before belongs to the old period and decides nothing.
+    trial.success();
+    assert!(!r.rec.outcomes().last().unwrap().counted);
+    assert_eq!(b.state(), Open);
+    r.clock.advance(5 * SEC);
+    b.try_acquire().unwrap().failure();
+    assert_eq!(b.metrics().consecutive_opens, 2);
+    assert_eq!(b.metrics().open_remaining, Some(40 * SEC));
+}
+
+#[test]
+fn open_for_leaves_forced_open_and_disabled_alone() {
+    let r = rig(config(1, 10));
+    let b = &r.breaker;
+    b.force_open();
+    assert_eq!(b.open_for(10 * SEC), None);
+    assert_eq!((b.state(), b.version()), (ForcedOpen, 1));
+    assert_eq!(b.metrics().open_remaining, None);
+    assert_eq!(b.try_acquire().unwrap_err().retry_after, None);
+    b.disable();
+    assert_eq!(b.open_for(10 * SEC), None);
+    assert_eq!((b.state(), b.version()), (Disabled, 2));
+    assert!(b.try_acquire().is_ok(), "disabled still admits everything");
+    assert_eq!(r.rec.transitions().len(), 2);
+    assert!(
+        r.rec
+            .transitions()
+            .iter()
+            .all(|t| t.reason != TransitionReason::RetryAfter)
+    );
+    // Back under the breaker's control, it applies again.
+    b.reset();
+    assert_eq!(b.open_for(10 * SEC), Some(4));
+}
+
+#[test]
+fn open_for_is_clamped_to_one_millisecond_and_the_open_period_cap() {
+    let r = rig(BreakerConfig {
+        max_recovery_timeout_ms: 30_000,
+        ..config(1, 10)
+    });
+    let b = &r.breaker;
+    b.open_for(Duration::from_secs(3600));
+    assert_eq!(b.metrics().open_remaining, Some(30 * SEC));
+    assert_eq!(r.rec.transitions()[0].open_for, Some(30 * SEC));
+    b.reset();
+    b.open_for(Duration::ZERO);
+    assert_eq!(b.state(), Open);
+    assert_eq!(b.metrics().open_remaining, Some(Duration::from_millis(1)));
+    r.clock.advance(Duration::from_millis(1));
+    assert_eq!(b.state(), HalfOpen);
+    // The cap is never below the recovery timeout.
+    let r = rig(BreakerConfig {
+        max_recovery_timeout_ms: 1_000,
+        ..config(1, 60)
+    });
+    r.breaker.open_for(Duration::MAX);
+    assert_eq!(r.breaker.metrics().open_remaining, Some(60 * SEC));
+}

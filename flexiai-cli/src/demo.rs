@@ -2,13 +2,18 @@
 //!
 //! Every worker sends a steady stream of requests, primary provider first. Three seconds in,
 //! the primary starts failing: the first worker to see enough failures opens its breaker,
-//! the rest follow through the sync backend (faster than their own failures would make them),
+//! the rest follow through the sync backend (sooner than their own failures would make them),
 //! and traffic fails over to the secondary. When the primary comes back, one probe from the
 //! whole fleet finds out, and every worker closes together.
+//!
+//! In memory (default) the workers are tasks of this process. With `--redis URL` they share a
+//! real Redis, and with `--processes N` each is a separate `flexiai demo-worker` process; the
+//! timeline is anchored to one wall-clock start so every process fails and recovers together.
 
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use flexiai_backend::{MemoryBackend, SyncBackend};
@@ -16,11 +21,16 @@ use flexiai_backend_redis::{RedisBackend, RedisConfig};
 use flexiai_breaker::{BreakerConfig, CircuitBreaker};
 use flexiai_events::CircuitState;
 use flexiai_sync::{StateSyncManager, SyncOptions};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinSet;
 use tokio::time::sleep;
 
 const PRIMARY: &str = "openai";
 const SECONDARY: &str = "anthropic";
+const OUTAGE_START: Duration = Duration::from_secs(3);
+const OUTAGE_END: Duration = Duration::from_secs(8);
+const TOTAL: Duration = Duration::from_secs(12);
 
 /// Options of `flexiai demo`.
 #[derive(Debug, Args)]
@@ -31,6 +41,9 @@ pub(crate) struct DemoArgs {
     /// Share state through this Redis (e.g. redis://127.0.0.1:6379) instead of in memory.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Run the workers as this many separate processes (needs --redis).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64), requires = "redis")]
+    processes: Option<u16>,
     /// Requests per second each worker sends.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
     rate: u32,
@@ -39,7 +52,53 @@ pub(crate) struct DemoArgs {
     quiet: bool,
 }
 
-/// A provider whose health the script controls.
+/// Options of the hidden `flexiai demo-worker`: one worker process of `demo --processes`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoWorkerArgs {
+    #[arg(long)]
+    redis: String,
+    #[arg(long)]
+    prefix: String,
+    /// The shared timeline's start, in Unix milliseconds.
+    #[arg(long)]
+    start_ms: u64,
+    #[arg(long)]
+    rate: u32,
+}
+
+/// What a fleet (or one worker process of it) did.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Report {
+    served_primary: u64,
+    served_secondary: u64,
+    failovers: u64,
+    unserved: u64,
+    primary_calls: u64,
+    probes: u64,
+    /// Per worker: when its primary breaker first opened, ms into the timeline.
+    opened_ms: Vec<Option<f64>>,
+    /// Per worker: when it first closed again after that.
+    closed_ms: Vec<Option<f64>>,
+    published: u64,
+    received: u64,
+}
+
+impl Report {
+    fn merge(&mut self, other: Report) {
+        self.served_primary += other.served_primary;
+        self.served_secondary += other.served_secondary;
+        self.failovers += other.failovers;
+        self.unserved += other.unserved;
+        self.primary_calls += other.primary_calls;
+        self.probes += other.probes;
+        self.opened_ms.extend(other.opened_ms);
+        self.closed_ms.extend(other.closed_ms);
+        self.published += other.published;
+        self.received += other.received;
+    }
+}
+
+/// A provider whose health the timeline controls.
 struct FakeProvider {
     healthy: AtomicBool,
     calls: AtomicU64,
@@ -47,7 +106,7 @@ struct FakeProvider {
 }
 
 impl FakeProvider {
-    fn new() -> Arc<Self> {
+    fn healthy() -> Arc<Self> {
         Arc::new(Self {
             healthy: AtomicBool::new(true),
             calls: AtomicU64::new(0),
@@ -75,37 +134,130 @@ struct Worker {
     breakers: [Arc<CircuitBreaker>; 2],
 }
 
-/// When each worker's primary breaker first opened and first closed again, since the start.
-struct Watch {
-    opened: Vec<Option<Duration>>,
-    closed: Vec<Option<Duration>>,
+/// Time since the shared start (zero before it).
+fn elapsed_since(start: SystemTime) -> Duration {
+    SystemTime::now()
+        .duration_since(start)
+        .unwrap_or(Duration::ZERO)
 }
 
-pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
-    let n = usize::from(args.workers);
-    let backends = backends(&args, n).await?;
-    let breaker_config = BreakerConfig {
+fn breaker_config() -> BreakerConfig {
+    BreakerConfig {
         failure_threshold: 5,
         half_open_max_calls: 1,
         ..BreakerConfig::default()
     }
-    .with_recovery_timeout(Duration::from_millis(1500));
-    let options = SyncOptions {
+    .with_recovery_timeout(Duration::from_millis(1500))
+}
+
+fn sync_options() -> SyncOptions {
+    SyncOptions {
         flush_interval: Duration::from_millis(20),
         reconcile_interval: Duration::from_secs(1),
         heartbeat_interval: Duration::from_millis(500),
         heartbeat_ttl: Duration::from_secs(3),
         probe_lease_ttl: Duration::from_secs(2),
         ..SyncOptions::default()
-    };
+    }
+}
 
-    let mut workers = Vec::with_capacity(n);
+pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
+    let start = SystemTime::now() + Duration::from_millis(200);
+    let n = usize::from(args.processes.unwrap_or(args.workers));
+    let (report, backend_kind) = match (&args.redis, args.processes) {
+        (Some(url), Some(processes)) => {
+            let prefix = demo_prefix();
+            print_intro(n, &args, &format!("redis, {processes} processes"));
+            (
+                run_processes(url, &prefix, processes, start, &args).await?,
+                "redis",
+            )
+        }
+        (redis, _) => {
+            let backends = match redis {
+                None => memory_backends(n),
+                Some(url) => redis_backends(url, &demo_prefix(), n).await?,
+            };
+            let kind = backends.first().map_or("memory", |b| b.kind());
+            print_intro(n, &args, kind);
+            (
+                run_fleet(backends, start, args.rate, !args.quiet).await?,
+                kind,
+            )
+        }
+    };
+    summary(&report, backend_kind);
+    Ok(())
+}
+
+/// `flexiai demo-worker`: one worker, reporting as one JSON line at the end.
+pub(crate) async fn run_worker(args: DemoWorkerArgs) -> crate::Result<()> {
+    let start = UNIX_EPOCH + Duration::from_millis(args.start_ms);
+    let backends = redis_backends(&args.redis, &args.prefix, 1).await?;
+    let report = run_fleet(backends, start, args.rate, false).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn demo_prefix() -> String {
+    // A fresh key prefix per run, so demos never see each other's state.
+    format!("flexiai-demo-{}", std::process::id())
+}
+
+fn print_intro(n: usize, args: &DemoArgs, through: &str) {
+    println!(
+        "flexiai demo: {n} workers, {} req/s each, state shared through {through}",
+        args.rate
+    );
+    println!(
+        "  {PRIMARY} fails from {:.1}s to {:.1}s; {SECONDARY} stays healthy",
+        OUTAGE_START.as_secs_f64(),
+        OUTAGE_END.as_secs_f64()
+    );
+}
+
+fn memory_backends(n: usize) -> Vec<Arc<dyn SyncBackend>> {
+    let shared = MemoryBackend::new();
+    (0..n)
+        .map(|_| Arc::new(shared.clone()) as Arc<dyn SyncBackend>)
+        .collect()
+}
+
+async fn redis_backends(
+    url: &str,
+    prefix: &str,
+    n: usize,
+) -> crate::Result<Vec<Arc<dyn SyncBackend>>> {
+    let mut backends: Vec<Arc<dyn SyncBackend>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        backends.push(Arc::new(
+            RedisBackend::connect(redis_config(url, prefix)?).await?,
+        ));
+    }
+    Ok(backends)
+}
+
+fn redis_config(url: &str, prefix: &str) -> crate::Result<RedisConfig> {
+    Ok(RedisConfig::from_url(url)?
+        .key_prefix(prefix)
+        .channel(format!("{prefix}:events"))
+        .state_ttl(Some(Duration::from_secs(120))))
+}
+
+/// Runs workers over `backends` along the timeline starting at `start`.
+async fn run_fleet(
+    backends: Vec<Arc<dyn SyncBackend>>,
+    start: SystemTime,
+    rate: u32,
+    live_view: bool,
+) -> crate::Result<Report> {
+    let mut workers = Vec::with_capacity(backends.len());
     for backend in backends {
         let manager = StateSyncManager::builder(backend)
-            .options(options.clone())
+            .options(sync_options())
             .build()?;
-        let primary = Arc::new(CircuitBreaker::new(PRIMARY, breaker_config.clone())?);
-        let secondary = Arc::new(CircuitBreaker::new(SECONDARY, breaker_config.clone())?);
+        let primary = Arc::new(CircuitBreaker::new(PRIMARY, breaker_config())?);
+        let secondary = Arc::new(CircuitBreaker::new(SECONDARY, breaker_config())?);
         manager.register_circuit_breaker(Arc::clone(&primary))?;
         manager.register_circuit_breaker(Arc::clone(&secondary))?;
         manager.start().await?;
@@ -114,19 +266,15 @@ pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
             breakers: [primary, secondary],
         }));
     }
-
-    let providers = [FakeProvider::new(), FakeProvider::new()];
+    let providers = [FakeProvider::healthy(), FakeProvider::healthy()];
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let backend_kind = workers[0].manager.backend().kind();
-    println!(
-        "flexiai demo: {n} workers, {} req/s each, state shared through {backend_kind}",
-        args.rate
-    );
-    println!("  0.0s  {PRIMARY} healthy; it will fail from 3.0s to 8.0s");
+    while elapsed_since(start).is_zero() && SystemTime::now() < start {
+        sleep(Duration::from_millis(1)).await;
+    }
 
     let mut tasks = JoinSet::new();
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     for worker in &workers {
         let (worker, providers, tally, stop) = (
             Arc::clone(worker),
@@ -134,80 +282,156 @@ pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
             Arc::clone(&tally),
             Arc::clone(&stop),
         );
-        let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
         tasks.spawn(async move { serve(worker, providers, tally, stop, period).await });
     }
 
-    let mut watch = Watch {
-        opened: vec![None; n],
-        closed: vec![None; n],
+    // The timeline and the sampling run on their own thread: sampling every 100 µs keeps the
+    // reported spread from being the sampling period, and must not occupy a runtime thread.
+    let watched = {
+        let (workers, providers, tally) = (workers.clone(), providers.clone(), Arc::clone(&tally));
+        tokio::task::spawn_blocking(move || watch(&workers, &providers, &tally, start, live_view))
     };
+    let (opened, closed) = watched.await?;
+    stop.store(true, Ordering::Relaxed);
+    while tasks.join_next().await.is_some() {}
+
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    let report = Report {
+        served_primary: load(&tally.served_primary),
+        served_secondary: load(&tally.served_secondary),
+        failovers: load(&tally.failovers),
+        unserved: load(&tally.unserved),
+        primary_calls: load(&providers[0].calls),
+        probes: load(&providers[0].probes),
+        opened_ms: opened.into_iter().map(ms).collect(),
+        closed_ms: closed.into_iter().map(ms).collect(),
+        published: workers
+            .iter()
+            .map(|w| w.manager.metrics().events_published)
+            .sum(),
+        received: workers
+            .iter()
+            .map(|w| w.manager.metrics().events_received)
+            .sum(),
+    };
+    for worker in &workers {
+        worker.manager.stop().await?;
+    }
+    Ok(report)
+}
+
+/// Drives the timeline and records when each worker's primary breaker opened and closed.
+fn watch(
+    workers: &[Arc<Worker>],
+    providers: &[Arc<FakeProvider>; 2],
+    tally: &Tally,
+    start: SystemTime,
+    live_view: bool,
+) -> (Vec<Option<Duration>>, Vec<Option<Duration>>) {
+    let n = workers.len();
+    let (mut opened, mut closed) = (vec![None; n], vec![None; n]);
     let mut next_view = Duration::ZERO;
-    let mut announced_outage = false;
-    let mut announced_recovery = false;
-    let total = Duration::from_secs(12);
-    while start.elapsed() < total {
-        let now = start.elapsed();
-        if !announced_outage && now >= Duration::from_secs(3) {
-            providers[0].healthy.store(false, Ordering::Relaxed);
-            announced_outage = true;
+    let (mut outage_announced, mut recovery_announced) = (false, false);
+    loop {
+        let now = elapsed_since(start);
+        if now >= TOTAL {
+            return (opened, closed);
+        }
+        let healthy = now < OUTAGE_START || now >= OUTAGE_END;
+        providers[0].healthy.store(healthy, Ordering::Relaxed);
+        if live_view && !outage_announced && now >= OUTAGE_START {
+            outage_announced = true;
             println!("{:>5.1}s  {PRIMARY} starts failing", now.as_secs_f64());
         }
-        if !announced_recovery && now >= Duration::from_secs(8) {
-            providers[0].healthy.store(true, Ordering::Relaxed);
-            announced_recovery = true;
+        if live_view && !recovery_announced && now >= OUTAGE_END {
+            recovery_announced = true;
             println!("{:>5.1}s  {PRIMARY} is healthy again", now.as_secs_f64());
         }
         for (i, worker) in workers.iter().enumerate() {
             let state = worker.breakers[0].state();
-            if watch.opened[i].is_none() && state == CircuitState::Open {
-                watch.opened[i] = Some(now);
+            if opened[i].is_none() && state == CircuitState::Open {
+                opened[i] = Some(now);
             }
-            if watch.opened[i].is_some()
-                && watch.closed[i].is_none()
-                && state == CircuitState::Closed
-            {
-                watch.closed[i] = Some(now);
+            if opened[i].is_some() && closed[i].is_none() && state == CircuitState::Closed {
+                closed[i] = Some(now);
             }
         }
-        if !args.quiet && now >= next_view {
-            print_view(now, &workers, &tally);
+        if live_view && now >= next_view {
+            let states: Vec<CircuitState> = workers.iter().map(|w| w.breakers[0].state()).collect();
+            let synced = workers
+                .iter()
+                .filter(|w| w.manager.health().is_synced())
+                .count();
+            print_view(now, &states, tally, synced);
             next_view += Duration::from_millis(500);
         }
-        sleep(Duration::from_millis(1)).await;
+        std::thread::sleep(Duration::from_micros(100));
     }
-    stop.store(true, Ordering::Relaxed);
-    while tasks.join_next().await.is_some() {}
-
-    summary(&workers, &providers, &tally, &watch);
-    for worker in &workers {
-        worker.manager.stop().await?;
-    }
-    Ok(())
 }
 
-async fn backends(args: &DemoArgs, n: usize) -> crate::Result<Vec<Arc<dyn SyncBackend>>> {
-    match &args.redis {
-        None => {
-            let shared = MemoryBackend::new();
-            Ok((0..n)
-                .map(|_| Arc::new(shared.clone()) as Arc<dyn SyncBackend>)
-                .collect())
-        }
-        Some(url) => {
-            // A fresh key prefix per run, so demos never see each other's state.
-            let prefix = format!("flexiai-demo-{}", std::process::id());
-            let mut backends: Vec<Arc<dyn SyncBackend>> = Vec::with_capacity(n);
-            for _ in 0..n {
-                let config = RedisConfig::from_url(url)?
-                    .key_prefix(prefix.clone())
-                    .channel(format!("{prefix}:events"))
-                    .state_ttl(Some(Duration::from_secs(120)));
-                backends.push(Arc::new(RedisBackend::connect(config).await?));
-            }
-            Ok(backends)
-        }
+/// Spawns `processes` demo workers and shows the fleet from Redis while they run.
+async fn run_processes(
+    url: &str,
+    prefix: &str,
+    processes: u16,
+    start: SystemTime,
+    args: &DemoArgs,
+) -> crate::Result<Report> {
+    let exe = std::env::current_exe()?;
+    let start_ms = start.duration_since(UNIX_EPOCH)?.as_millis().to_string();
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        let child = tokio::process::Command::new(&exe)
+            .args([
+                "demo-worker",
+                "--redis",
+                url,
+                "--prefix",
+                prefix,
+                "--start-ms",
+                &start_ms,
+            ])
+            .args(["--rate", &args.rate.to_string()])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        children.push(child);
     }
+    // The live view reads what every process wrote to the store.
+    let observer: Arc<dyn SyncBackend> =
+        Arc::new(RedisBackend::connect(redis_config(url, prefix)?).await?);
+    let mut next_view = Duration::ZERO;
+    while elapsed_since(start) < TOTAL + Duration::from_millis(300) {
+        let now = elapsed_since(start);
+        if !args.quiet && now >= next_view && !now.is_zero() {
+            let stored = observer.get_states(&[PRIMARY.to_owned()]).await?;
+            let state = stored
+                .first()
+                .cloned()
+                .flatten()
+                .map_or(CircuitState::Closed, |s| s.state);
+            let live = observer.live_workers().await?.len();
+            println!(
+                "{:>5.1}s  {PRIMARY} stored state: {:<9} | live workers {live}/{processes}",
+                now.as_secs_f64(),
+                state.as_str()
+            );
+            next_view += Duration::from_millis(500);
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    let mut report = Report::default();
+    for child in children {
+        let stdout = child.stdout.ok_or("demo worker without stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| "a demo worker did not report")??
+            .ok_or("a demo worker exited without a report")?;
+        report.merge(serde_json::from_str(&line)?);
+    }
+    Ok(report)
 }
 
 async fn serve(
@@ -251,89 +475,65 @@ async fn serve(
     }
 }
 
-fn print_view(now: Duration, workers: &[Arc<Worker>], tally: &Tally) {
-    let states: Vec<String> = workers
+fn print_view(now: Duration, states: &[CircuitState], tally: &Tally, synced: usize) {
+    let states: Vec<String> = states
         .iter()
         .enumerate()
-        .map(|(i, w)| format!("w{}:{:<9}", i + 1, w.breakers[0].state().as_str()))
+        .map(|(i, s)| format!("w{}:{:<9}", i + 1, s.as_str()))
         .collect();
-    let synced = workers
-        .iter()
-        .filter(|w| w.manager.health().is_synced())
-        .count();
     println!(
         "{:>5.1}s  {PRIMARY} {}| served {PRIMARY} {:>5} {SECONDARY} {:>5} | synced {synced}/{}",
         now.as_secs_f64(),
         states.join(" "),
         tally.served_primary.load(Ordering::Relaxed),
         tally.served_secondary.load(Ordering::Relaxed),
-        workers.len(),
+        states.len(),
     );
 }
 
-fn spread(times: &[Option<Duration>]) -> Option<(Duration, Duration)> {
-    let seen: Vec<Duration> = times.iter().flatten().copied().collect();
-    if seen.len() != times.len() {
+/// The first time, and how much later the last worker followed; `None` unless all did.
+fn spread(times: &[Option<f64>]) -> Option<(f64, f64)> {
+    let seen: Vec<f64> = times.iter().flatten().copied().collect();
+    if seen.is_empty() || seen.len() != times.len() {
         return None;
     }
-    let first = *seen.iter().min()?;
-    let last = *seen.iter().max()?;
+    let first = seen.iter().copied().fold(f64::INFINITY, f64::min);
+    let last = seen.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     Some((first, last - first))
 }
 
-fn summary(
-    workers: &[Arc<Worker>],
-    providers: &[Arc<FakeProvider>; 2],
-    tally: &Tally,
-    watch: &Watch,
-) {
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+fn summary(report: &Report, backend: &str) {
     println!();
-    println!("summary");
+    println!("summary ({} workers, {backend})", report.opened_ms.len());
     println!(
         "  requests served by {PRIMARY:<10} {:>6}",
-        load(&tally.served_primary)
+        report.served_primary
     );
     println!(
         "  requests served by {SECONDARY:<10} {:>6}",
-        load(&tally.served_secondary)
+        report.served_secondary
     );
+    println!("  failovers to {SECONDARY:<16} {:>6}", report.failovers);
+    println!("  requests no provider served   {:>6}", report.unserved);
     println!(
-        "  failovers                     {:>6}",
-        load(&tally.failovers)
+        "  calls that reached {PRIMARY:<10} {:>6} (half-open probes among them: {})",
+        report.primary_calls, report.probes
     );
-    println!(
-        "  requests no provider served   {:>6}",
-        load(&tally.unserved)
-    );
-    println!(
-        "  calls that reached {PRIMARY:<10} {:>6} (of which half-open probes: {})",
-        load(&providers[0].calls),
-        load(&providers[0].probes)
-    );
-    match spread(&watch.opened) {
-        Some((first, took)) => println!(
-            "  {PRIMARY} opened on the first worker at {:.2}s; every worker was open {:.1} ms later",
-            first.as_secs_f64(),
-            took.as_secs_f64() * 1e3
-        ),
-        None => println!("  {PRIMARY} did not open on every worker"),
+    for (what, times) in [
+        ("opened", &report.opened_ms),
+        ("closed again", &report.closed_ms),
+    ] {
+        match spread(times) {
+            Some((first, took)) => println!(
+                "  {PRIMARY} {what} on the first worker at {:.2}s; on every worker {:.2} ms later",
+                first / 1e3,
+                took
+            ),
+            None => println!("  {PRIMARY} was not {what} on every worker"),
+        }
     }
-    match spread(&watch.closed) {
-        Some((first, took)) => println!(
-            "  {PRIMARY} closed on the first worker at {:.2}s; every worker was closed {:.1} ms later",
-            first.as_secs_f64(),
-            took.as_secs_f64() * 1e3
-        ),
-        None => println!("  {PRIMARY} did not close again on every worker"),
-    }
-    let published: u64 = workers
-        .iter()
-        .map(|w| w.manager.metrics().events_published)
-        .sum();
-    let received: u64 = workers
-        .iter()
-        .map(|w| w.manager.metrics().events_received)
-        .sum();
-    println!("  sync events published {published}, received {received}");
+    println!(
+        "  sync events published {}, received {}",
+        report.published, report.received
+    );
 }

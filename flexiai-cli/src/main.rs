@@ -2,11 +2,13 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod demo;
+mod ops;
 mod worker;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use flexiai_events::CircuitState;
 
 /// The flexiai-rs command line.
 #[derive(Debug, Parser)]
@@ -21,9 +23,24 @@ enum Command {
     /// Runs a fleet of workers against fake providers: the primary fails, the fleet fails
     /// over together, then recovers with a few probes. In-memory by default.
     Demo(demo::DemoArgs),
-    /// A worker driven over stdin/stdout, for multi-process tests and `demo --processes`.
+    /// The fleet-wide breaker table: state, version and counts per provider.
+    Status(ops::FleetArgs),
+    /// A live tail of the fleet's events channel.
+    Watch(ops::WatchArgs),
+    /// Live workers, from their heartbeats.
+    Workers(ops::FleetArgs),
+    /// Isolates a provider on every worker until reset.
+    ForceOpen(ops::ControlArgs),
+    /// Bypasses a provider's breaker on every worker until reset.
+    Disable(ops::ControlArgs),
+    /// Closes a provider's breaker on every worker, clearing its counts.
+    Reset(ops::ControlArgs),
+    /// A worker driven over stdin/stdout, for the multi-process tests.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
+    /// One worker process of `demo --processes`.
+    #[command(hide = true)]
+    DemoWorker(demo::DemoWorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,7 +66,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
+            Command::Status(fleet) => ops::status(fleet).await,
+            Command::Watch(args) => ops::watch(args).await,
+            Command::Workers(fleet) => ops::workers(fleet).await,
+            Command::ForceOpen(args) => ops::control(args, CircuitState::ForcedOpen).await,
+            Command::Disable(args) => ops::control(args, CircuitState::Disabled).await,
+            Command::Reset(args) => ops::control(args, CircuitState::Closed).await,
             Command::Worker(args) => worker::run(args).await,
+            Command::DemoWorker(args) => demo::run_worker(args).await,
         }
     });
     match result {

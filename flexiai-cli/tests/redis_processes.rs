@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use flexiai_testkit::{FaultProxy, RedisServer};
 use serde_json::Value;
 
+mod support;
+
 /// One `flexiai worker` process, steered line by line.
 struct Proc {
     child: Child,
@@ -316,4 +318,93 @@ fn a_blackholed_redis_degrades_within_the_command_timeout() {
             .all(|p| p.cmd("health")["mode"] == "synced")
     });
     wait_all(&mut procs, "open");
+}
+
+/// Runs a one-shot `flexiai` command against the fleet and returns its stdout.
+fn flexiai(url: &str, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_flexiai"))
+        .args(args)
+        .args(["--redis", url, "--prefix", "fleet"])
+        .output()
+        .expect("run flexiai");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "flexiai {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn operator_commands_reach_every_worker_and_report_the_fleet() {
+    let redis = server();
+    let url = redis.url();
+    let mut procs = fleet(&url, 3, &[]);
+
+    let workers = flexiai(&url, &["workers"]);
+    assert!(workers.starts_with("3 live workers"), "{workers}");
+
+    let forced = flexiai(&url, &["force-open", "x"]);
+    assert!(
+        forced.contains("x is now forced_open on every worker"),
+        "{forced}"
+    );
+    wait_all(&mut procs, "forced_open");
+
+    let status = flexiai(&url, &["status"]);
+    let row = status
+        .lines()
+        .find(|l| l.starts_with("x "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(row.contains("forced_open"), "{status}");
+
+    // The tail shows the next transitions as they happen.
+    let watcher = Command::new(env!("CARGO_BIN_EXE_flexiai"))
+        .args([
+            "watch",
+            "--count",
+            "1",
+            "--seconds",
+            "10",
+            "--redis",
+            &url,
+            "--prefix",
+            "fleet",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    flexiai(&url, &["disable", "x"]);
+    wait_all(&mut procs, "disabled");
+    let tail = String::from_utf8(watcher.wait_with_output().unwrap().stdout).unwrap();
+    assert!(tail.contains("-> disabled"), "{tail}");
+
+    flexiai(&url, &["reset", "x"]);
+    wait_all(&mut procs, "closed");
+}
+
+#[test]
+fn the_demo_runs_as_separate_processes_over_redis() {
+    let redis = server();
+    let output = Command::new(env!("CARGO_BIN_EXE_flexiai"))
+        .args([
+            "demo",
+            "--quiet",
+            "--redis",
+            &redis.url(),
+            "--processes",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("redis)"), "{stdout}");
+    support::check_demo_summary(&stdout, 2);
 }

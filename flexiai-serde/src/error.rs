@@ -57,6 +57,40 @@ pub enum SerdeError {
     /// The payload parsed but a value in it is unusable (e.g. an empty provider name).
     #[error("invalid payload: {0}")]
     Invalid(#[from] EventError),
+    /// Event authentication is required and the payload is not a signed frame.
+    #[error("unsigned payload rejected: event authentication is required")]
+    Unsigned,
+    /// The payload is a signed frame but no event key is configured to check it.
+    #[error("signed payload rejected: no event key is configured")]
+    UnexpectedSignature,
+    /// A signed frame's header is cut short or inconsistent.
+    #[error("malformed signed frame: {0}")]
+    MalformedFrame(&'static str),
+    /// A signed frame's MAC does not match its content and context: forged, corrupted, or
+    /// signed for another channel or key.
+    #[error("signature check failed (key {key_id})")]
+    BadSignature {
+        /// The id of the key the frame named (one this reader holds).
+        key_id: String,
+    },
+    /// A signed frame names a key this reader does not hold.
+    #[error("signed with unknown key {key_id:?}")]
+    UnknownKeyId {
+        /// The key id found, non-alphanumeric bytes replaced by `?`.
+        key_id: String,
+    },
+    /// A signed frame names the previous key after its grace period ended.
+    #[error("signed with key {key_id}, whose grace period has ended")]
+    ExpiredKey {
+        /// The previous key's id.
+        key_id: String,
+    },
+    /// An event key is unusable (too short, too long). Never contains the key.
+    #[error("invalid event key: {reason}")]
+    InvalidKey {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A value could not be encoded.
     #[error("cannot encode as {format}: {message}")]
     Encode {
@@ -80,7 +114,28 @@ impl SerdeError {
             SerdeError::Malformed { .. } => "malformed",
             SerdeError::Invalid(_) => "invalid",
             SerdeError::Encode { .. } => "encode",
+            SerdeError::Unsigned => "unsigned",
+            SerdeError::UnexpectedSignature => "unexpected_signature",
+            SerdeError::MalformedFrame(_) => "malformed_frame",
+            SerdeError::BadSignature { .. } => "bad_signature",
+            SerdeError::UnknownKeyId { .. } => "unknown_key_id",
+            SerdeError::ExpiredKey { .. } => "expired_key",
+            SerdeError::InvalidKey { .. } => "invalid_key",
         }
+    }
+
+    /// Whether the payload was refused by event authentication (unsigned, forged, signed with
+    /// an unknown or expired key, or a truncated signed frame) rather than for its content.
+    pub fn is_authentication(&self) -> bool {
+        matches!(
+            self,
+            SerdeError::Unsigned
+                | SerdeError::UnexpectedSignature
+                | SerdeError::MalformedFrame(_)
+                | SerdeError::BadSignature { .. }
+                | SerdeError::UnknownKeyId { .. }
+                | SerdeError::ExpiredKey { .. }
+        )
     }
 
     pub(crate) fn malformed(format: Format, error: impl std::fmt::Display) -> Self {

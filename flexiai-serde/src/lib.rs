@@ -12,6 +12,11 @@
 //! schema versions, unknown event types and malformed input into a typed [`SerdeError`]. It
 //! never panics, whatever the input.
 //!
+//! With an [`EventAuth`] ([`StateSerializer::with_auth`]), every payload written is wrapped
+//! in a signed frame (HMAC-SHA256 over the payload and the channel or key it is meant for)
+//! and every payload read must be one; see [`EventAuth`] for the layout. Without one nothing
+//! changes: the JSON stays exactly Python's.
+//!
 //! ```
 //! use flexiai_events::{CircuitBreakerEvent, CircuitState, Event, WorkerId};
 //! use flexiai_serde::{Format, StateSerializer};
@@ -29,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod auth;
 mod codec;
 mod error;
 mod json;
@@ -36,6 +42,10 @@ mod msgpack;
 mod peek;
 mod serializer;
 
+pub use auth::{
+    EventAuth, KEY_ID_LEN, MAC_LEN, MacKey, SIGNED_FRAME_MARKER, SIGNED_FRAME_VERSION,
+    SIGNED_HEADER_LEN, is_signed_frame,
+};
 pub use codec::{Codec, Format};
 pub use error::SerdeError;
 pub use json::JsonCodec;

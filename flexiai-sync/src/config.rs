@@ -4,9 +4,49 @@ use std::time::Duration;
 
 use flexiai_backend::{MemoryBackend, SyncBackend};
 use flexiai_events::WorkerId;
+use flexiai_serde::{EventAuth, MacKey};
 use serde::{Deserialize, Serialize};
 
 use crate::{SyncError, SyncOptions};
+
+/// A secret string (an event key) that never shows in `Debug` or `Display` output.
+///
+/// It serializes as the plain string, so a configuration file round-trips.
+///
+/// ```
+/// use flexiai_sync::SecretString;
+///
+/// let key = SecretString::new("correct horse battery staple");
+/// assert_eq!(format!("{key:?} {key}"), "<redacted> <redacted>");
+/// assert_eq!(key.expose(), "correct horse battery staple");
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself; keep it out of logs and messages.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// Which store carries breaker state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,6 +77,8 @@ pub struct RedisSettings {
     pub db: i64,
     /// Whether to use TLS (`rediss://`).
     pub ssl: bool,
+    /// With TLS, a PEM file of the CA certificate(s) to trust instead of the system's roots.
+    pub ca_file: Option<String>,
     /// Bound on every Redis command, in milliseconds.
     pub command_timeout_ms: u64,
 }
@@ -51,6 +93,7 @@ impl Default for RedisSettings {
             password: None,
             db: 0,
             ssl: false,
+            ca_file: None,
             command_timeout_ms: 1000,
         }
     }
@@ -66,6 +109,7 @@ impl fmt::Debug for RedisSettings {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
             .field("ssl", &self.ssl)
+            .field("ca_file", &self.ca_file)
             .field("command_timeout_ms", &self.command_timeout_ms)
             .finish()
     }
@@ -141,6 +185,15 @@ pub struct SyncConfig {
     pub fleet_probes: bool,
     /// See [`SyncOptions::probe_lease_ttl`].
     pub probe_lease_ms: u64,
+    /// The fleet's shared event key (at least 16 bytes). When set, every event and stored
+    /// snapshot is signed (HMAC-SHA256) and unsigned or forged ones are rejected; Python
+    /// workers, which do not sign, can then no longer share the fleet. Never shown by `Debug`.
+    pub event_key: Option<SecretString>,
+    /// The key being rotated away from: still accepted (never used to sign) for
+    /// `previous_event_key_grace_secs` after start-up. Needs `event_key`.
+    pub previous_event_key: Option<SecretString>,
+    /// How long `previous_event_key` stays valid, in seconds (default 3600).
+    pub previous_event_key_grace_secs: u64,
 }
 
 impl Default for SyncConfig {
@@ -162,6 +215,9 @@ impl Default for SyncConfig {
             operation_timeout_ms: ms(options.operation_timeout),
             fleet_probes: options.fleet_probes,
             probe_lease_ms: ms(options.probe_lease_ttl),
+            event_key: None,
+            previous_event_key: None,
+            previous_event_key_grace_secs: 3600,
         }
     }
 }
@@ -200,7 +256,8 @@ impl SyncConfig {
     /// `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD`, `REDIS_DB`, `REDIS_SSL`,
     /// `REDIS_COMMAND_TIMEOUT_MS`, `FLUSH_INTERVAL_MS`, `RECONCILE_INTERVAL_MS`,
     /// `HEARTBEAT_INTERVAL_MS`, `HEARTBEAT_TTL_MS`, `OPERATION_TIMEOUT_MS`, `FLEET_PROBES`,
-    /// `PROBE_LEASE_MS`. Other variables are ignored; a value that does not parse is an error
+    /// `PROBE_LEASE_MS`, `EVENT_KEY`, `PREVIOUS_EVENT_KEY`, `PREVIOUS_EVENT_KEY_GRACE_SECS`,
+    /// `REDIS_CA_FILE`. Other variables are ignored; a value that does not parse is an error
     /// naming the variable. The result is validated.
     pub fn apply_env(
         mut self,
@@ -241,6 +298,12 @@ impl SyncConfig {
                 "OPERATION_TIMEOUT_MS" => self.operation_timeout_ms = parse_env(&key, &value)?,
                 "FLEET_PROBES" => self.fleet_probes = parse_env(&key, &value)?,
                 "PROBE_LEASE_MS" => self.probe_lease_ms = parse_env(&key, &value)?,
+                "REDIS_CA_FILE" => self.redis.ca_file = Some(value),
+                "EVENT_KEY" => self.event_key = Some(SecretString(value)),
+                "PREVIOUS_EVENT_KEY" => self.previous_event_key = Some(SecretString(value)),
+                "PREVIOUS_EVENT_KEY_GRACE_SECS" => {
+                    self.previous_event_key_grace_secs = parse_env(&key, &value)?
+                }
                 _ => {}
             }
         }
@@ -298,6 +361,7 @@ impl SyncConfig {
                 return Err(SyncError::config("redis.db", "must be between 0 and 15"));
             }
         }
+        self.event_auth()?;
         if self.redis.command_timeout_ms == 0 {
             return Err(SyncError::config(
                 "redis.command_timeout_ms",
@@ -320,13 +384,54 @@ impl SyncConfig {
         })
     }
 
+    /// The event authentication `event_key` and `previous_event_key` describe (`None`
+    /// without a key). The grace period of the previous key starts now. Errors name the
+    /// field and never contain a key.
+    pub fn event_auth(&self) -> Result<Option<EventAuth>, SyncError> {
+        let key = |field: &str, secret: &SecretString| {
+            MacKey::new(secret.expose()).map_err(|e| SyncError::config(field, e.to_string()))
+        };
+        let Some(current) = &self.event_key else {
+            if self.previous_event_key.is_some() {
+                return Err(SyncError::config(
+                    "previous_event_key",
+                    "needs event_key (the key to sign with)",
+                ));
+            }
+            return Ok(None);
+        };
+        let mut auth = EventAuth::new(key("event_key", current)?);
+        if self.previous_event_key_grace_secs > 30 * 86_400 {
+            return Err(SyncError::config(
+                "previous_event_key_grace_secs",
+                "must be at most 2592000 seconds (30 days)",
+            ));
+        }
+        if let Some(previous) = &self.previous_event_key {
+            if previous == current {
+                return Err(SyncError::config(
+                    "previous_event_key",
+                    "must differ from event_key",
+                ));
+            }
+            auth = auth.with_previous(
+                key("previous_event_key", previous)?,
+                Duration::from_secs(self.previous_event_key_grace_secs),
+            );
+        }
+        Ok(Some(auth))
+    }
+
     /// Builds the backend this config describes, without connecting: an unreachable Redis
     /// makes the manager start degraded, not fail.
     pub fn build_backend(&self) -> Result<Arc<dyn SyncBackend>, SyncError> {
         self.validate()?;
         let ttl = Duration::from_secs(self.state_ttl);
         if !self.enabled || self.backend == BackendKind::Memory {
-            let backend = MemoryBackend::builder().state_ttl(Some(ttl)).build()?;
+            let backend = MemoryBackend::builder()
+                .state_ttl(Some(ttl))
+                .auth(self.event_auth()?)
+                .build()?;
             return Ok(Arc::new(backend));
         }
         self.build_redis(ttl)
@@ -352,11 +457,17 @@ impl SyncConfig {
         if let Some(username) = &redis.username {
             config = config.username(username.clone());
         }
+        if let Some(path) = &redis.ca_file {
+            config = config
+                .ca_certificate_file(path)
+                .map_err(|e| SyncError::config("redis.ca_file", e.to_string()))?;
+        }
         config = config
             .key_prefix(self.key_prefix.clone())
             .channel(self.channel.clone())
             .state_ttl(Some(ttl))
-            .command_timeout(Duration::from_millis(redis.command_timeout_ms));
+            .command_timeout(Duration::from_millis(redis.command_timeout_ms))
+            .event_auth(self.event_auth()?);
         let backend =
             RedisBackend::new(config).map_err(|e| SyncError::config("redis", e.to_string()))?;
         Ok(Arc::new(backend))

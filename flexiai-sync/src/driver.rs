@@ -234,6 +234,10 @@ impl Shared {
             Notification::Event(event) => self.apply_event(&event),
             Notification::Rejected(error) => {
                 Counters::bump(&self.counters.events_rejected);
+                if error.is_authentication() {
+                    Counters::bump(&self.counters.events_unauthenticated);
+                }
+                // The error is safe to log (no payload, no key); the payload is never logged.
                 warn!(reason = error.reason(), error = %error, "rejected a payload on the events channel");
             }
             Notification::Resubscribed | Notification::Lagged { .. } => {
@@ -259,18 +263,30 @@ impl Shared {
             return;
         };
         let applied = match event {
-            Event::StateUpdateEvent(update) => entry.breaker.apply_remote(&update.state_data),
-            Event::CircuitBreakerEvent(event) => match event.target_state() {
-                Some(state) => apply_transition(&entry, event, state),
+            Event::StateUpdateEvent(update) => {
+                let applied = entry.breaker.apply_remote(&update.state_data);
+                if !applied {
+                    self.replayed(event, update.state_data.version, &entry);
+                }
+                applied
+            }
+            Event::CircuitBreakerEvent(transition) => match transition.target_state() {
+                Some(state) => {
+                    let applied = apply_transition(&entry, transition, state);
+                    if let (false, Some(version)) = (applied, transition.metadata.version) {
+                        self.replayed(event, version, &entry);
+                    }
+                    applied
+                }
                 None => {
                     // Outcomes recorded under another version belong to a period this
                     // worker has left (or not reached): the transitions carry their effect.
-                    if event
+                    if transition
                         .metadata
                         .version
                         .is_none_or(|v| v == entry.breaker.version())
                     {
-                        let (failures, successes) = outcome_counts(event);
+                        let (failures, successes) = outcome_counts(transition);
                         entry.breaker.absorb_remote_outcomes(failures, successes);
                     }
                     false
@@ -279,6 +295,34 @@ impl Shared {
         };
         if applied {
             Counters::bump(&self.counters.events_applied);
+        }
+    }
+}
+
+impl Shared {
+    /// Counts and reports a versioned event that was not newer than the local breaker. The
+    /// payload is not logged: only who sent it, for which provider, and the versions. The
+    /// same version is routine (workers racing to one transition, or the event of a race
+    /// this worker lost and already adopted): debug level. An older one is a late or
+    /// replayed message: a warning.
+    fn replayed(&self, event: &Event, version: u64, entry: &Entry) {
+        Counters::bump(&self.counters.events_replayed);
+        let local_version = entry.breaker.version();
+        if version < local_version {
+            warn!(
+                provider = %entry.name,
+                sender = %event.worker_id(),
+                version,
+                local_version,
+                "dropped an older event (replayed or late)"
+            );
+        } else {
+            debug!(
+                provider = %entry.name,
+                sender = %event.worker_id(),
+                version,
+                "dropped a duplicate event (version not newer)"
+            );
         }
     }
 }
@@ -365,6 +409,9 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     subscription: Option<Subscription>,
     leases: HashMap<String, HeldLease>,
+    /// Per half-open provider: the version of the period and the breaker's rejected-call
+    /// count when it was first seen, to tell a worker with demand from an idle one.
+    demand: HashMap<String, (u64, u64)>,
     next_subscribe: Instant,
     backoff: Duration,
 }
@@ -376,6 +423,7 @@ impl Driver {
             shared,
             subscription,
             leases: HashMap::new(),
+            demand: HashMap::new(),
             next_subscribe: Instant::now() + backoff,
             backoff,
         }
@@ -504,7 +552,22 @@ impl Driver {
                     .await;
             }
             if state != CircuitState::HalfOpen || entry.breaker.probe_credits() > 0 {
+                self.demand.remove(&entry.name);
                 continue;
+            }
+            // Only a worker whose callers are being turned away competes for the lease: an
+            // idle worker holding it would keep the whole fleet waiting for its TTL.
+            let rejected = entry.breaker.metrics().calls_rejected;
+            match self.demand.get(&entry.name) {
+                Some(&(seen_version, baseline)) if seen_version == version => {
+                    if rejected <= baseline {
+                        continue;
+                    }
+                }
+                _ => {
+                    self.demand.insert(entry.name.clone(), (version, rejected));
+                    continue;
+                }
             }
             let lock = probe_lock_name(&entry.name);
             let acquired = shared

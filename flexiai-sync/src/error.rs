@@ -28,6 +28,12 @@ pub enum SyncError {
     /// `start` was called on a running manager, or an operation needs a running one.
     #[error("sync manager is {0}")]
     Lifecycle(&'static str),
+    /// An operator override kept losing the compare-and-set to workers writing newer versions.
+    #[error("the fleet kept writing newer versions of {provider:?}; try again")]
+    Contended {
+        /// The provider being overridden.
+        provider: String,
+    },
     /// The backend failed an explicit request (background work never surfaces errors this
     /// way: it degrades instead).
     #[error(transparent)]

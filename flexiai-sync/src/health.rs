@@ -66,6 +66,17 @@ pub struct SyncMetrics {
     /// Payloads on the channel that failed to decode (malformed, oversized, unknown version or
     /// type) and were dropped.
     pub events_rejected: u64,
+    /// The part of `events_rejected` refused by event authentication: unsigned payloads while
+    /// a key is configured, forged or corrupted signatures, unknown keys, a previous key past
+    /// its grace period.
+    pub events_unauthenticated: u64,
+    /// Versioned transitions and state updates from other workers that decoded (and, with a
+    /// key configured, authenticated) but were not newer than the local breaker, and were
+    /// dropped. A replayed capture lands here; so do ordinary duplicates, e.g. the winning
+    /// event of a compare-and-set this worker lost and had already adopted from the store,
+    /// so a healthy fleet shows a few. Unversioned (Python) transitions, ordered by
+    /// timestamp, are not counted.
+    pub events_replayed: u64,
     /// Local transitions that lost the store's compare-and-set to another worker's.
     pub cas_conflicts: u64,
     /// Full re-reads of stored state (start-up, after gaps, periodic).
@@ -84,6 +95,8 @@ pub(crate) struct Counters {
     pub(crate) events_received: AtomicU64,
     pub(crate) events_applied: AtomicU64,
     pub(crate) events_rejected: AtomicU64,
+    pub(crate) events_unauthenticated: AtomicU64,
+    pub(crate) events_replayed: AtomicU64,
     pub(crate) cas_conflicts: AtomicU64,
     pub(crate) reconciles: AtomicU64,
     pub(crate) backend_errors: AtomicU64,
@@ -112,6 +125,8 @@ impl Counters {
             events_received: get(&self.events_received),
             events_applied: get(&self.events_applied),
             events_rejected: get(&self.events_rejected),
+            events_unauthenticated: get(&self.events_unauthenticated),
+            events_replayed: get(&self.events_replayed),
             cas_conflicts: get(&self.cas_conflicts),
             reconciles: get(&self.reconciles),
             backend_errors: get(&self.backend_errors),

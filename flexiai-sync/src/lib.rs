@@ -11,6 +11,7 @@
 //!
 //! See [`StateSyncManager`] for an example.
 
+mod admin;
 mod config;
 mod driver;
 mod error;
@@ -22,7 +23,8 @@ mod registry;
 #[cfg(feature = "testing")]
 pub mod scenarios;
 
-pub use config::{BackendKind, RedisSettings, SyncConfig};
+pub use admin::override_state;
+pub use config::{BackendKind, RedisSettings, SecretString, SyncConfig};
 pub use error::SyncError;
 pub use health::{SyncHealth, SyncMetrics, SyncMode};
 pub use manager::{StateSyncManager, SyncManagerBuilder};
@@ -32,3 +34,8 @@ pub use options::SyncOptions;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// Compiles the deployment guide's example, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/multi-worker-deployment.md")]
+pub struct DeploymentGuideDoctests;

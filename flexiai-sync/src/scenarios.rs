@@ -333,3 +333,72 @@ pub async fn stop_and_drop_are_clean(factory: &impl BackendFactory) {
         "drop must not block"
     );
 }
+
+/// An operator's override (no breaker of its own) reaches every worker, and a reset undoes it.
+pub async fn an_operator_override_reaches_every_worker(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 4, &["x"], &config(5, Duration::from_secs(60))).await;
+    let backend = Arc::clone(workers[0].manager.backend());
+    let operator = flexiai_events::WorkerId::new("ops:cli:1").unwrap();
+    let written = crate::override_state(&backend, "x", CircuitState::ForcedOpen, &operator)
+        .await
+        .unwrap();
+    eventually("every worker is forced open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::ForcedOpen)
+    })
+    .await;
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.breaker("x").version() == written.version)
+    );
+    crate::override_state(&backend, "x", CircuitState::Closed, &operator)
+        .await
+        .unwrap();
+    eventually("every worker is closed again", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    })
+    .await;
+    let refused = crate::override_state(&backend, "x", CircuitState::HalfOpen, &operator).await;
+    assert!(refused.unwrap_err().to_string().contains("state"));
+}
+
+/// Idle workers don't take the probe lease: a worker with traffic gets the probe promptly,
+/// not after an idle holder's lease expires.
+pub async fn idle_workers_leave_the_probe_to_busy_ones(factory: &impl BackendFactory) {
+    let recovery = Duration::from_millis(300);
+    for round in 0..3 {
+        let workers = fleet(factory, 4, &["x"], &config(1, recovery)).await;
+        fail(workers[0].breaker("x"), 1);
+        eventually("all open", || {
+            workers
+                .iter()
+                .all(|w| w.breaker("x").state() == CircuitState::Open)
+        })
+        .await;
+        sleep(recovery).await;
+        // Only the last worker has traffic; the others are idle but half-open too.
+        let busy = workers[3].breaker("x");
+        let started = Instant::now();
+        let probe = loop {
+            if let Ok(permit) = busy.try_acquire() {
+                break permit;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "round {round}: the busy worker got no probe within 2 s (lease TTL is 5 s)"
+            );
+            sleep(Duration::from_millis(5)).await;
+        };
+        probe.success();
+        eventually("closed everywhere", || {
+            workers
+                .iter()
+                .all(|w| w.breaker("x").state() == CircuitState::Closed)
+        })
+        .await;
+    }
+}

@@ -34,6 +34,8 @@ scenarios!(
     concurrent_transitions_converge,
     an_emptied_store_is_rewritten,
     stop_and_drop_are_clean,
+    an_operator_override_reaches_every_worker,
+    idle_workers_leave_the_probe_to_busy_ones,
 );
 
 fn config() -> BreakerConfig {

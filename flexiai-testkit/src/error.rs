@@ -80,6 +80,10 @@ pub enum TestkitError {
         reason: String,
     },
 
+    /// A test certificate could not be made.
+    #[error("making a test certificate: {0}")]
+    Certificate(String),
+
     /// The binary path is not valid.
     #[error("invalid redis-server binary path {0}")]
     InvalidBinary(PathBuf),

@@ -4,6 +4,8 @@
 //!   its own temp dir, with persistence off, and can stop, kill (`-9`), restart
 //!   on the same port, and pause/resume (SIGSTOP/SIGCONT) it.
 //! * [`FaultProxy`] is a TCP proxy with runtime faults: cut, blackhole, latency.
+//! * [`tls::TestCa`] makes a private CA and server certificates in-process (rcgen), for
+//!   `RedisServerBuilder::tls` / `tls_pem`.
 //! * `RedisContainer` (feature `testcontainers`) starts Redis in Docker instead.
 //! * `backend::RedisFactory` (feature `backend`) opens real `RedisBackend`s for suites
 //!   written against `flexiai_backend::conformance::BackendFactory`.
@@ -27,6 +29,7 @@ mod container;
 mod error;
 mod proxy;
 mod server;
+pub mod tls;
 
 #[cfg(feature = "testcontainers")]
 pub use container::{DEFAULT_IMAGE, RedisContainer};

@@ -119,7 +119,21 @@ pub struct RedisServerBuilder {
     password: Option<String>,
     startup_timeout: Duration,
     binary: Option<PathBuf>,
-    tls: bool,
+    tls: Option<TlsFiles>,
+}
+
+/// PEM documents for the server's TLS port.
+#[derive(Clone)]
+struct TlsFiles {
+    cert_pem: String,
+    key_pem: String,
+    ca_pem: String,
+}
+
+impl fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsFiles { .. }")
+    }
 }
 
 impl Default for RedisServerBuilder {
@@ -129,7 +143,7 @@ impl Default for RedisServerBuilder {
             password: None,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             binary: None,
-            tls: false,
+            tls: None,
         }
     }
 }
@@ -177,12 +191,43 @@ impl RedisServerBuilder {
         self
     }
 
-    /// Also listen for TLS on a second free port, with a self-signed certificate for
-    /// `127.0.0.1`/`localhost` made by the `openssl` command (clients need not present one).
-    /// The plain port stays open for the readiness check and raw clients.
+    /// Add an ACL user with the given password and exactly the given rules, e.g.
+    /// `["~flexiai:*", "&flexiai:*", "-@all", "+get"]` (`--user NAME on >PASSWORD RULES...`).
     #[must_use]
-    pub fn tls(mut self) -> Self {
-        self.tls = true;
+    pub fn acl_user_with_rules(mut self, name: &str, password: &str, rules: &[&str]) -> Self {
+        self.args.push("--user".to_owned());
+        self.args.push(name.to_owned());
+        self.args.push("on".to_owned());
+        self.args.push(format!(">{password}"));
+        self.args.extend(rules.iter().map(|r| (*r).to_owned()));
+        self
+    }
+
+    /// Also listen for TLS on a second free port, with a certificate for
+    /// `127.0.0.1`/`localhost` signed by a fresh private CA made in-process
+    /// ([`TestCa`](crate::tls::TestCa); clients need not present one, and trust the CA at
+    /// [`RedisServer::tls_certificate`]). The plain port stays open for the readiness check
+    /// and raw clients.
+    pub fn tls(self) -> Result<Self> {
+        let ca = crate::tls::TestCa::new("flexiai-testkit CA")?;
+        let server = ca.issue(&["localhost", "127.0.0.1"])?;
+        Ok(self.tls_pem(server.cert_pem, server.key_pem, ca.cert_pem()))
+    }
+
+    /// Also listen for TLS on a second free port with the given server certificate, its key
+    /// and the CA (all PEM), written into the server's private directory.
+    #[must_use]
+    pub fn tls_pem(
+        mut self,
+        cert_pem: impl Into<String>,
+        key_pem: impl Into<String>,
+        ca_pem: impl Into<String>,
+    ) -> Self {
+        self.tls = Some(TlsFiles {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+            ca_pem: ca_pem.into(),
+        });
         self
     }
 
@@ -215,8 +260,15 @@ impl RedisServerBuilder {
             .prefix("flexiai-redis-")
             .tempdir()
             .map_err(|e| TestkitError::io("creating a temp dir for redis-server", e))?;
-        if self.tls {
-            make_certificate(dir.path())?;
+        if let Some(tls) = &self.tls {
+            for (name, pem) in [
+                ("cert.pem", &tls.cert_pem),
+                ("key.pem", &tls.key_pem),
+                ("ca.pem", &tls.ca_pem),
+            ] {
+                fs::write(dir.path().join(name), pem)
+                    .map_err(|e| TestkitError::io(format!("writing {name}"), e))?;
+            }
         }
         let mut server = RedisServer {
             binary,
@@ -232,7 +284,7 @@ impl RedisServerBuilder {
         let mut last_err = None;
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port()?;
-            if self.tls {
+            if self.tls.is_some() {
                 server.tls_port = Some(free_port()?);
             }
             match server.spawn_and_wait() {
@@ -269,33 +321,6 @@ pub struct RedisServer {
     startup_timeout: Duration,
     child: Option<Child>,
     paused: bool,
-}
-
-fn make_certificate(dir: &Path) -> Result<()> {
-    let output = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            TestkitError::io(
-                "running `openssl` to make a test certificate (install it with `apt-get install openssl`)",
-                e,
-            )
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(TestkitError::io(
-            "making a test certificate with openssl",
-            std::io::Error::other(String::from_utf8_lossy(&output.stderr).into_owned()),
-        ))
-    }
 }
 
 impl fmt::Debug for RedisServer {
@@ -349,9 +374,9 @@ impl RedisServer {
         self.tls_port.map(|p| format!("rediss://127.0.0.1:{p}"))
     }
 
-    /// The self-signed certificate (PEM) that also serves as CA, when built with TLS.
+    /// The CA certificate (PEM) that signed the server's certificate, when built with TLS.
     pub fn tls_certificate(&self) -> Option<PathBuf> {
-        self.tls_port.map(|_| self.dir.path().join("cert.pem"))
+        self.tls_port.map(|_| self.dir.path().join("ca.pem"))
     }
 
     /// The socket address the server listens on.
@@ -486,7 +511,7 @@ impl RedisServer {
                 .arg("--tls-key-file")
                 .arg(dir.join("key.pem"))
                 .arg("--tls-ca-cert-file")
-                .arg(dir.join("cert.pem"))
+                .arg(dir.join("ca.pem"))
                 .args(["--tls-auth-clients", "no"]);
         }
         cmd.arg("--port")

@@ -138,7 +138,7 @@ fn drop_kills_paused_server_and_removes_dir() {
 
 #[test]
 fn tls_listener_with_a_self_signed_certificate() {
-    let mut server = RedisServer::builder().tls().start().unwrap();
+    let mut server = RedisServer::builder().tls().unwrap().start().unwrap();
     let tls_port = server.tls_port().unwrap();
     assert_ne!(tls_port, server.port());
     assert!(server.tls_certificate().unwrap().is_file());

@@ -8,7 +8,10 @@ commands:
   lint        cargo fmt --check, clippy -D warnings, rustdoc -D warnings
   test        every test that runs in-process (no Redis server needed)
   test-redis  every Redis-backed test, against redis-server instances the tests spawn
-  bench       the criterion benchmarks";
+  bench       the fleet benchmarks (writes BENCHMARKS.md); --quick, --criterion
+  coverage    line coverage of the library crates (cargo-tarpaulin), with thresholds
+  install-hooks  a git pre-commit hook running fmt and clippy
+  lint-fast   clippy only (what the pre-commit hook runs after fmt)";
 
 /// Features that turn on test support across the workspace; additive, so enabling them all
 /// at once is what a user enabling any of them gets too.

@@ -4,7 +4,9 @@
 //! at a terminal all run exactly the same thing.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod coverage;
 mod flags;
+mod hooks;
 mod tests;
 
 use std::process::ExitCode;
@@ -27,11 +29,40 @@ fn main() -> ExitCode {
         match command {
             "ci" => ci(sh),
             "lint" => lint(sh),
+            "lint-fast" => {
+                let features = flags::FEATURES;
+                cmd!(
+                    sh,
+                    "cargo clippy --workspace --all-targets {features...} -- -D warnings"
+                )
+                .run()?;
+                Ok(())
+            }
+            "coverage" => coverage::run(sh),
+            "install-hooks" => hooks::install(sh),
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
             "bench" => {
-                let features = flags::FEATURES;
-                cmd!(sh, "cargo bench --workspace {features...}").run()?;
+                // The fleet benchmarks (flexiai-bench): release build, then a run that spawns
+                // its own redis-server instances and rewrites the fleet section of
+                // BENCHMARKS.md and docs/bench/propagation.svg. `--quick` shortens it;
+                // `--criterion` also runs the criterion micro-benchmarks first.
+                let rest = &args[1..];
+                if rest.iter().any(|a| a == "--criterion") {
+                    let features = flags::FEATURES;
+                    cmd!(sh, "cargo bench --workspace {features...}").run()?;
+                }
+                let pass: Vec<&String> = rest.iter().filter(|a| *a != "--criterion").collect();
+                cmd!(
+                    sh,
+                    "cargo build --release -p flexiai-bench --bin fleet-bench"
+                )
+                .run()?;
+                let root = project_root();
+                let target = std::env::var_os("CARGO_TARGET_DIR")
+                    .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+                let bench = target.join("release").join("fleet-bench");
+                cmd!(sh, "{bench} run --root {root} {pass...}").run()?;
                 Ok(())
             }
             "help" | "--help" | "-h" => {

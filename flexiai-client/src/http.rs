@@ -1,0 +1,295 @@
+//! What the HTTP adapters share: the reqwest client (rustls with the ring provider and the
+//! platform's roots), status and transport error classification, and `Retry-After` parsing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::error::{ClientError, ProviderError};
+use crate::secret::{ApiKey, scrub};
+
+/// Longest piece of a provider's error body kept in a [`ProviderError`] message.
+const MAX_MESSAGE: usize = 512;
+
+/// Builds the HTTP client the adapters use: rustls with the `ring` provider, certificates
+/// checked against the platform's roots, HTTP/1.1, no system proxy.
+///
+/// When the platform has no usable root certificates, the client is still built (plain
+/// `http://` works, e.g. for a local server) and every `https://` call fails with a
+/// [`ProviderError::Connection`] naming the cause.
+pub fn http_client() -> Result<reqwest::Client, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::HttpClient(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> =
+        match rustls_platform_verifier::Verifier::new(Arc::clone(&provider)) {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "no platform root certificates: https calls will fail");
+                Arc::new(NoRoots {
+                    reason: e.to_string(),
+                    provider,
+                })
+            }
+        };
+    let tls = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()
+        .map_err(|e| ClientError::HttpClient(e.to_string()))
+}
+
+/// Refuses every certificate: used when the platform has no root to check against.
+#[derive(Debug)]
+struct NoRoots {
+    reason: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for NoRoots {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::General(format!(
+            "no trusted root certificates: {}",
+            self.reason
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General(
+            "no trusted root certificates".into(),
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General(
+            "no trusted root certificates".into(),
+        ))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Sorts a transport error from reqwest.
+pub(crate) fn transport_error(error: &reqwest::Error, timeout: Duration) -> ProviderError {
+    if error.is_timeout() {
+        return ProviderError::Timeout { elapsed: timeout };
+    }
+    if error.is_builder() {
+        return ProviderError::Request {
+            message: error_chain(error),
+        };
+    }
+    ProviderError::Connection {
+        message: error_chain(error),
+    }
+}
+
+/// An error and its causes on one line, without the URL.
+fn error_chain(error: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Sorts a non-success HTTP answer; `body` is the provider's error text.
+pub(crate) fn status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+    key: Option<&ApiKey>,
+    timeout: Duration,
+) -> ProviderError {
+    let message = scrub(&error_message(body), key, MAX_MESSAGE);
+    let code = status.as_u16();
+    match code {
+        429 => ProviderError::RateLimited {
+            status: code,
+            retry_after: retry_after(headers),
+            message,
+        },
+        408 => ProviderError::Timeout { elapsed: timeout },
+        401 | 403 => ProviderError::Authentication {
+            status: code,
+            message,
+        },
+        500..=599 => ProviderError::Server {
+            status: code,
+            message,
+        },
+        400..=499 => ProviderError::InvalidRequest {
+            status: code,
+            message,
+        },
+        // 1xx/3xx that reqwest did not resolve: the provider is misbehaving.
+        _ => ProviderError::InvalidResponse {
+            message: format!("unexpected HTTP {code}: {message}"),
+        },
+    }
+}
+
+/// The `message` of an OpenAI- or Anthropic-style error body (`{"error": {"message": ...}}`),
+/// or the body itself.
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let error = v.get("error")?;
+            error
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+                .or_else(|| error.as_str().map(str::to_owned))
+        })
+        .unwrap_or_else(|| body.trim().to_owned())
+}
+
+/// The wait a 429 asks for: `retry-after-ms` (OpenAI) or `Retry-After` in seconds (integer or
+/// decimal). An HTTP-date `Retry-After` is not understood and reads as none.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0));
+    }
+    let secs = get("retry-after")?.parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// Sends `request` and returns the body of a success answer, or a classified error.
+pub(crate) async fn send(
+    request: reqwest::RequestBuilder,
+    key: Option<&ApiKey>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProviderError> {
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(&e, timeout))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(&e, timeout))?;
+    if status.is_success() {
+        return Ok(body.to_vec());
+    }
+    let text = String::from_utf8_lossy(&body);
+    Err(status_error(status, &headers, &text, key, timeout))
+}
+
+/// Parses a success body as `T`; a body that does not parse is the provider's fault.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    key: Option<&ApiKey>,
+) -> Result<T, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| ProviderError::InvalidResponse {
+        message: scrub(&format!("not the expected JSON: {e}"), key, MAX_MESSAGE),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn statuses_are_sorted() {
+        let h = HeaderMap::new();
+        let t = Duration::from_secs(1);
+        let e = |code: u16| status_error(StatusCode::from_u16(code).unwrap(), &h, "{}", None, t);
+        assert_eq!(e(429).kind(), "rate_limited");
+        assert_eq!(e(408).kind(), "timeout");
+        assert_eq!(e(401).kind(), "authentication");
+        assert_eq!(e(403).kind(), "authentication");
+        assert_eq!(e(400).kind(), "invalid_request");
+        assert_eq!(e(404).kind(), "invalid_request");
+        assert_eq!(e(422).kind(), "invalid_request");
+        assert_eq!(e(500).kind(), "server_error");
+        assert_eq!(e(503).kind(), "server_error");
+        assert_eq!(e(529).kind(), "server_error");
+    }
+
+    #[test]
+    fn messages_come_from_the_error_object_and_hide_the_key() {
+        let key = ApiKey::new("sk-abcdef");
+        let body =
+            r#"{"error": {"message": "Incorrect API key provided: sk-abcdef", "type": "x"}}"#;
+        let err = status_error(
+            StatusCode::UNAUTHORIZED,
+            &HeaderMap::new(),
+            body,
+            Some(&key),
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            err.to_string(),
+            "authentication failed (HTTP 401): Incorrect API key provided: <redacted>"
+        );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_milliseconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after", HeaderValue::from_static("0.5"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
+        h.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
+        h.remove("retry-after-ms");
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}
