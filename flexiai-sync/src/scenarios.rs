@@ -23,6 +23,35 @@ use tokio::time::sleep;
 
 use crate::{StateSyncManager, SyncOptions};
 
+/// Expands to one `#[tokio::test]` per fleet scenario, each building its backends with
+/// `$factory` (an expression evaluated inside the async test, so it may `.await`), as
+/// `flexiai_backend::conformance_tests!` does for single backends.
+#[macro_export]
+macro_rules! fleet_scenarios {
+    ($factory:expr) => {
+        $crate::fleet_scenarios!(@cases $factory;
+            a_trip_reaches_every_worker,
+            fleet_failures_count_together,
+            half_open_probes_are_rationed_fleet_wide,
+            a_late_joiner_starts_with_the_fleet_state,
+            concurrent_transitions_converge,
+            an_emptied_store_is_rewritten,
+            stop_and_drop_are_clean,
+            an_operator_override_reaches_every_worker,
+            idle_workers_leave_the_probe_to_busy_ones,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let factory = $factory;
+                $crate::scenarios::$case(&factory).await;
+            }
+        )*
+    };
+}
+
 /// Timings short enough for tests, long enough for a loaded 2-core CI machine.
 pub fn fast_options() -> SyncOptions {
     SyncOptions {
