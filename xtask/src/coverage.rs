@@ -52,6 +52,7 @@ pub(crate) fn run(sh: &Shell) -> crate::Result<()> {
     cmd!(
         sh,
         "cargo tarpaulin {args...} {features...} --engine ptrace --skip-clean --timeout 300
+         --target-dir target/tarpaulin
          --exclude-files 'xtask/*' 'flexiai-testkit/*' 'flexiai-bench/*' 'flexiai-cli/*' '*/tests/*' '*/benches/*' '*/examples/*'
          --out Json --output-dir {out}"
     )
