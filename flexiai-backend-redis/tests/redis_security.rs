@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flexiai_backend::{BackendError, CasOutcome, Notification, SyncBackend};
@@ -356,39 +354,12 @@ async fn unsigned_and_forged_events_are_rejected_and_counted() {
     assert_eq!(receiver.unauthenticated_payloads(), 2);
 }
 
-/// A `tracing` writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 /// Passwords and event keys never show in `Debug`, `Display`, errors or logs, even while
 /// authentication fails.
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_stay_out_of_debug_display_errors_and_logs() {
     const WRONG: &str = "wrong-password-5b2c71";
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = flexiai_testkit::LogCapture::start();
 
     let server = RedisServer::builder()
         .acl_user("svc", ACL_PASSWORD)

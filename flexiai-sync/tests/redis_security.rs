@@ -3,8 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flexiai_backend::SyncBackend;
@@ -93,31 +92,11 @@ async fn key_rotation_accepts_the_previous_key_during_its_grace_period() {
     assert_eq!(not_yet.breaker("x").state(), CircuitState::ForcedOpen);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The Redis password and both event keys never show in `Debug`, `Display`, errors or logs,
 /// from a config file through a running manager whose events fail authentication.
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_stay_out_of_config_output_errors_and_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = flexiai_testkit::LogCapture::start();
 
     let server = RedisServer::builder()
         .password(ACL_PASSWORD)
@@ -198,7 +177,7 @@ async fn secrets_stay_out_of_config_output_errors_and_logs() {
     texts.push(manager.health().mode.to_string());
     manager.stop().await.unwrap();
 
-    let logs = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("rejected a payload"),
         "no rejection logged:\n{logs}"

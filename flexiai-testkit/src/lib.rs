@@ -27,6 +27,7 @@ pub mod backend;
 #[cfg(feature = "testcontainers")]
 mod container;
 mod error;
+mod logs;
 mod proxy;
 mod server;
 pub mod tls;
@@ -34,5 +35,6 @@ pub mod tls;
 #[cfg(feature = "testcontainers")]
 pub use container::{DEFAULT_IMAGE, RedisContainer};
 pub use error::{Result, TestkitError};
+pub use logs::LogCapture;
 pub use proxy::FaultProxy;
 pub use server::{REDIS_SERVER_ENV, RedisServer, RedisServerBuilder, free_port, ping};
