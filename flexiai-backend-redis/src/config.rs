@@ -336,7 +336,9 @@ impl RedisConfig {
         self
     }
 
-    /// The most pooled command connections (default 8).
+    /// The most pooled command connections (default 8). Commands share one multiplexed
+    /// connection from the pool at a time, so the pool mostly bounds how many connections a
+    /// burst of reconnects can open.
     #[must_use]
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;

@@ -3,7 +3,9 @@
 //! [`RedisBackend`] carries circuit-breaker state between worker processes through Redis
 //! (redis-rs 1.8, deadpool-redis 0.23):
 //!
-//! * commands go through a connection pool, and every operation is bounded by
+//! * commands share one multiplexed connection taken from a deadpool-redis pool (which
+//!   creates and health-checks it; it is dropped on any error and replaced from the pool on
+//!   the next command), and every operation is bounded by
 //!   [`RedisConfig::command_timeout`], so a slow or hung Redis yields
 //!   [`BackendError::Timeout`](flexiai_backend::BackendError::Timeout) instead of blocking;
 //! * each subscription has a dedicated RESP3 connection that resubscribes by itself after a

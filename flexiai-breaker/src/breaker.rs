@@ -262,6 +262,58 @@ impl fmt::Debug for CircuitBreaker {
     }
 }
 
+/// [`CircuitBreaker::acquire_slow`]'s answer, packed into two words: a permit's ticket (`W`
+/// clear, as in every ticket) and start time, or a rejection: `W` set, the state, slot count 1
+/// if there is a retry-after, and the retry-after in nanoseconds.
+#[derive(Clone, Copy)]
+struct SlowAdmission {
+    word: Word,
+    extra: u64,
+}
+
+impl SlowAdmission {
+    #[inline]
+    fn encode(result: Result<Permit<'_>, Rejected>) -> Self {
+        match result {
+            Ok(permit) => {
+                let admission = SlowAdmission {
+                    word: permit.ticket,
+                    extra: permit.started,
+                };
+                // Rebuilt by `decode`: nothing to give back here.
+                std::mem::forget(permit);
+                admission
+            }
+            Err(Rejected { state, retry_after }) => SlowAdmission {
+                word: Word::new(0, state, ProbeMode::Local, u64::from(retry_after.is_some()))
+                    .with_writing(),
+                extra: retry_after.map_or(0, duration_to_nanos),
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn decode(self, breaker: &CircuitBreaker) -> Result<Permit<'_>, Rejected> {
+        if self.word.writing() {
+            Err(Rejected {
+                state: self.word.state(),
+                retry_after: (self.word.slots() != 0).then(|| Duration::from_nanos(self.extra)),
+            })
+        } else {
+            Ok(Permit {
+                breaker,
+                ticket: self.word,
+                started: self.extra,
+            })
+        }
+    }
+}
+
+/// For a half-open trial call's ticket, the probe mode whose slot or credit it holds.
+fn ticket_probe_mode(ticket: Word) -> Option<ProbeMode> {
+    (ticket.slots() != 0).then(|| ticket.mode())
+}
+
 /// Spins, then yields: for the cold paths that wait for a transition being written (a few
 /// dozen nanoseconds unless its writer was preempted).
 fn pause(spins: &mut u32) {
@@ -352,7 +404,7 @@ impl CircuitBreaker {
             self.stripes.add(|s| &s.admitted, 1);
             return Ok(self.permit(w.version(), CircuitState::Closed, None));
         }
-        self.acquire_slow(w)
+        self.acquire_slow(w).decode(self)
     }
 
     #[inline]
@@ -373,8 +425,17 @@ impl CircuitBreaker {
         Rejected { state, retry_after }
     }
 
+    /// Every state but closed, out of line. Returns its decision in two registers rather than
+    /// a `Result` in memory, so that the inlined fast path's permit is not merged with it
+    /// through the stack.
     #[cold]
-    fn acquire_slow(&self, mut w: Word) -> Result<Permit<'_>, Rejected> {
+    #[inline(never)]
+    fn acquire_slow(&self, w: Word) -> SlowAdmission {
+        SlowAdmission::encode(self.acquire_other(w))
+    }
+
+    #[inline]
+    fn acquire_other(&self, mut w: Word) -> Result<Permit<'_>, Rejected> {
         loop {
             match w.state() {
                 CircuitState::Closed | CircuitState::Disabled => {
@@ -452,13 +513,48 @@ impl CircuitBreaker {
         (self.word.0.load(Ordering::Relaxed) == w.0).then_some(deadline)
     }
 
-    /// Records a settled permit's outcome.
-    pub(crate) fn settle(&self, permit: &Permit<'_>, outcome: Outcome) {
+    /// The closed-state success of a permit with `ticket`, recorded entirely inline when
+    /// nothing else needs to see it: consecutive policy (no window to update), no slow-call
+    /// timing (checked by the caller) and no observer. Returns `false`, having done nothing,
+    /// when [`settle`](Self::settle) must record it instead. Does exactly what `settle`'s
+    /// closed branch does, minus the parts that cannot apply.
+    #[inline]
+    pub(crate) fn settle_closed_success(&self, ticket: Word) -> bool {
+        if !ticket.is_closed()
+            || self.window.is_some()
+            || self.has_observers.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        let w = self.load();
+        self.stripes.add(|s| &s.successes, 1);
+        // Same version and no transition being written: it counts for this closed state.
+        if w.same_version_unwritten(ticket) {
+            let v = ticket.version();
+            if !self.consecutive.0.is_zero_or_stale(v) {
+                self.reset_run(v);
+            }
+            // Stamped lazily by the next snapshot: no clock read per success.
+            if !self.success_unstamped.load(Ordering::Relaxed) {
+                self.success_unstamped.store(true, Ordering::Relaxed);
+            }
+            self.stripes.add(|s| &s.counted_successes, 1);
+        }
+        true
+    }
+
+    #[cold]
+    fn reset_run(&self, v: u64) {
+        let _ = self.consecutive.0.update(v, |_| 0);
+    }
+
+    /// Records a settled permit's outcome (`ticket` and `started` as in [`Permit`]).
+    pub(crate) fn settle(&self, ticket: Word, started: u64, outcome: Outcome) {
         let mut outcome = outcome;
         let mut slow = false;
         let mut elapsed = None;
-        if let (true, Some(limit)) = (permit.started != NOT_TIMED, self.limits.slow_nanos) {
-            let took = self.now_nanos().saturating_sub(permit.started);
+        if let (true, Some(limit)) = (started != NOT_TIMED, self.limits.slow_nanos) {
+            let took = self.now_nanos().saturating_sub(started);
             elapsed = Some(Duration::from_nanos(took));
             if outcome == Outcome::Success && took > limit {
                 outcome = Outcome::Failure;
@@ -466,8 +562,8 @@ impl CircuitBreaker {
             }
         }
         let counted = match outcome {
-            Outcome::Success => self.record_success(permit),
-            Outcome::Failure => self.record_failure(permit),
+            Outcome::Success => self.record_success(ticket),
+            Outcome::Failure => self.record_failure(ticket),
         };
         if self.has_observers.load(Ordering::Acquire) {
             let event = OutcomeEvent {
@@ -475,8 +571,8 @@ impl CircuitBreaker {
                 outcome,
                 slow,
                 counted,
-                state: permit.state(),
-                version: permit.version(),
+                state: ticket.state(),
+                version: ticket.version(),
                 elapsed,
             };
             for o in self.observers.load().iter() {
@@ -485,11 +581,10 @@ impl CircuitBreaker {
         }
     }
 
-    #[inline]
-    fn record_success(&self, permit: &Permit<'_>) -> bool {
+    fn record_success(&self, ticket: Word) -> bool {
         self.stripes.add(|s| &s.successes, 1);
-        let v = permit.version();
-        match permit.state() {
+        let v = ticket.version();
+        match ticket.state() {
             CircuitState::Closed => {
                 let w = self.load();
                 if w.version() != v || w.writing() {
@@ -530,7 +625,7 @@ impl CircuitBreaker {
                         TransitionReason::ProbeSucceeded,
                         false,
                     );
-                } else if permit.probe_mode() == Some(ProbeMode::Local) {
+                } else if ticket_probe_mode(ticket) == Some(ProbeMode::Local) {
                     self.return_slot(v, ProbeMode::Local);
                 }
                 true
@@ -539,13 +634,13 @@ impl CircuitBreaker {
         }
     }
 
-    fn record_failure(&self, permit: &Permit<'_>) -> bool {
+    fn record_failure(&self, ticket: Word) -> bool {
         self.total_failures.fetch_add(1, Ordering::Relaxed);
         let now = self.now_nanos();
         self.last_failure_wall
             .store(self.wall(now), Ordering::Relaxed);
-        let v = permit.version();
-        match permit.state() {
+        let v = ticket.version();
+        match ticket.state() {
             CircuitState::Closed => {
                 let w = self.load();
                 if w.version() != v || w.writing() {
@@ -610,9 +705,9 @@ impl CircuitBreaker {
     }
 
     /// Gives a probe slot back after an unsettled (or ignored) half-open permit.
-    pub(crate) fn release_probe(&self, permit: &Permit<'_>) {
-        if let Some(mode) = permit.probe_mode() {
-            self.return_slot(permit.version(), mode);
+    pub(crate) fn release_probe(&self, ticket: Word) {
+        if let Some(mode) = ticket_probe_mode(ticket) {
+            self.return_slot(ticket.version(), mode);
         }
     }
 

@@ -2,6 +2,7 @@
 //! fight over one cache line), version-tagged counts (so an outcome from an older version can
 //! never leak into the current one), and the sliding window.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -24,15 +25,18 @@ pub(crate) struct Stripe {
 
 /// Per-thread counters: each live thread owns one stripe (up to 64 threads at once) and is
 /// its only writer, so an increment is a plain load and store on a cache line no other thread
-/// writes, with no locked instruction. Further threads share one stripe and use `fetch_add`.
-/// Readers sum all stripes.
-pub(crate) struct Stripes(Box<[Stripe]>);
+/// writes, with no locked instruction. Further threads share one more stripe and use
+/// `fetch_add`. Readers sum all stripes.
+pub(crate) struct Stripes(Box<[Stripe; OWNED + 1]>);
 
 /// The stripe index a thread owns, handed back when the thread exits.
 struct Slot(usize);
 
 static FREE_SLOTS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+/// `INDEX` before the thread has claimed a stripe.
+const UNCLAIMED: usize = usize::MAX;
 
 impl Slot {
     fn claim() -> Slot {
@@ -49,6 +53,8 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        // From here on this thread (in later thread-local destructors) uses the shared stripe.
+        let _ = INDEX.try_with(|i| i.set(SHARED));
         if self.0 < OWNED {
             // The mutex orders this thread's last writes before the next owner's first.
             FREE_SLOTS
@@ -60,32 +66,48 @@ impl Drop for Slot {
 }
 
 thread_local! {
+    /// The claim itself, whose destructor hands the stripe back.
     static SLOT: Slot = Slot::claim();
+    /// A copy of the claimed index (or `UNCLAIMED`): constant-initialized and without a
+    /// destructor, so the hot path reads it with one thread-local load and no lazy-init check.
+    static INDEX: Cell<usize> = const { Cell::new(UNCLAIMED) };
 }
 
-#[inline]
-fn slot() -> usize {
-    SLOT.try_with(|s| s.0).unwrap_or(SHARED)
+/// Claims this thread's stripe on its first use; `SHARED` once the thread is exiting.
+#[cold]
+fn claim_slot() -> usize {
+    let i = SLOT.try_with(|s| s.0).unwrap_or(SHARED);
+    INDEX.set(i);
+    i
 }
 
 impl Stripes {
     pub(crate) fn new() -> Self {
-        Stripes((0..=OWNED).map(|_| Stripe::default()).collect())
+        Stripes(Box::new(std::array::from_fn(|_| Stripe::default())))
     }
 
     /// Adds `n` to this thread's copy of `field`.
     #[inline]
     pub(crate) fn add(&self, field: fn(&Stripe) -> &AtomicU64, n: u64) {
-        let i = slot();
-        let Some(stripe) = self.0.get(i) else { return };
-        let counter = field(stripe);
+        let i = INDEX.get();
         if i < OWNED {
+            let counter = field(&self.0[i]);
             counter.store(
                 counter.load(Ordering::Relaxed).wrapping_add(n),
                 Ordering::Relaxed,
             );
         } else {
-            counter.fetch_add(n, Ordering::Relaxed);
+            self.add_cold(i, field, n);
+        }
+    }
+
+    #[cold]
+    fn add_cold(&self, i: usize, field: fn(&Stripe) -> &AtomicU64, n: u64) {
+        let i = if i == UNCLAIMED { claim_slot() } else { i };
+        if i < OWNED {
+            self.add(field, n);
+        } else {
+            field(&self.0[SHARED]).fetch_add(n, Ordering::Relaxed);
         }
     }
 

@@ -68,7 +68,12 @@
 //! (`apply_remote` losing to a newer version, `open_for` finding a later deadline or an
 //! operator's state) decide while holding `W` and then publish the old word back unchanged. Outcome counters are tagged with the version they belong to,
 //! so an outcome settled after a state change counts nothing; success counters are striped per
-//! thread so two threads do not contend on one cache line.
+//! thread so two threads do not contend on one cache line (a thread finds its stripe with one
+//! load of a constant-initialized thread-local). In the closed state `try_acquire` and
+//! `Permit::success` inline into the caller: the rest of admission lives in an out-of-line
+//! function that answers in two registers rather than a `Result` in memory, and a closed,
+//! untimed success with no observer is recorded without a call (the general `settle` path
+//! handles everything else, with the same counters and checks).
 
 mod breaker;
 mod classifier;

@@ -24,9 +24,10 @@ use crate::word::Word;
 #[must_use = "a permit should be settled with success(), failure() or record()"]
 pub struct Permit<'a> {
     pub(crate) breaker: &'a CircuitBreaker,
-    /// Version and state of admission, in the state word's encoding; for a half-open trial
-    /// call, the mode whose slot it holds and a slot count of 1. Three word-sized fields keep
-    /// the permit cheap to return (no partial-width stores for the caller to reload).
+    /// Version and state of admission, in the state word's encoding (`W` always clear); for a
+    /// half-open trial call, the mode whose slot it holds and a slot count of 1. Three
+    /// word-sized fields that [`success`](Permit::success), always inlined, reads straight
+    /// from registers: no copy of the permit through the stack on the closed path.
     pub(crate) ticket: Word,
     /// Clock reading (ns) at admission, only taken when slow-call detection is on.
     pub(crate) started: u64,
@@ -78,16 +79,33 @@ impl Permit<'_> {
     }
 
     /// The call succeeded (a failure if it was slower than the slow-call threshold).
-    #[inline]
+    // Always inlined so that the permit's fields stay in registers from admission to here.
+    #[inline(always)]
     pub fn success(self) {
-        self.breaker.settle(&self, Outcome::Success);
-        // Settled: nothing left for Drop to give back.
+        let (breaker, ticket, started) = (self.breaker, self.ticket, self.started);
+        // Taken apart so that the inline path holds nothing to drop (the fast path cannot
+        // unwind); the general path gets the permit back and settles it as before.
         std::mem::forget(self);
+        if started != NOT_TIMED || !breaker.settle_closed_success(ticket) {
+            Permit {
+                breaker,
+                ticket,
+                started,
+            }
+            .settle(Outcome::Success);
+        }
     }
 
     /// The call failed.
     pub fn failure(self) {
-        self.breaker.settle(&self, Outcome::Failure);
+        self.settle(Outcome::Failure);
+    }
+
+    /// Records the outcome; if an observer panics, the permit is dropped as if unsettled.
+    #[inline(never)]
+    fn settle(self, outcome: Outcome) {
+        self.breaker.settle(self.ticket, self.started, outcome);
+        // Settled: nothing left for Drop to give back.
         std::mem::forget(self);
     }
 
@@ -123,7 +141,7 @@ impl Drop for Permit<'_> {
     fn drop(&mut self) {
         // Only reached unsettled: settling forgets the permit.
         if self.is_probe() {
-            self.breaker.release_probe(self);
+            self.breaker.release_probe(self.ticket);
         }
     }
 }

@@ -76,6 +76,13 @@ impl Word {
         (self.0 >> STATE_SHIFT) & STATE_MASK == 0
     }
 
+    /// Whether this word has `ticket`'s version and no transition is being written (the
+    /// other fields may differ).
+    #[inline]
+    pub(crate) fn same_version_unwritten(self, ticket: Word) -> bool {
+        (self.0 ^ ticket.0) >> VERSION_SHIFT == 0 && !self.writing()
+    }
+
     #[inline]
     pub(crate) fn slots(self) -> u64 {
         self.0 & SLOT_MAX
