@@ -15,7 +15,8 @@ pub(crate) struct Signals {
     pub(crate) dirty: AtomicBool,
     /// Counted local failures since the last flush.
     pub(crate) failures: AtomicU64,
-    /// Counted local successes since the last flush.
+    /// Counted local successes since the last flush, counted only once a failure has been
+    /// (only intervals with a failure are reported).
     pub(crate) successes: AtomicU64,
     /// The breaker version the counts were recorded under. Counts from an older version
     /// are dropped when a newer one arrives: the transition in between already told the
@@ -71,11 +72,19 @@ impl BreakerObserver for SyncObserver {
             self.signals.failures.store(0, Ordering::Relaxed);
             self.signals.successes.store(0, Ordering::Relaxed);
         }
-        let counter = match outcome.outcome {
-            Outcome::Failure => &self.signals.failures,
-            Outcome::Success => &self.signals.successes,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        match outcome.outcome {
+            Outcome::Failure => {
+                self.signals.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            // Successes only matter in an interval that will be reported, i.e. one that saw
+            // a failure. Skipping them otherwise means a healthy worker's hot path only
+            // reads this cache line and never writes it, so threads don't contend on it.
+            Outcome::Success => {
+                if self.signals.failures.load(Ordering::Relaxed) > 0 {
+                    self.signals.successes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 
