@@ -1,15 +1,12 @@
 //! [`AnthropicProvider`]: Anthropic's Messages API.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{ClientError, ProviderError};
-use crate::http::{http_client, parse_body, send};
+use crate::http::{Endpoint, http_client, parse_body, send};
 use crate::provider::Provider;
-use crate::secret::ApiKey;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, Role, Usage};
 
 /// The `anthropic-version` header sent with every request.
@@ -23,12 +20,7 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// concatenated.
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
-    name: String,
-    model: String,
-    url: String,
-    api_key: Option<ApiKey>,
-    timeout: Duration,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 impl AnthropicProvider {
@@ -42,25 +34,14 @@ impl AnthropicProvider {
         config: &ProviderConfig,
         http: reqwest::Client,
     ) -> Result<Self, ClientError> {
-        if config.kind != ProviderKind::Anthropic {
-            return Err(ClientError::config(
-                "kind",
-                format!("provider {:?} is not an anthropic provider", config.name),
-            ));
-        }
         Ok(Self {
-            name: config.name.clone(),
-            model: config.model.clone(),
-            url: format!("{}/messages", config.effective_base_url()),
-            api_key: config.api_key.clone(),
-            timeout: config.timeout_duration(),
-            http,
+            endpoint: Endpoint::new(config, http, ProviderKind::Anthropic, "messages")?,
         })
     }
 
     /// The URL requests go to.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.endpoint.url
     }
 }
 
@@ -142,7 +123,7 @@ impl Provider for AnthropicProvider {
             .map(|m| m.content.as_str())
             .collect();
         let body = WireRequest {
-            model: &self.model,
+            model: &self.endpoint.model,
             max_tokens: request
                 .max_tokens
                 .unwrap_or(ChatRequest::DEFAULT_MAX_TOKENS),
@@ -165,11 +146,12 @@ impl Provider for AnthropicProvider {
                 .map(|user_id| WireMetadata { user_id }),
         };
         let mut http = self
+            .endpoint
             .http
-            .post(&self.url)
+            .post(&self.endpoint.url)
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(&body);
-        if let Some(key) = &self.api_key {
+        if let Some(key) = &self.endpoint.api_key {
             let mut value = reqwest::header::HeaderValue::from_str(key.expose()).map_err(|_| {
                 ProviderError::Request {
                     message: "the API key is not a valid header value".into(),
@@ -178,8 +160,8 @@ impl Provider for AnthropicProvider {
             value.set_sensitive(true);
             http = http.header("x-api-key", value);
         }
-        let bytes = send(http, self.api_key.as_ref(), self.timeout).await?;
-        let wire: WireResponse = parse_body(&bytes, self.api_key.as_ref())?;
+        let bytes = send(http, self.endpoint.api_key.as_ref(), self.endpoint.timeout).await?;
+        let wire: WireResponse = parse_body(&bytes, self.endpoint.api_key.as_ref())?;
         let content: String = wire
             .content
             .iter()
@@ -193,8 +175,8 @@ impl Provider for AnthropicProvider {
         });
         Ok(ChatResponse {
             content,
-            model: wire.model.unwrap_or_else(|| self.model.clone()),
-            provider: self.name.clone(),
+            model: wire.model.unwrap_or_else(|| self.endpoint.model.clone()),
+            provider: self.endpoint.name.clone(),
             usage,
             finish_reason: finish_reason(wire.stop_reason.as_deref()),
             id: wire.id,

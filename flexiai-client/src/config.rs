@@ -27,6 +27,14 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The name used in config files, e.g. `"openai"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+
     /// The base URL used when the config sets none.
     pub const fn default_base_url(self) -> &'static str {
         match self {

@@ -11,6 +11,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{ClientError, ProviderError};
 use crate::secret::{ApiKey, scrub};
 
@@ -291,5 +292,45 @@ mod tests {
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), None);
+    }
+}
+
+/// What every HTTP adapter needs to reach its provider, built once from its config.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) name: String,
+    pub(crate) model: String,
+    pub(crate) url: String,
+    pub(crate) api_key: Option<ApiKey>,
+    pub(crate) timeout: Duration,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Endpoint {
+    /// The endpoint `{base_url}/{path}` of `config`, which must be of `kind`.
+    pub(crate) fn new(
+        config: &ProviderConfig,
+        http: reqwest::Client,
+        kind: ProviderKind,
+        path: &str,
+    ) -> Result<Self, ClientError> {
+        if config.kind != kind {
+            return Err(ClientError::config(
+                "kind",
+                format!(
+                    "provider {:?} is not an {} provider",
+                    config.name,
+                    kind.as_str()
+                ),
+            ));
+        }
+        Ok(Self {
+            name: config.name.clone(),
+            model: config.model.clone(),
+            url: format!("{}/{path}", config.effective_base_url()),
+            api_key: config.api_key.clone(),
+            timeout: config.timeout_duration(),
+            http,
+        })
     }
 }

@@ -1,27 +1,19 @@
 //! [`OpenAiProvider`]: OpenAI's Chat Completions API, and every server that speaks it.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{ClientError, ProviderError};
-use crate::http::{http_client, parse_body, send};
+use crate::http::{Endpoint, http_client, parse_body, send};
 use crate::provider::Provider;
-use crate::secret::ApiKey;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, Usage};
 
 /// An OpenAI-compatible provider: `POST {base_url}/chat/completions` with
 /// `Authorization: Bearer <key>` (no header when no key is configured).
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
-    name: String,
-    model: String,
-    url: String,
-    api_key: Option<ApiKey>,
-    timeout: Duration,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 impl OpenAiProvider {
@@ -35,25 +27,14 @@ impl OpenAiProvider {
         config: &ProviderConfig,
         http: reqwest::Client,
     ) -> Result<Self, ClientError> {
-        if config.kind != ProviderKind::OpenAi {
-            return Err(ClientError::config(
-                "kind",
-                format!("provider {:?} is not an openai provider", config.name),
-            ));
-        }
         Ok(Self {
-            name: config.name.clone(),
-            model: config.model.clone(),
-            url: format!("{}/chat/completions", config.effective_base_url()),
-            api_key: config.api_key.clone(),
-            timeout: config.timeout_duration(),
-            http,
+            endpoint: Endpoint::new(config, http, ProviderKind::OpenAi, "chat/completions")?,
         })
     }
 
     /// The URL requests go to.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.endpoint.url
     }
 }
 
@@ -132,7 +113,7 @@ fn finish_reason(reason: Option<&str>) -> FinishReason {
 impl Provider for OpenAiProvider {
     async fn chat_completion(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = WireRequest {
-            model: &self.model,
+            model: &self.endpoint.model,
             messages: request
                 .messages
                 .iter()
@@ -149,12 +130,12 @@ impl Provider for OpenAiProvider {
             frequency_penalty: request.frequency_penalty,
             user: request.user.as_deref(),
         };
-        let mut http = self.http.post(&self.url).json(&body);
-        if let Some(key) = &self.api_key {
+        let mut http = self.endpoint.http.post(&self.endpoint.url).json(&body);
+        if let Some(key) = &self.endpoint.api_key {
             http = http.bearer_auth(key.expose());
         }
-        let bytes = send(http, self.api_key.as_ref(), self.timeout).await?;
-        let wire: WireResponse = parse_body(&bytes, self.api_key.as_ref())?;
+        let bytes = send(http, self.endpoint.api_key.as_ref(), self.endpoint.timeout).await?;
+        let wire: WireResponse = parse_body(&bytes, self.endpoint.api_key.as_ref())?;
         let Some(choice) = wire.choices.into_iter().next() else {
             return Err(ProviderError::InvalidResponse {
                 message: "no choices in the answer".into(),
@@ -171,8 +152,8 @@ impl Provider for OpenAiProvider {
         });
         Ok(ChatResponse {
             content: choice.message.content.unwrap_or_default(),
-            model: wire.model.unwrap_or_else(|| self.model.clone()),
-            provider: self.name.clone(),
+            model: wire.model.unwrap_or_else(|| self.endpoint.model.clone()),
+            provider: self.endpoint.name.clone(),
             usage,
             finish_reason: finish_reason(choice.finish_reason.as_deref()),
             id: wire.id,
