@@ -1,14 +1,15 @@
 //! [`FlexiAI`]: the multi-provider client with breaker-guarded failover, retries and optional
 //! fleet synchronization.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flexiai_backend::SyncBackend;
-use flexiai_breaker::{BreakerMetrics, BreakerSnapshot, CircuitBreaker, CircuitState};
+use flexiai_breaker::{BreakerMetrics, BreakerSnapshot, CircuitBreaker, CircuitState, Permit};
 use flexiai_sync::{StateSyncManager, SyncHealth};
 use tracing::{debug, warn};
 
@@ -28,7 +29,11 @@ use crate::types::{ChatRequest, ChatResponse};
 ///
 /// Cheap to clone (the clones share everything, [`close`](Self::close) included).
 ///
-/// For each request, providers are taken in ascending priority:
+/// Each (provider, model) pair has its own breaker (see
+/// [`ProviderConfig`](crate::ProviderConfig#models-and-their-breakers) for their names). A
+/// request without a [`model`](ChatRequest::model) goes through the providers' default
+/// models; one with a model goes through the pairs serving it, then along its
+/// `model_fallbacks` chain. For each request, the pairs are taken in ascending priority:
 ///
 /// 1. its breaker is asked for a permit ([`CircuitBreaker::try_acquire`]); an open breaker
 ///    skips it without a call. An open breaker whose open period is over admits a trial
@@ -43,8 +48,11 @@ use crate::types::{ChatRequest, ChatResponse};
 ///
 /// With sync enabled, every breaker is registered with a [`StateSyncManager`], so a provider
 /// that trips on one worker, or that asked one worker to wait, is skipped by all of them.
+///
+/// [`chat_completion_stream`](Self::chat_completion_stream) does the same for streamed
+/// answers, failing over only before the first event.
 pub struct FlexiAI {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Clone for FlexiAI {
@@ -55,21 +63,47 @@ impl Clone for FlexiAI {
     }
 }
 
-struct Inner {
-    slots: Vec<Slot>,
-    retry: RetryConfig,
-    policy: Arc<dyn ErrorPolicy>,
+pub(crate) struct Inner {
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) retry: RetryConfig,
+    pub(crate) policy: Arc<dyn ErrorPolicy>,
     sync: Option<StateSyncManager>,
-    counters: ClientCounters,
+    pub(crate) counters: ClientCounters,
     closed: AtomicBool,
+    fallbacks: BTreeMap<String, Vec<String>>,
 }
 
-struct Slot {
-    config: ProviderConfig,
-    provider: Arc<dyn Provider>,
-    breaker: Arc<CircuitBreaker>,
-    attempts: u32,
-    counters: ProviderCounters,
+/// One (provider, model) pair: what a request is routed to, with its own breaker.
+pub(crate) struct Slot {
+    pub(crate) config: ProviderConfig,
+    /// The model this slot asks for.
+    pub(crate) model: String,
+    /// Whether it is the provider's default model (requests go out with `model: None`).
+    default: bool,
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) breaker: Arc<CircuitBreaker>,
+    pub(crate) attempts: u32,
+    pub(crate) counters: ProviderCounters,
+}
+
+impl Slot {
+    /// `request` as this slot sends it: unchanged for the default model when the request
+    /// names none (or names this one), else with `model` set.
+    pub(crate) fn request<'a>(&self, request: &'a ChatRequest) -> Cow<'a, ChatRequest> {
+        match request.model.as_deref() {
+            Some(m) if m == self.model => Cow::Borrowed(request),
+            None if self.default => Cow::Borrowed(request),
+            _ => {
+                let mut owned = request.clone();
+                owned.model = Some(self.model.clone());
+                Cow::Owned(owned)
+            }
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.breaker.name()
+    }
 }
 
 impl fmt::Debug for FlexiAI {
@@ -78,13 +112,11 @@ impl fmt::Debug for FlexiAI {
         impl fmt::Debug for Providers<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_list()
-                    .entries(self.0.iter().map(|s| {
-                        (
-                            s.config.name.as_str(),
-                            s.config.priority,
-                            s.breaker.state().as_str(),
-                        )
-                    }))
+                    .entries(
+                        self.0
+                            .iter()
+                            .map(|s| (s.name(), s.config.priority, s.breaker.state().as_str())),
+                    )
                     .finish()
             }
         }
@@ -98,20 +130,23 @@ impl fmt::Debug for FlexiAI {
     }
 }
 
-/// One provider's state, from [`FlexiAI::get_provider_status`].
+/// One (provider, model) pair's state, from [`FlexiAI::get_provider_status`].
 ///
 /// With sync enabled, the breaker is kept in step with the fleet, so `state` and `snapshot`
 /// are the fleet's view (as of the last event this worker received).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ProviderStatus {
-    /// The configured name.
+    /// The provider's configured name.
     pub name: String,
+    /// The breaker's name: `name` for the provider's default model, `name/model` for the
+    /// others.
+    pub breaker: String,
     /// Which API it speaks.
     pub kind: ProviderKind,
     /// Its priority (lower is tried first).
     pub priority: u32,
-    /// The configured model.
+    /// The model of this pair.
     pub model: String,
     /// The breaker's state. A provider that answered 429 with a `Retry-After` shows `Open`
     /// until that time is up (on every worker, when synced).
@@ -155,7 +190,36 @@ impl fmt::Debug for FlexiAIBuilder {
 
 impl FlexiAIBuilder {
     /// Uses `provider` for the configured provider `name` instead of the HTTP adapter its
-    /// `kind` names; priority, timeout, retries and breaker still come from the config.
+    /// `kind` names; priority, timeout, retries and breaker still come from the config. A
+    /// `kind = "custom"` entry must get one this way.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use async_trait::async_trait;
+    /// # use flexiai_client::*;
+    /// #[derive(Debug)]
+    /// struct Local;
+    /// #[async_trait]
+    /// impl Provider for Local {
+    ///     async fn chat_completion(&self, r: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+    ///         Ok(ChatResponse { content: "local".into(), tool_calls: vec![], model: "m".into(),
+    ///             provider: String::new(), usage: Usage::default(),
+    ///             finish_reason: FinishReason::Stop, id: None })
+    ///     }
+    /// }
+    /// # async fn run() -> Result<(), ClientError> {
+    /// let config = FlexiAIConfig::from_toml_str(r#"
+    ///     [[providers]]
+    ///     name = "local"
+    ///     kind = "custom"
+    ///     priority = 1
+    ///     model = "in-process"
+    /// "#)?;
+    /// let client = FlexiAI::builder(config).provider("local", Arc::new(Local)).build().await?;
+    /// let answer = client.chat_completion(&ChatRequest::new(vec![Message::user("hi")])).await?;
+    /// assert_eq!((answer.provider.as_str(), answer.content.as_str()), ("local", "local"));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn provider(mut self, name: impl Into<String>, provider: Arc<dyn Provider>) -> Self {
         self.providers.insert(name.into(), provider);
@@ -221,6 +285,21 @@ impl FlexiAIBuilder {
                         ProviderKind::Anthropic => {
                             Arc::new(AnthropicProvider::with_client(p, http)?)
                         }
+                        ProviderKind::Custom => {
+                            let i = config
+                                .providers
+                                .iter()
+                                .position(|c| c.name == p.name)
+                                .unwrap_or_default();
+                            return Err(ClientError::config(
+                                format!("providers[{i}].kind"),
+                                format!(
+                                    "custom provider {:?} has no implementation: register one \
+                                     with FlexiAIBuilder::provider",
+                                    p.name
+                                ),
+                            ));
+                        }
                     }
                 }
             };
@@ -228,13 +307,20 @@ impl FlexiAIBuilder {
                 .circuit_breaker
                 .clone()
                 .unwrap_or_else(|| config.circuit_breaker.clone());
-            slots.push(Slot {
-                breaker: Arc::new(CircuitBreaker::new(p.name.clone(), breaker_config)?),
-                provider,
-                attempts: p.attempts(&config.retry),
-                counters: ProviderCounters::default(),
-                config: p.clone(),
-            });
+            for model in p.served_models() {
+                slots.push(Slot {
+                    breaker: Arc::new(CircuitBreaker::new(
+                        p.breaker_name(model),
+                        breaker_config.clone(),
+                    )?),
+                    model: model.to_owned(),
+                    default: model == p.model,
+                    provider: Arc::clone(&provider),
+                    attempts: p.attempts(&config.retry),
+                    counters: ProviderCounters::default(),
+                    config: p.clone(),
+                });
+            }
         }
         let sync = match (self.sync_backend, &config.sync) {
             (Some(backend), sync) => {
@@ -263,6 +349,7 @@ impl FlexiAIBuilder {
                 sync,
                 counters: ClientCounters::default(),
                 closed: AtomicBool::new(false),
+                fallbacks: config.model_fallbacks,
             }),
         })
     }
@@ -297,13 +384,15 @@ impl FlexiAI {
         request: &ChatRequest,
     ) -> Result<ChatResponse, ClientError> {
         self.check_open()?;
+        let plan = self.plan(request)?;
         let inner = &*self.inner;
         bump(&inner.counters.requests);
         let mut attempts = Vec::new();
-        for (index, slot) in inner.slots.iter().enumerate() {
+        for (position, &index) in plan.iter().enumerate() {
+            let slot = &inner.slots[index];
             if let Some(response) = self.try_provider(slot, request, &mut attempts).await {
                 bump(&inner.counters.successes);
-                if index > 0 {
+                if position > 0 {
                     bump(&inner.counters.failovers);
                 }
                 return Ok(response);
@@ -317,15 +406,15 @@ impl FlexiAI {
         Err(ClientError::AllProvidersFailed { attempts })
     }
 
-    /// Sends `request` to the provider named `provider` only, through its breaker and
-    /// retries, without failover.
+    /// Sends `request` to the provider named `provider` only (its model, or the provider's
+    /// default), through that pair's breaker and retries, without failover.
     pub async fn chat_completion_on(
         &self,
         provider: &str,
         request: &ChatRequest,
     ) -> Result<ChatResponse, ClientError> {
         self.check_open()?;
-        let slot = self.slot(provider)?;
+        let slot = self.pair(provider, request.model.as_deref())?;
         let inner = &*self.inner;
         bump(&inner.counters.requests);
         let mut attempts = Vec::new();
@@ -334,7 +423,7 @@ impl FlexiAI {
             return Ok(response);
         }
         bump(&inner.counters.failures);
-        let provider = slot.config.name.clone();
+        let provider = slot.name().to_owned();
         Err(match attempts.pop().map(|a| a.error) {
             Some(AttemptError::Provider(source)) => ClientError::Provider { provider, source },
             Some(reason) => ClientError::Unavailable { provider, reason },
@@ -342,8 +431,9 @@ impl FlexiAI {
         })
     }
 
-    /// Every tried provider, in priority order: breaker state and snapshot (the fleet's view
-    /// when synced, including open periods set by a `Retry-After`), and counters.
+    /// Every (provider, model) pair, in priority order (a provider's default model first):
+    /// breaker state and snapshot (the fleet's view when synced, including open periods set
+    /// by a `Retry-After`), and counters.
     pub fn get_provider_status(&self) -> Vec<ProviderStatus> {
         self.inner
             .slots
@@ -352,13 +442,14 @@ impl FlexiAI {
                 let snapshot = slot.breaker.snapshot();
                 ProviderStatus {
                     name: slot.config.name.clone(),
+                    breaker: slot.name().to_owned(),
                     kind: slot.config.kind,
                     priority: slot.config.priority,
-                    model: slot.config.model.clone(),
+                    model: slot.model.clone(),
                     state: snapshot.state,
                     available: !snapshot.state.rejects_calls(),
                     metrics: slot.breaker.metrics(),
-                    stats: slot.counters.snapshot(&slot.config.name),
+                    stats: slot.counters.snapshot(slot.name()),
                     snapshot,
                 }
             })
@@ -373,13 +464,15 @@ impl FlexiAI {
         }
     }
 
-    /// Closes one provider's breaker (ending an open period set by a `Retry-After` too).
+    /// Closes one breaker, by its name (the provider's name for its default model,
+    /// `provider/model` for the others), ending an open period set by a `Retry-After` too.
     pub fn reset_circuit_breaker(&self, provider: &str) -> Result<(), ClientError> {
         self.slot(provider)?.breaker.reset();
         Ok(())
     }
 
-    /// The breaker guarding `provider`, for manual controls
+    /// The breaker named `provider` (the provider's name for its default model,
+    /// `provider/model` for the others), for manual controls
     /// ([`force_open`](CircuitBreaker::force_open), [`disable`](CircuitBreaker::disable)) and
     /// detailed metrics.
     pub fn breaker(&self, provider: &str) -> Option<Arc<CircuitBreaker>> {
@@ -388,11 +481,13 @@ impl FlexiAI {
 
     /// The names of the providers tried, in priority order (disabled ones left out).
     pub fn provider_names(&self) -> Vec<String> {
-        self.inner
-            .slots
-            .iter()
-            .map(|s| s.config.name.clone())
-            .collect()
+        let mut names: Vec<String> = Vec::new();
+        for slot in &self.inner.slots {
+            if names.last() != Some(&slot.config.name) {
+                names.push(slot.config.name.clone());
+            }
+        }
+        names
     }
 
     /// Request counters since the client was built (or [`reset_stats`](Self::reset_stats)).
@@ -401,7 +496,7 @@ impl FlexiAI {
             .inner
             .slots
             .iter()
-            .map(|s| s.counters.snapshot(&s.config.name))
+            .map(|s| s.counters.snapshot(s.name()))
             .collect();
         self.inner.counters.snapshot(providers)
     }
@@ -442,7 +537,7 @@ impl FlexiAI {
         self.inner.closed.load(Ordering::Acquire)
     }
 
-    fn check_open(&self) -> Result<(), ClientError> {
+    pub(crate) fn check_open(&self) -> Result<(), ClientError> {
         if self.is_closed() {
             Err(ClientError::Closed)
         } else {
@@ -450,12 +545,55 @@ impl FlexiAI {
         }
     }
 
-    fn slot(&self, provider: &str) -> Result<&Slot, ClientError> {
+    /// The slot whose breaker is named `breaker`.
+    fn slot(&self, breaker: &str) -> Result<&Slot, ClientError> {
         self.inner
             .slots
             .iter()
-            .find(|s| s.config.name == provider)
-            .ok_or_else(|| ClientError::UnknownProvider(provider.to_owned()))
+            .find(|s| s.name() == breaker)
+            .ok_or_else(|| ClientError::UnknownProvider(breaker.to_owned()))
+    }
+
+    /// The slot of `model` (or the default) on `provider`.
+    pub(crate) fn pair(&self, provider: &str, model: Option<&str>) -> Result<&Slot, ClientError> {
+        let mut of_provider = self
+            .inner
+            .slots
+            .iter()
+            .filter(|s| s.config.name == provider)
+            .peekable();
+        if of_provider.peek().is_none() {
+            return Err(ClientError::UnknownProvider(provider.to_owned()));
+        }
+        of_provider
+            .find(|s| model.map_or(s.default, |m| s.model == m))
+            .ok_or_else(|| ClientError::UnknownModel(model.unwrap_or_default().to_owned()))
+    }
+
+    /// The slots a request goes through, in order: the default models by priority, or the
+    /// slots serving its model and then each model of its fallback chain.
+    pub(crate) fn plan(&self, request: &ChatRequest) -> Result<Vec<usize>, ClientError> {
+        let slots = &self.inner.slots;
+        let Some(model) = request.model.as_deref() else {
+            return Ok((0..slots.len()).filter(|&i| slots[i].default).collect());
+        };
+        let chain = self
+            .inner
+            .fallbacks
+            .get(model)
+            .map_or(&[][..], Vec::as_slice);
+        let mut plan = Vec::new();
+        for m in std::iter::once(model).chain(chain.iter().map(String::as_str)) {
+            for (i, slot) in slots.iter().enumerate() {
+                if slot.model == m && !plan.contains(&i) {
+                    plan.push(i);
+                }
+            }
+        }
+        if plan.is_empty() {
+            return Err(ClientError::UnknownModel(model.to_owned()));
+        }
+        Ok(plan)
     }
 
     fn jittered(&self, delay: Duration) -> Duration {
@@ -468,88 +606,125 @@ impl FlexiAI {
         delay.mul_f64((1.0 - jitter * unit).clamp(0.0, 1.0))
     }
 
-    /// Tries one provider (with retries); pushes every failed try to `attempts`.
+    /// Tries one slot (with retries); pushes every failed try to `attempts`.
     async fn try_provider(
         &self,
         slot: &Slot,
         request: &ChatRequest,
         attempts: &mut Vec<Attempt>,
     ) -> Option<ChatResponse> {
-        let name = &slot.config.name;
-        let retry = &self.inner.retry;
         let timeout = slot.config.timeout_duration();
+        let request = slot.request(request);
         for n in 1..=slot.attempts {
-            let permit = match slot.breaker.try_acquire() {
-                Ok(permit) => permit,
-                Err(rejected) => {
-                    bump(&slot.counters.rejected);
-                    debug!(provider = %name, state = %rejected.state, "skipped: breaker rejected");
-                    attempts.push(Attempt {
-                        provider: name.clone(),
-                        attempt: n,
-                        error: AttemptError::Rejected(rejected),
-                        elapsed: Duration::ZERO,
-                    });
-                    return None;
-                }
-            };
-            if n > 1 {
-                bump(&slot.counters.retries);
-            }
-            bump(&slot.counters.calls);
+            let permit = self.admit(slot, n, attempts)?;
             let started = Instant::now();
-            let result =
-                match tokio::time::timeout(timeout, slot.provider.chat_completion(request)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(ProviderError::Timeout { elapsed: timeout }),
-                };
+            let result = match tokio::time::timeout(
+                timeout,
+                slot.provider.chat_completion(&request),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(ProviderError::Timeout { elapsed: timeout }),
+            };
             let elapsed = started.elapsed();
             slot.counters.add_latency(elapsed);
-            let error = match result {
+            match result {
                 Ok(mut response) => {
                     permit.success();
                     bump(&slot.counters.successes);
-                    response.provider.clone_from(name);
+                    response.provider.clone_from(&slot.config.name);
                     return Some(response);
                 }
-                Err(error) => error,
-            };
-            permit.record_class(self.inner.policy.classify(&error));
-            bump(&slot.counters.failures);
-            warn!(provider = %name, attempt = n, kind = error.kind(), error = %error, "provider call failed");
-            let retry_after = error
-                .retry_after()
-                .filter(|_| retry.honor_retry_after)
-                .map(|d| d.min(Duration::from_millis(retry.max_retry_after_ms)));
-            if let Some(wait) = retry_after {
-                // After the failure is recorded (it may trip the breaker on its own): the
-                // breaker then stays open for at least `wait`, on every worker when synced.
-                // Forced-open and disabled breakers are left as the operator set them.
-                if let Some(version) = slot.breaker.open_for(wait) {
-                    debug!(provider = %name, wait_ms = wait.as_millis(), version, "breaker opened for Retry-After");
+                Err(error) => {
+                    let delay = self.failed(slot, n, permit, error, elapsed, attempts)?;
+                    tokio::time::sleep(delay).await;
                 }
             }
-            let retryable = n < slot.attempts && self.inner.policy.is_retryable(&error);
-            attempts.push(Attempt {
-                provider: name.clone(),
-                attempt: n,
-                error: AttemptError::Provider(error),
-                elapsed,
-            });
-            if !retryable {
-                return None;
-            }
-            let mut delay = self.jittered(retry.backoff(n));
-            if let Some(wait) = retry_after {
-                if wait > Duration::from_millis(retry.max_backoff_ms) {
-                    // Too long to wait here: fail over now; the open breaker skips the
-                    // provider until the time is up.
-                    return None;
-                }
-                delay = delay.max(wait);
-            }
-            tokio::time::sleep(delay).await;
         }
         None
+    }
+
+    /// Asks the slot's breaker for try `n`; a refusal is recorded in `attempts`.
+    pub(crate) fn admit<'s>(
+        &self,
+        slot: &'s Slot,
+        n: u32,
+        attempts: &mut Vec<Attempt>,
+    ) -> Option<Permit<'s>> {
+        match slot.breaker.try_acquire() {
+            Ok(permit) => {
+                if n > 1 {
+                    bump(&slot.counters.retries);
+                }
+                bump(&slot.counters.calls);
+                Some(permit)
+            }
+            Err(rejected) => {
+                bump(&slot.counters.rejected);
+                debug!(provider = %slot.name(), state = %rejected.state, "skipped: breaker rejected");
+                attempts.push(Attempt {
+                    provider: slot.name().to_owned(),
+                    attempt: n,
+                    error: AttemptError::Rejected(rejected),
+                    elapsed: Duration::ZERO,
+                });
+                None
+            }
+        }
+    }
+
+    /// Settles a failed try `n` as the policy says, honours a `Retry-After`, records the try
+    /// in `attempts`, and returns the delay before the next try when there is one.
+    pub(crate) fn failed(
+        &self,
+        slot: &Slot,
+        n: u32,
+        permit: Permit<'_>,
+        error: ProviderError,
+        elapsed: Duration,
+        attempts: &mut Vec<Attempt>,
+    ) -> Option<Duration> {
+        let name = slot.name();
+        let retry = &self.inner.retry;
+        self.charge(slot, permit, &error);
+        warn!(provider = %name, attempt = n, kind = error.kind(), error = %error, "provider call failed");
+        let retry_after = error
+            .retry_after()
+            .filter(|_| retry.honor_retry_after)
+            .map(|d| d.min(Duration::from_millis(retry.max_retry_after_ms)));
+        if let Some(wait) = retry_after {
+            // After the failure is recorded (it may trip the breaker on its own): the
+            // breaker then stays open for at least `wait`, on every worker when synced.
+            // Forced-open and disabled breakers are left as the operator set them.
+            if let Some(version) = slot.breaker.open_for(wait) {
+                debug!(provider = %name, wait_ms = wait.as_millis(), version, "breaker opened for Retry-After");
+            }
+        }
+        let retryable = n < slot.attempts && self.inner.policy.is_retryable(&error);
+        attempts.push(Attempt {
+            provider: name.to_owned(),
+            attempt: n,
+            error: AttemptError::Provider(error),
+            elapsed,
+        });
+        if !retryable {
+            return None;
+        }
+        let delay = self.jittered(retry.backoff(n));
+        match retry_after {
+            // Too long to wait here: fail over now; the open breaker skips the provider
+            // until the time is up.
+            Some(wait) if wait > Duration::from_millis(retry.max_backoff_ms) => None,
+            Some(wait) => Some(delay.max(wait)),
+            None => Some(delay),
+        }
+    }
+
+    /// Records a failed call on the breaker, as the policy classifies it, and in the
+    /// counters.
+    pub(crate) fn charge(&self, slot: &Slot, permit: Permit<'_>, error: &ProviderError) {
+        permit.record_class(self.inner.policy.classify(error));
+        bump(&slot.counters.failures);
     }
 }

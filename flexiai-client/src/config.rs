@@ -1,7 +1,7 @@
 //! [`FlexiAIConfig`]: providers, breaker, retry and sync settings, from TOML, JSON and the
 //! environment, checked with errors that name the field.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,6 +24,11 @@ pub enum ProviderKind {
     /// `https://api.anthropic.com/v1`.
     #[serde(rename = "anthropic")]
     Anthropic,
+    /// A provider implemented in code and registered with
+    /// [`FlexiAIBuilder::provider`](crate::FlexiAIBuilder::provider) under the entry's name;
+    /// needs no API key or base URL (building the client fails if none is registered).
+    #[serde(rename = "custom")]
+    Custom,
 }
 
 impl ProviderKind {
@@ -32,6 +37,7 @@ impl ProviderKind {
         match self {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Custom => "custom",
         }
     }
 
@@ -40,6 +46,7 @@ impl ProviderKind {
         match self {
             ProviderKind::OpenAi => "https://api.openai.com/v1",
             ProviderKind::Anthropic => "https://api.anthropic.com/v1",
+            ProviderKind::Custom => "",
         }
     }
 }
@@ -57,10 +64,31 @@ fn default_true() -> bool {
     true
 }
 
+/// Default cap on one answer's body: 16 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 << 20;
+/// Largest accepted `max_response_bytes`: 1 GiB.
+pub const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+
 /// One provider: which API, where, with which model and key, and how patiently.
 ///
 /// Providers are tried in ascending `priority` (1 before 2). `api_key` is required unless
-/// `base_url` is set (a local OpenAI-compatible server may need none).
+/// `base_url` is set (a local OpenAI-compatible server may need none) or the kind is
+/// `custom`.
+///
+/// # Models and their breakers
+///
+/// `model` is the provider's default model; `models` lists others it serves, for requests
+/// that ask for one ([`ChatRequest::model`](crate::ChatRequest::model)). Each
+/// (provider, model) pair has its own circuit breaker, and so its own fleet state when
+/// synced, so one model's outage leaves its siblings alone. Breaker names (the names of
+/// their shared state, [`breaker_name`](Self::breaker_name)): the default model's breaker is
+/// named after the provider (`openai`), each other model's `{provider}/{model}`
+/// (`openai/gpt-4o-mini`); both are valid provider names of `flexiai_backend` (no whitespace,
+/// at most 256 bytes), which validation checks.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
@@ -92,6 +120,26 @@ pub struct ProviderConfig {
     /// This provider's breaker settings, replacing the top-level `circuit_breaker` ones.
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+    /// Other models this provider serves, each behind its own breaker (see above).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// For streamed requests: how long the first event may take (connect, headers and the
+    /// first text or tool-call piece), in ms; running out counts as a timeout failure and
+    /// fails over. Default: `timeout_ms`. After the first event, `timeout_ms` bounds the wait
+    /// for each next one.
+    #[serde(default)]
+    pub first_token_timeout_ms: Option<u64>,
+    /// Cap on an answer's body, streamed or not, in bytes; a longer one is an invalid
+    /// response. Default 16 MiB.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Query parameters added to the request URL (Azure OpenAI's `api-version`).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// For `openai` providers: send the key in this header as it is (Azure OpenAI's
+    /// `api-key`) instead of `Authorization: Bearer`.
+    #[serde(default)]
+    pub api_key_header: Option<String>,
 }
 
 impl ProviderConfig {
@@ -113,6 +161,51 @@ impl ProviderConfig {
             max_retries: None,
             enabled: true,
             circuit_breaker: None,
+            models: Vec::new(),
+            first_token_timeout_ms: None,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            query: BTreeMap::new(),
+            api_key_header: None,
+        }
+    }
+
+    /// Adds a model this provider serves besides its default.
+    #[must_use]
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.models.push(model.into());
+        self
+    }
+
+    /// Sets the time-to-first-event budget of streamed requests.
+    #[must_use]
+    pub fn first_token_timeout(mut self, timeout: Duration) -> Self {
+        self.first_token_timeout_ms = Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// The time-to-first-event budget of streamed requests.
+    pub fn first_token_timeout_duration(&self) -> Duration {
+        Duration::from_millis(self.first_token_timeout_ms.unwrap_or(self.timeout_ms))
+    }
+
+    /// Every model served: the default first, then `models` without repeats.
+    pub fn served_models(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = vec![self.model.as_str()];
+        for m in &self.models {
+            if !out.contains(&m.as_str()) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// The name of the breaker (and of its fleet state) of `model` on this provider: the
+    /// provider's name for its default model, `{provider}/{model}` for the others.
+    pub fn breaker_name(&self, model: &str) -> String {
+        if model == self.model {
+            self.name.clone()
+        } else {
+            format!("{}/{model}", self.name)
         }
     }
 
@@ -189,17 +282,45 @@ impl ProviderConfig {
                 Err(e) => return Err(ClientError::config(field("base_url"), e.to_string())),
             }
         }
+        for (j, model) in self.models.iter().enumerate() {
+            if model.trim().is_empty() {
+                return Err(ClientError::config(
+                    format!("providers[{i}].models[{j}]"),
+                    "must not be empty",
+                ));
+            }
+            flexiai_backend::validate_provider(&self.breaker_name(model)).map_err(|e| {
+                ClientError::config(
+                    format!("providers[{i}].models[{j}]"),
+                    format!("breaker name {:?}: {e}", self.breaker_name(model)),
+                )
+            })?;
+        }
         match &self.api_key {
             Some(key) if key.is_blank() => {
                 return Err(ClientError::config(field("api_key"), "must not be empty"));
             }
-            None if self.base_url.is_none() => {
+            None if self.base_url.is_none() && self.kind != ProviderKind::Custom => {
                 return Err(ClientError::config(
                     field("api_key"),
                     "is required unless base_url is set",
                 ));
             }
             _ => {}
+        }
+        if let Some(ms) = self.first_token_timeout_ms
+            && (ms == 0 || ms > MAX_TIMEOUT_MS)
+        {
+            return Err(ClientError::config(
+                field("first_token_timeout_ms"),
+                format!("must be between 1 and {MAX_TIMEOUT_MS} ms, got {ms}"),
+            ));
+        }
+        if self.max_response_bytes == 0 || self.max_response_bytes > MAX_RESPONSE_BYTES {
+            return Err(ClientError::config(
+                field("max_response_bytes"),
+                format!("must be between 1 and {MAX_RESPONSE_BYTES}"),
+            ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
             return Err(ClientError::config(
@@ -367,6 +488,12 @@ pub struct FlexiAIConfig {
     /// client works in this process alone.
     #[serde(default)]
     pub sync: Option<SyncConfig>,
+    /// Failover chains of models: a request for the key model goes to the providers serving
+    /// it (by priority), then to those serving each listed model in turn, e.g.
+    /// `model_fallbacks = { "gpt-4o" = ["claude-sonnet-4"] }`. Every model named must be
+    /// served by some provider.
+    #[serde(default)]
+    pub model_fallbacks: BTreeMap<String, Vec<String>>,
 }
 
 impl FlexiAIConfig {
@@ -380,6 +507,7 @@ impl FlexiAIConfig {
             circuit_breaker: BreakerConfig::default(),
             retry: RetryConfig::default(),
             sync: None,
+            model_fallbacks: BTreeMap::new(),
         }
     }
 
@@ -607,6 +735,26 @@ impl FlexiAIConfig {
                 "providers",
                 "at least one provider must be enabled",
             ));
+        }
+        let served = |model: &str| {
+            self.providers
+                .iter()
+                .any(|p| p.served_models().contains(&model))
+        };
+        for (model, chain) in &self.model_fallbacks {
+            for (j, m) in std::iter::once(model).chain(chain).enumerate() {
+                if !served(m) {
+                    let field = if j == 0 {
+                        format!("model_fallbacks.{model}")
+                    } else {
+                        format!("model_fallbacks.{model}[{}]", j - 1)
+                    };
+                    return Err(ClientError::config(
+                        field,
+                        format!("no provider serves the model {m:?}"),
+                    ));
+                }
+            }
         }
         self.circuit_breaker
             .validate()

@@ -70,6 +70,15 @@ pub enum ProviderError {
         /// What did not parse.
         message: String,
     },
+    /// The provider sent an error event in the middle of a streamed answer (OpenAI-style
+    /// `{"error": ...}` chunks, Anthropic `event: error`, e.g. `overloaded_error`).
+    #[error("error event in the stream ({error_type}): {message}")]
+    StreamError {
+        /// The provider's error type (`overloaded_error`, `server_error`...).
+        error_type: String,
+        /// The provider's message.
+        message: String,
+    },
     /// The request could not be built or sent for a reason on this side (bad URL...); the
     /// provider never saw it.
     #[error("request not sent: {message}")]
@@ -97,6 +106,7 @@ impl ProviderError {
             ProviderError::Authentication { .. } => "authentication",
             ProviderError::InvalidRequest { .. } => "invalid_request",
             ProviderError::InvalidResponse { .. } => "invalid_response",
+            ProviderError::StreamError { .. } => "stream_error",
             ProviderError::Request { .. } => "request",
         }
     }
@@ -232,9 +242,28 @@ pub enum ClientError {
         /// Why it was skipped.
         reason: AttemptError,
     },
+    /// A streamed answer broke off after its first event: an error event, a cut
+    /// connection, a stall longer than the provider's timeout, or a body that ended before
+    /// the end of the answer. The provider was charged with the failure (as the
+    /// [`ErrorPolicy`](crate::ErrorPolicy) says) and the request was not retried elsewhere,
+    /// since part of the answer was already delivered.
+    #[error("the stream from {provider} ({model}) broke off: {source}")]
+    Interrupted {
+        /// The provider's configured name.
+        provider: String,
+        /// The model that was answering.
+        model: String,
+        /// What went wrong.
+        #[source]
+        source: ProviderError,
+    },
     /// No provider has this name.
     #[error("no provider named {0:?}")]
     UnknownProvider(String),
+    /// No provider serves this model (the request's `model`, or a provider-and-model pair
+    /// asked for by [`chat_completion_on`](crate::FlexiAI::chat_completion_on)).
+    #[error("no provider serves the model {0:?}")]
+    UnknownModel(String),
     /// A circuit breaker could not be built.
     #[error(transparent)]
     Breaker(#[from] BreakerError),

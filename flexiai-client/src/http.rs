@@ -1,8 +1,9 @@
 //! What the HTTP adapters share: the reqwest client (rustls with the ring provider and the
-//! platform's roots), status and transport error classification, and `Retry-After` parsing.
+//! platform's roots, the environment's proxies), status and transport error classification,
+//! `Retry-After` parsing, size-capped bodies and the SSE event loop of streamed answers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -13,13 +14,22 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{ClientError, ProviderError};
+use crate::events::{ProviderEventStream, StreamEvent};
 use crate::secret::{ApiKey, scrub};
+use crate::sse::{SseEvent, SseParser};
 
 /// Longest piece of a provider's error body kept in a [`ProviderError`] message.
 const MAX_MESSAGE: usize = 512;
 
+/// Longest single SSE event accepted in a streamed answer.
+const MAX_SSE_EVENT: usize = 1 << 20;
+
 /// Builds the HTTP client the adapters use: rustls with the `ring` provider, certificates
-/// checked against the platform's roots, HTTP/1.1, no system proxy.
+/// checked against the platform's roots, HTTP/1.1, and the proxies of the environment:
+/// `HTTPS_PROXY`/`https_proxy` for `https://` URLs, `HTTP_PROXY`/`http_proxy` for `http://`
+/// ones, `ALL_PROXY` for both, minus the hosts `NO_PROXY`/`no_proxy` lists (reqwest's
+/// reading of them). Checked by the `flexiai chat` test
+/// `chat_goes_through_the_environment_proxy`.
 ///
 /// When the platform has no usable root certificates, the client is still built (plain
 /// `http://` works, e.g. for a local server) and every `https://` call fails with a
@@ -46,7 +56,6 @@ pub fn http_client() -> Result<reqwest::Client, ClientError> {
         .with_no_client_auth();
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
-        .no_proxy()
         .build()
         .map_err(|e| ClientError::HttpClient(e.to_string()))
 }
@@ -182,9 +191,13 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.trim().to_owned())
 }
 
-/// The wait a 429 asks for: `retry-after-ms` (OpenAI) or `Retry-After` in seconds (integer or
-/// decimal). An HTTP-date `Retry-After` is not understood and reads as none.
+/// The wait a 429 asks for: `retry-after-ms` (OpenAI), or `Retry-After` in seconds (integer
+/// or decimal) or as an HTTP date (the time until then; a date in the past is no wait).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_at(headers, SystemTime::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |name: &str| {
         headers
             .get(name)
@@ -197,15 +210,26 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     {
         return Some(Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0));
     }
-    let secs = get("retry-after")?.parse::<f64>().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    let value = get("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(86_400)),
+    )
 }
 
-/// Sends `request` and returns the body of a success answer, or a classified error.
+/// Sends `request` and returns the body of a success answer (at most `max_body` bytes), or
+/// a classified error.
 pub(crate) async fn send(
     request: reqwest::RequestBuilder,
     key: Option<&ApiKey>,
     timeout: Duration,
+    max_body: usize,
 ) -> Result<Vec<u8>, ProviderError> {
     let response = request
         .timeout(timeout)
@@ -214,15 +238,160 @@ pub(crate) async fn send(
         .map_err(|e| transport_error(&e, timeout))?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| transport_error(&e, timeout))?;
+    let body = read_capped(response, max_body, timeout).await?;
     if status.is_success() {
-        return Ok(body.to_vec());
+        return Ok(body);
     }
     let text = String::from_utf8_lossy(&body);
     Err(status_error(status, &headers, &text, key, timeout))
+}
+
+/// Reads a body chunk by chunk, refusing one longer than `max_body` bytes before holding it.
+async fn read_capped(
+    mut response: reqwest::Response,
+    max_body: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ProviderError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > max_body as u64)
+    {
+        return Err(too_large(max_body));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(&e, timeout))?
+    {
+        if body.len() + chunk.len() > max_body {
+            return Err(too_large(max_body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_large(max_body: usize) -> ProviderError {
+    ProviderError::InvalidResponse {
+        message: format!("the answer is longer than {max_body} bytes"),
+    }
+}
+
+/// Sends a streaming `request`: a success answer is returned for its body to be read as
+/// events; any other is read (capped) and classified. No total timeout: the client bounds
+/// the time to the first event and between events.
+pub(crate) async fn send_stream(
+    request: reqwest::RequestBuilder,
+    key: Option<&ApiKey>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<reqwest::Response, ProviderError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| transport_error(&e, timeout))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let headers = response.headers().clone();
+    let body = read_capped(response, max_body.min(64 * 1024), timeout).await?;
+    let text = String::from_utf8_lossy(&body);
+    Err(status_error(status, &headers, &text, key, timeout))
+}
+
+/// Turns the SSE events of one provider's wire format into [`StreamEvent`]s.
+pub(crate) trait SseDecoder: Send + 'static {
+    /// Decodes one SSE event, appending what it says to `out`; `Ok(true)` when it is the
+    /// stream's end marker.
+    fn decode(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<bool, ProviderError>;
+
+    /// Whether a body that ends (without its end marker) after what was decoded is still a
+    /// complete answer.
+    fn complete_without_marker(&self) -> bool;
+}
+
+/// The events of a streamed answer: reads the body chunk by chunk (at most `max_body` bytes
+/// in all, one SSE event at most [`MAX_SSE_EVENT`] bytes), decodes them, and ends with an
+/// error when the body breaks off, breaks the format or carries an error event, so a cut
+/// answer never looks complete.
+pub(crate) fn sse_stream<D: SseDecoder>(
+    mut response: reqwest::Response,
+    mut decoder: D,
+    key: Option<ApiKey>,
+    timeout: Duration,
+    max_body: usize,
+) -> ProviderEventStream {
+    Box::pin(async_stream::stream! {
+        let mut parser = SseParser::new(MAX_SSE_EVENT.min(max_body));
+        let mut read = 0usize;
+        let mut sse = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    if !decoder.complete_without_marker() {
+                        yield Err(ProviderError::Connection {
+                            message: "the stream ended before its end marker".into(),
+                        });
+                    }
+                    return;
+                }
+                Err(e) => {
+                    yield Err(transport_error(&e, timeout));
+                    return;
+                }
+            };
+            read = read.saturating_add(chunk.len());
+            if read > max_body {
+                yield Err(too_large(max_body));
+                return;
+            }
+            if let Err(e) = parser.feed(&chunk, &mut sse) {
+                yield Err(ProviderError::InvalidResponse {
+                    message: format!("not an event stream: {}", e.0),
+                });
+                return;
+            }
+            for event in sse.drain(..) {
+                let done = decoder.decode(&event, &mut out).map_err(|e| scrub_error(e, key.as_ref()));
+                for decoded in out.drain(..) {
+                    yield Ok(decoded);
+                }
+                match done {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => {
+                        yield Err(e);
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Keeps the key out of a decoder's message, which may quote the provider.
+fn scrub_error(error: ProviderError, key: Option<&ApiKey>) -> ProviderError {
+    match error {
+        ProviderError::StreamError {
+            error_type,
+            message,
+        } => ProviderError::StreamError {
+            error_type,
+            message: scrub(&message, key, MAX_MESSAGE),
+        },
+        ProviderError::InvalidResponse { message } => ProviderError::InvalidResponse {
+            message: scrub(&message, key, MAX_MESSAGE),
+        },
+        other => other,
+    }
 }
 
 /// Parses a success body as `T`; a body that does not parse is the provider's fault.
@@ -291,6 +460,14 @@ mod tests {
             "retry-after",
             HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
+        // An HTTP date: the time until then, none when it is past.
+        let date = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            retry_after_at(&h, date - Duration::from_secs(90)),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
 }
@@ -303,6 +480,7 @@ pub(crate) struct Endpoint {
     pub(crate) url: String,
     pub(crate) api_key: Option<ApiKey>,
     pub(crate) timeout: Duration,
+    pub(crate) max_body: usize,
     pub(crate) http: reqwest::Client,
 }
 
@@ -324,13 +502,38 @@ impl Endpoint {
                 ),
             ));
         }
+        let mut url = format!("{}/{path}", config.effective_base_url());
+        if !config.query.is_empty() {
+            let mut parsed = reqwest::Url::parse(&url)
+                .map_err(|e| ClientError::config("base_url", e.to_string()))?;
+            parsed.query_pairs_mut().extend_pairs(&config.query);
+            url = parsed.into();
+        }
         Ok(Self {
             name: config.name.clone(),
             model: config.model.clone(),
-            url: format!("{}/{path}", config.effective_base_url()),
+            url,
             api_key: config.api_key.clone(),
             timeout: config.timeout_duration(),
+            max_body: usize::try_from(config.max_response_bytes).unwrap_or(usize::MAX),
             http,
         })
+    }
+
+    /// The model a request asks for: its override, or the configured one.
+    pub(crate) fn model<'a>(&'a self, request: &'a crate::types::ChatRequest) -> &'a str {
+        request.model.as_deref().unwrap_or(&self.model)
+    }
+}
+
+/// Adds `extra` to the top level of a JSON request body.
+pub(crate) fn merge_extra(
+    body: &mut serde_json::Value,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) {
+    if let Some(object) = body.as_object_mut() {
+        for (k, v) in extra {
+            object.insert(k.clone(), v.clone());
+        }
     }
 }

@@ -96,21 +96,31 @@
 mod anthropic;
 mod client;
 mod config;
+mod content;
 mod error;
+mod events;
 mod http;
 mod openai;
 mod policy;
 mod provider;
 mod secret;
+mod sse;
 mod stats;
+mod streaming;
 mod types;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicProvider};
 pub use client::{FlexiAI, FlexiAIBuilder, ProviderStatus};
 pub use config::{
-    FlexiAIConfig, MAX_RETRIES, MAX_TIMEOUT_MS, ProviderConfig, ProviderKind, RetryConfig,
+    DEFAULT_MAX_RESPONSE_BYTES, FlexiAIConfig, MAX_RESPONSE_BYTES, MAX_RETRIES, MAX_TIMEOUT_MS,
+    ProviderConfig, ProviderKind, RetryConfig,
 };
+pub use content::{ContentPart, ImageSource, ResponseFormat, Tool, ToolCall, ToolChoice};
 pub use error::{Attempt, AttemptError, ClientError, ProviderError};
+pub use events::{
+    MAX_TOOL_CALLS, ProviderEventStream, StreamAccumulator, StreamEvent, ToolCallDelta,
+    response_events,
+};
 pub use flexiai_breaker::{BreakerConfig, CircuitState, ErrorClass};
 pub use flexiai_sync::SyncConfig;
 pub use http::{http_client, retry_after};
@@ -119,4 +129,5 @@ pub use policy::{DefaultErrorPolicy, ErrorPolicy};
 pub use provider::Provider;
 pub use secret::ApiKey;
 pub use stats::{ProviderStats, RequestStats};
+pub use streaming::ChatStream;
 pub use types::{ChatRequest, ChatResponse, FinishReason, Message, Role, Usage};

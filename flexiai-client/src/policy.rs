@@ -25,7 +25,8 @@ pub trait ErrorPolicy: Send + Sync + std::fmt::Debug {
 /// | `Timeout` (or 408) | failure | yes |
 /// | `Connection` | failure | yes |
 /// | `Server` (5xx, 529) | failure | yes |
-/// | `InvalidResponse` (2xx with a bad body) | failure | yes |
+/// | `InvalidResponse` (2xx with a bad body, an answer over the size cap) | failure | yes |
+/// | `StreamError` (an error event in a stream) | failure | yes, before the first event only |
 /// | `Authentication` (401, 403) | success (the provider answered) | no |
 /// | `InvalidRequest` (other 4xx) | success (the provider answered) | no |
 /// | `Request` (never sent) | ignored | no |
@@ -47,7 +48,8 @@ impl ErrorPolicy for DefaultErrorPolicy {
             | ProviderError::Timeout { .. }
             | ProviderError::Connection { .. }
             | ProviderError::Server { .. }
-            | ProviderError::InvalidResponse { .. } => ErrorClass::Failure,
+            | ProviderError::InvalidResponse { .. }
+            | ProviderError::StreamError { .. } => ErrorClass::Failure,
             ProviderError::Authentication { .. } | ProviderError::InvalidRequest { .. } => {
                 ErrorClass::Success
             }
@@ -86,6 +88,10 @@ mod tests {
                 message: String::new(),
             },
             ProviderError::InvalidResponse {
+                message: String::new(),
+            },
+            ProviderError::StreamError {
+                error_type: "overloaded_error".into(),
                 message: String::new(),
             },
         ];

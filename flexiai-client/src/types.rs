@@ -4,6 +4,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::{
+    ContentPart, ResponseFormat, Tool, ToolCall, ToolChoice, deserialize_content,
+};
+
 /// Who wrote a [`Message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -13,8 +17,11 @@ pub enum Role {
     System,
     /// The person (or program) asking.
     User,
-    /// The model's earlier answers.
+    /// The model's earlier answers (and the tool calls they made).
     Assistant,
+    /// The result of a tool call (OpenAI `tool` messages; Anthropic `tool_result` blocks in
+    /// a user message).
+    Tool,
 }
 
 impl Role {
@@ -24,60 +31,145 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
-/// One message of a conversation.
+/// One message of a conversation: text or multi-part content, and for tool use the calls an
+/// assistant message made or the call a tool message answers.
+///
+/// In JSON, `content` may be a string (one text part) or a list of parts.
+///
+/// ```
+/// use flexiai_client::{Message, Role, ToolCall};
+///
+/// let call = ToolCall { id: "call_1".into(), name: "get_weather".into(),
+///                       arguments: r#"{"city":"Paris"}"#.into() };
+/// let history = vec![
+///     Message::user("Weather in Paris?"),
+///     Message::assistant_tool_calls("", vec![call]),
+///     Message::tool_result("call_1", r#"{"temp_c": 18}"#),
+/// ];
+/// assert_eq!(history[2].role, Role::Tool);
+/// let parsed: Message = serde_json::from_str(r#"{"role": "user", "content": "Hi"}"#)?;
+/// assert_eq!(parsed, Message::user("Hi"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
-    /// Its text.
-    pub content: String,
+    /// Its content, in order.
+    #[serde(deserialize_with = "deserialize_content")]
+    pub content: Vec<ContentPart>,
+    /// For an assistant message: the tool calls it made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a tool message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl Message {
+    fn new(role: Role, content: Vec<ContentPart>) -> Self {
+        Self {
+            role,
+            content,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    fn text_parts(text: String) -> Vec<ContentPart> {
+        if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![ContentPart::Text { text }]
+        }
+    }
+
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self::new(Role::System, vec![ContentPart::text(content)])
     }
 
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self::new(Role::User, vec![ContentPart::text(content)])
+    }
+
+    /// A user message of several parts (text and images).
+    pub fn user_parts(parts: Vec<ContentPart>) -> Self {
+        Self::new(Role::User, parts)
     }
 
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
+        Self::new(Role::Assistant, vec![ContentPart::text(content)])
+    }
+
+    /// An assistant message that called tools (its text may be empty), to send back with
+    /// their results.
+    pub fn assistant_tool_calls(text: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        let mut message = Self::new(Role::Assistant, Self::text_parts(text.into()));
+        message.tool_calls = calls;
+        message
+    }
+
+    /// The result of the tool call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        let mut message = Self::new(Role::Tool, vec![ContentPart::text(content)]);
+        message.tool_call_id = Some(call_id.into());
+        message
+    }
+
+    /// The text parts, joined.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|p| match p {
+                ContentPart::Text { text } => Some(text.as_str()),
+                ContentPart::Image(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether the content is one text part (sent as a plain string).
+    pub(crate) fn plain_text(&self) -> Option<&str> {
+        match self.content.as_slice() {
+            [ContentPart::Text { text }] => Some(text),
+            [] => Some(""),
+            _ => None,
         }
     }
 }
 
 /// A chat completion request, the same for every provider.
 ///
-/// The model is not part of the request: each provider uses the one configured for it, so one
-/// request can fail over from an OpenAI model to an Anthropic one. Parameters a provider does
-/// not know are left out of its request (Anthropic has no penalties).
+/// Without [`model`](Self::model), each provider uses its default model (`model` in its
+/// config), so one request can fail over from an OpenAI model to an Anthropic one. With it,
+/// the request goes to the providers that list that model, then along the model's fallback
+/// chain (`model_fallbacks` in [`FlexiAIConfig`](crate::FlexiAIConfig)). Parameters a
+/// provider does not know are left out of its request (Anthropic has no penalties, `seed` or
+/// `response_format`); [`extra`](Self::extra) fields are added to every provider's request
+/// body as they are.
 ///
 /// ```
-/// use flexiai_client::{ChatRequest, Message};
+/// use flexiai_client::{ChatRequest, Message, ResponseFormat};
 ///
 /// let request = ChatRequest::new(vec![Message::user("Hello")])
+///     .model("gpt-4o")
 ///     .temperature(0.2)
-///     .max_tokens(256);
+///     .max_tokens(256)
+///     .seed(7)
+///     .response_format(ResponseFormat::JsonObject)
+///     .extra("logprobs", serde_json::json!(true));
 /// assert_eq!(request.max_tokens, Some(256));
+/// assert_eq!(request.model.as_deref(), Some("gpt-4o"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ChatRequest {
     /// The conversation so far.
     pub messages: Vec<Message>,
@@ -97,6 +189,25 @@ pub struct ChatRequest {
     /// An end-user id for the provider's abuse monitoring (`user` for OpenAI,
     /// `metadata.user_id` for Anthropic).
     pub user: Option<String>,
+    /// The model to ask for instead of the providers' defaults (see above).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Tools the model may call.
+    #[serde(default)]
+    pub tools: Vec<Tool>,
+    /// Whether and which tool must be called.
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+    /// The answer's format (OpenAI only).
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+    /// Seed for deterministic sampling (OpenAI only).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Provider-specific fields, added to the top level of the request body (after the
+    /// client's own, so they can also override one).
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ChatRequest {
@@ -129,6 +240,48 @@ impl ChatRequest {
     #[must_use]
     pub fn top_p(mut self, top_p: f32) -> Self {
         self.top_p = Some(top_p);
+        self
+    }
+
+    /// Asks for `model` instead of the providers' defaults.
+    #[must_use]
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    /// Adds a tool the model may call.
+    #[must_use]
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// Sets the tool choice.
+    #[must_use]
+    pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+
+    /// Sets the answer's format.
+    #[must_use]
+    pub fn response_format(mut self, format: ResponseFormat) -> Self {
+        self.response_format = Some(format);
+        self
+    }
+
+    /// Sets the seed.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Adds a provider-specific field to the request body.
+    #[must_use]
+    pub fn extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.extra.insert(key.into(), value);
         self
     }
 
@@ -187,6 +340,10 @@ impl fmt::Display for FinishReason {
 pub struct ChatResponse {
     /// The generated text (text blocks joined, for Anthropic).
     pub content: String,
+    /// The tools the model called, in order (`finish_reason` is then
+    /// [`FinishReason::ToolCalls`]).
+    #[serde(default)]
+    pub tool_calls: Vec<ToolCall>,
     /// The model that answered, as the provider reported it.
     pub model: String,
     /// The configured name of the provider that answered.
