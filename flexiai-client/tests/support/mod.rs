@@ -1,6 +1,9 @@
 //! A fake LLM provider over HTTP/1.1 on a loopback port, speaking either OpenAI's Chat
 //! Completions or Anthropic's Messages shape, controllable while it runs: the steady mode,
-//! a script of one-off answers served first, a request counter and the last request seen.
+//! a script of one-off answers served first, modes per requested model, a request counter
+//! and the last request seen. Streamed answers are real SSE, replayed event by event from
+//! the captured shapes in `tests/fixtures/*.sse`, with a delay before the first event, a
+//! cut or a stall after some events.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
@@ -38,6 +41,46 @@ pub enum Mode {
     Drop,
     /// 401 whose error message repeats the API key it received (as some providers do).
     EchoKey,
+    /// 200 with this JSON body.
+    Json(serde_json::Value),
+    /// 200 `text/event-stream`: the events of a fixture, one write each.
+    Sse(Sse),
+}
+
+/// A streamed answer: which fixture, and how it is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sse {
+    /// File name under `tests/fixtures/` (e.g. `openai_text.sse`).
+    pub fixture: &'static str,
+    /// Wait before the first event.
+    pub first_delay: Duration,
+    /// Serve only this many events.
+    pub events: Option<usize>,
+    /// After the events: close the connection (`false`) or hold it open for a minute.
+    pub hang: bool,
+}
+
+impl Sse {
+    /// The whole fixture, at once.
+    pub fn of(fixture: &'static str) -> Self {
+        Self {
+            fixture,
+            first_delay: Duration::ZERO,
+            events: None,
+            hang: false,
+        }
+    }
+
+    /// The events of a fixture, split on blank lines.
+    pub fn fixture_events(fixture: &str) -> Vec<String> {
+        let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .split("\n\n")
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| format!("{e}\n\n"))
+            .collect()
+    }
 }
 
 /// What the fake received.
@@ -69,6 +112,7 @@ struct State {
     script: Mutex<VecDeque<Mode>>,
     requests: AtomicUsize,
     last: Mutex<Option<Seen>>,
+    by_model: Mutex<Vec<(String, Mode)>>,
 }
 
 /// A running fake provider; stops accepting when dropped.
@@ -96,6 +140,7 @@ impl FakeProvider {
             script: Mutex::new(VecDeque::new()),
             requests: AtomicUsize::new(0),
             last: Mutex::new(None),
+            by_model: Mutex::new(Vec::new()),
         });
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -122,6 +167,13 @@ impl FakeProvider {
         for _ in 0..times {
             script.push_back(mode.clone());
         }
+    }
+
+    /// Answers requests for `model` with `mode` (before the script and the steady mode).
+    pub fn set_model_mode(&self, model: &str, mode: Mode) {
+        let mut by_model = self.state.by_model.lock().unwrap();
+        by_model.retain(|(m, _)| m != model);
+        by_model.push((model.to_owned(), mode));
     }
 
     /// Requests received so far.
@@ -181,10 +233,31 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
         })
         .unwrap_or_default()
         .to_owned();
+    let body = serde_json::from_str::<serde_json::Value>(&seen.body).unwrap_or_default();
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let streamed = body["stream"] == serde_json::json!(true);
     *state.last.lock().unwrap() = Some(seen);
-    let scripted = state.script.lock().unwrap().pop_front();
-    let mode = scripted.unwrap_or_else(|| state.mode.lock().unwrap().clone());
+    let for_model = state
+        .by_model
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(m, _)| *m == model)
+        .map(|(_, mode)| mode.clone());
+    let mode = for_model.unwrap_or_else(|| {
+        let scripted = state.script.lock().unwrap().pop_front();
+        scripted.unwrap_or_else(|| state.mode.lock().unwrap().clone())
+    });
     let (status, extra, body) = match mode {
+        // A healthy streamed answer: "Hello world" in the flavor's shape.
+        Mode::Healthy if streamed => {
+            let fixture = match state.flavor {
+                Flavor::OpenAi => "openai_text.sse",
+                Flavor::Anthropic => "anthropic_text.sse",
+            };
+            serve_sse(&mut stream, &Sse::of(fixture)).await;
+            return;
+        }
         Mode::Healthy => (200, String::new(), healthy_body(&state)),
         Mode::Status(code) => (code, String::new(), error_body(state.flavor, code)),
         Mode::RateLimited(after) => (
@@ -199,6 +272,11 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
                 .to_string(),
         ),
         Mode::Malformed => (200, String::new(), "{\"choices\": [oops".to_owned()),
+        Mode::Json(body) => (200, String::new(), body.to_string()),
+        Mode::Sse(sse) => {
+            serve_sse(&mut stream, &sse).await;
+            return;
+        }
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             return;
@@ -210,6 +288,27 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
         body.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve_sse(stream: &mut TcpStream, sse: &Sse) {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    tokio::time::sleep(sse.first_delay).await;
+    let events = Sse::fixture_events(sse.fixture);
+    let n = sse.events.unwrap_or(events.len());
+    for event in events.iter().take(n) {
+        if stream.write_all(event.as_bytes()).await.is_err() {
+            return;
+        }
+        let _ = stream.flush().await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    if sse.hang {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     let _ = stream.shutdown().await;
 }
 
