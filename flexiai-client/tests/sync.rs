@@ -262,3 +262,37 @@ async fn sync_from_the_config_and_without_it() {
     synced.close().await.unwrap();
     assert_eq!(synced.sync_health().unwrap().mode, SyncMode::Stopped);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_sharing_one_backend_fail_over_one_model_together() {
+    let openai = FakeProvider::start("openai", Flavor::OpenAi).await;
+    let claude = FakeProvider::start("claude", Flavor::Anthropic).await;
+    let mut config = support::per_model_config(&openai, &claude);
+    config.circuit_breaker.recovery_timeout_ms = 60_000;
+    let backend = Arc::new(MemoryBackend::new());
+    let a = client(&config, "worker-a:1:4", &backend).await;
+    let b = client(&config, "worker-b:1:4", &backend).await;
+    let mini = || hi().model("gpt-4o-mini");
+
+    // gpt-4o-mini goes down; only worker A sees it and trips that model's breaker.
+    openai.set_model_mode("gpt-4o-mini", Mode::Status(503));
+    for _ in 0..2 {
+        assert_eq!(a.chat_completion(&mini()).await.unwrap().provider, "claude");
+    }
+    assert_eq!(openai.requests(), 2);
+    let b_mini = b.breaker("openai/gpt-4o-mini").unwrap();
+    eventually("worker B's openai/gpt-4o-mini opens", || {
+        b_mini.state() == CircuitState::Open
+    })
+    .await;
+
+    // B fails over along the chain without calling the broken model...
+    assert_eq!(b.chat_completion(&mini()).await.unwrap().provider, "claude");
+    assert_eq!(openai.requests(), 2);
+    // ...and keeps using its sibling, whose breaker stayed closed fleet-wide.
+    assert_eq!(b.breaker("openai").unwrap().state(), CircuitState::Closed);
+    assert_eq!(b.chat_completion(&hi()).await.unwrap().provider, "openai");
+    assert_eq!(openai.requests(), 3);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}

@@ -388,3 +388,17 @@ async fn read_request(stream: &mut TcpStream) -> Option<Seen> {
         body,
     })
 }
+
+/// Two fakes as one provider serving two models plus a fallback: `openai` (default model
+/// `gpt-4o`, also `gpt-4o-mini`) and `claude` (`claude-sonnet`), with the chain
+/// `gpt-4o-mini -> claude-sonnet`.
+pub fn per_model_config(openai: &FakeProvider, claude: &FakeProvider) -> FlexiAIConfig {
+    let mut config = fast_config(&[openai, claude]);
+    config.providers[0].model = "gpt-4o".into();
+    config.providers[0].models = vec!["gpt-4o-mini".into()];
+    config.providers[1].model = "claude-sonnet".into();
+    config
+        .model_fallbacks
+        .insert("gpt-4o-mini".into(), vec!["claude-sonnet".into()]);
+    config
+}
