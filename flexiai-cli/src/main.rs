@@ -1,6 +1,8 @@
-//! `flexiai`: see a fleet of workers fail over and recover, and operate a Redis-synced fleet.
+//! `flexiai`: see a fleet of workers fail over and recover, operate a Redis-synced fleet, and
+//! try a client config with one streamed prompt (`flexiai chat`).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod chat;
 mod demo;
 mod ops;
 mod worker;
@@ -20,6 +22,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Sends one prompt through a config file's providers, streaming the answer and showing
+    /// which provider and model answered and which were skipped or failed.
+    Chat(chat::ChatArgs),
     /// Runs a fleet of workers against fake providers: the primary fails, the fleet fails
     /// over together, then recovers with a few probes. In-memory by default.
     Demo(demo::DemoArgs),
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Chat(args) => chat::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Status(fleet) => ops::status(fleet).await,
             Command::Watch(args) => ops::watch(args).await,

@@ -71,12 +71,19 @@ impl Sse {
         }
     }
 
-    /// The events of a fixture, split on blank lines.
+    /// The events of a fixture, split on blank lines. The fixtures are compiled in, so this
+    /// file also serves the CLI's tests.
     pub fn fixture_events(fixture: &str) -> Vec<String> {
-        let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .split("\n\n")
+        let text = match fixture {
+            "openai_text.sse" => include_str!("../fixtures/openai_text.sse"),
+            "openai_tools.sse" => include_str!("../fixtures/openai_tools.sse"),
+            "openai_error.sse" => include_str!("../fixtures/openai_error.sse"),
+            "anthropic_text.sse" => include_str!("../fixtures/anthropic_text.sse"),
+            "anthropic_tools.sse" => include_str!("../fixtures/anthropic_tools.sse"),
+            "anthropic_error.sse" => include_str!("../fixtures/anthropic_error.sse"),
+            other => panic!("no fixture {other}"),
+        };
+        text.split("\n\n")
             .filter(|e| !e.trim().is_empty())
             .map(|e| format!("{e}\n\n"))
             .collect()
