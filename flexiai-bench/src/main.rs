@@ -7,9 +7,11 @@
 //!
 //! ```text
 //! fleet-bench run [--quick] [--root DIR]     all sections, then rewrite BENCHMARKS.md
+//! fleet-bench memory                         the memory figures only, printed
 //! fleet-bench worker --mode ...              a worker process (spawned by `run`)
 //! ```
 
+mod client_memory;
 mod cost;
 mod hotpath;
 mod hydrate;
@@ -59,6 +61,9 @@ struct Cli {
 enum Command {
     /// Run every section and rewrite the fleet sections of BENCHMARKS.md.
     Run(RunArgs),
+    /// Only the memory figures: bytes per breaker, and per (provider, model) pair of a
+    /// client; printed, BENCHMARKS.md left alone.
+    Memory,
     /// A worker process, spawned by `run`.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -92,6 +97,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => runtime.block_on(report::run_all(args)),
+        Command::Memory => runtime.block_on(report::memory_only()),
         Command::Worker(args) => runtime.block_on(worker::run(args)),
     };
     match result {

@@ -434,15 +434,31 @@ fn render(r: &Results) -> crate::Result<String> {
         )?;
     }
     let mem = &r.memory;
-    writeln!(
-        s,
-        "\nMemory, {} breakers (default `BreakerConfig`, names `p0`..), counting global \
+    writeln!(s, "\n{}", memory_line(mem))?;
+    Ok(s)
+}
+
+/// The memory sentence of the report.
+fn memory_line(mem: &MemoryResult) -> String {
+    format!(
+        "Memory, {} breakers (default `BreakerConfig`, names `p0`..), counting global \
          allocator: **{:.0} bytes per breaker** (`Arc<CircuitBreaker>`) plus **{:.0} bytes per \
          breaker** to register it with a `StateSyncManager` (registry entry, observer); resident \
          set growth over both steps {:.0} bytes per breaker.",
         mem.count, mem.breaker_bytes, mem.register_bytes, mem.rss_bytes
-    )?;
-    Ok(s)
+    )
+}
+
+/// `fleet-bench memory`: the memory sentence, and what a client spends per
+/// (provider, model) pair, without Redis or the other sections.
+pub(crate) async fn memory_only() -> crate::Result<()> {
+    let mem = crate::hydrate::memory(10_000)?;
+    let per_model = crate::client_memory::per_model_bytes(1_000).await?;
+    log(&memory_line(&mem));
+    log(&format!(
+        "Client, one provider entry serving 1000 models: {per_model:.0} bytes per (provider, model) pair (its breaker, slot and counters)."
+    ));
+    Ok(())
 }
 
 /// The propagation plot: p50 and p99 against worker count, flexiai and raw, as SVG.

@@ -75,7 +75,8 @@ pub(crate) struct Inner {
 
 /// One (provider, model) pair: what a request is routed to, with its own breaker.
 pub(crate) struct Slot {
-    pub(crate) config: ProviderConfig,
+    /// The provider's entry, shared by the slots of its models.
+    pub(crate) config: Arc<ProviderConfig>,
     /// The model this slot asks for.
     pub(crate) model: String,
     /// Whether it is the provider's default model (requests go out with `model: None`).
@@ -307,6 +308,7 @@ impl FlexiAIBuilder {
                 .circuit_breaker
                 .clone()
                 .unwrap_or_else(|| config.circuit_breaker.clone());
+            let shared = Arc::new(p.clone());
             for model in p.served_models() {
                 slots.push(Slot {
                     breaker: Arc::new(CircuitBreaker::new(
@@ -318,7 +320,7 @@ impl FlexiAIBuilder {
                     provider: Arc::clone(&provider),
                     attempts: p.attempts(&config.retry),
                     counters: ProviderCounters::default(),
-                    config: p.clone(),
+                    config: Arc::clone(&shared),
                 });
             }
         }

@@ -89,6 +89,35 @@ fn default_max_response_bytes() -> u64 {
 /// named after the provider (`openai`), each other model's `{provider}/{model}`
 /// (`openai/gpt-4o-mini`); both are valid provider names of `flexiai_backend` (no whitespace,
 /// at most 256 bytes), which validation checks.
+///
+/// ```
+/// use flexiai_client::FlexiAIConfig;
+///
+/// let config = FlexiAIConfig::from_toml_str(r#"
+///     model_fallbacks = { "gpt-4o-mini" = ["claude-3-5-haiku"] }
+///
+///     [[providers]]
+///     name = "openai"
+///     kind = "openai"
+///     priority = 1
+///     model = "gpt-4o"
+///     models = ["gpt-4o-mini"]
+///     api_key = "sk-test"
+///     first_token_timeout_ms = 2000
+///
+///     [[providers]]
+///     name = "anthropic"
+///     kind = "anthropic"
+///     priority = 2
+///     model = "claude-3-5-haiku"
+///     api_key = "sk-ant-test"
+/// "#)?;
+/// let openai = &config.providers[0];
+/// assert_eq!(openai.served_models(), ["gpt-4o", "gpt-4o-mini"]);
+/// assert_eq!(openai.breaker_name("gpt-4o"), "openai");
+/// assert_eq!(openai.breaker_name("gpt-4o-mini"), "openai/gpt-4o-mini");
+/// # Ok::<(), flexiai_client::ClientError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {

@@ -193,6 +193,17 @@ fn error_message(body: &str) -> String {
 
 /// The wait a 429 asks for: `retry-after-ms` (OpenAI), or `Retry-After` in seconds (integer
 /// or decimal) or as an HTTP date (the time until then; a date in the past is no wait).
+///
+/// ```
+/// use std::time::Duration;
+/// use reqwest::header::{HeaderMap, HeaderValue};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("retry-after", HeaderValue::from_static("1.5"));
+/// assert_eq!(flexiai_client::retry_after(&headers), Some(Duration::from_millis(1500)));
+/// headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+/// assert_eq!(flexiai_client::retry_after(&headers), Some(Duration::ZERO)); // long past
+/// ```
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_at(headers, SystemTime::now())
 }

@@ -1,18 +1,42 @@
 //! FlexiAI: a multi-provider LLM client with circuit-breaker failover.
 //!
 //! [`FlexiAI`] sends a chat completion to the first available provider in priority order.
-//! Each provider is guarded by its own [`CircuitBreaker`](flexiai_breaker::CircuitBreaker):
-//! a provider that keeps failing (5xx, timeouts, connection errors, 429) is skipped without
-//! a call until its recovery timeout is over, then probed, and comes back by itself when the
-//! probe succeeds. Retryable errors are retried with exponential backoff and jitter; a 429's
-//! `Retry-After` opens the provider's breaker for that long. When nothing answers, the error
-//! lists every try. With a `sync` section, breaker state is shared across a fleet through
-//! [`flexiai_sync`], so every worker skips a failing provider together; without it the
-//! client behaves the same in one process.
+//! Each (provider, model) pair is guarded by its own
+//! [`CircuitBreaker`](flexiai_breaker::CircuitBreaker): a pair that keeps failing (5xx,
+//! timeouts, connection errors, 429) is skipped without a call until its recovery timeout is
+//! over, then probed, and comes back by itself when the probe succeeds; its sibling models on
+//! the same provider are not affected. Retryable errors are retried with exponential backoff
+//! and jitter; a 429's `Retry-After` opens the breaker for that long. When nothing answers,
+//! the error lists every try. With a `sync` section, breaker state is shared across a fleet
+//! through [`flexiai_sync`], so every worker skips a failing provider together; without it
+//! the client behaves the same in one process.
 //!
-//! Providers: [`OpenAiProvider`] (OpenAI and OpenAI-compatible servers through `base_url`)
-//! and [`AnthropicProvider`] (the Messages API), over reqwest with rustls; or any
-//! [`Provider`] of your own. API keys are [`ApiKey`]s, which never print.
+//! What a request can carry: multi-part content ([`ContentPart`]: text, images by URL or
+//! base64), tools ([`Tool`], [`ToolChoice`]) and the tool calls and results of earlier turns
+//! ([`ToolCall`], [`Message::tool_result`]), a model override ([`ChatRequest::model`], routed
+//! along `model_fallbacks`), `response_format`, `seed`, `stop`, `temperature`, `top_p`, and
+//! provider-specific fields passed through ([`ChatRequest::extra`]). Answers carry the
+//! model's [`tool_calls`](ChatResponse::tool_calls).
+//!
+//! Streaming: [`FlexiAI::chat_completion_stream`] returns a [`ChatStream`] of typed
+//! [`StreamEvent`]s (text and tool-call deltas, usage, finish reason), parsed from
+//! server-sent events for both APIs. It fails over only before the first event (within a
+//! time-to-first-token budget that counts as a failure when missed); after it, an error or a
+//! cut ends the stream with [`ClientError::Interrupted`], never a silent clean end.
+//! [`StreamAccumulator`] folds events back into a [`ChatResponse`].
+//!
+//! Providers: [`OpenAiProvider`] (OpenAI and OpenAI-compatible servers through `base_url`:
+//! vLLM, Ollama, LM Studio, Azure OpenAI; configs in `docs/providers.md`) and
+//! [`AnthropicProvider`] (the Messages API), over reqwest with rustls, honouring the
+//! environment's `HTTPS_PROXY`/`NO_PROXY` and capping answer bodies
+//! (`max_response_bytes`); or any [`Provider`] of your own, declared as `kind = "custom"`.
+//! API keys are [`ApiKey`]s, which never print.
+//!
+//! # Features
+//!
+//! None by default: the crate pulls no Redis client. `redis` adds `backend = "redis"` to
+//! the `sync` section (flexiai-sync's Redis backend); in-process sync over any
+//! [`SyncBackend`](flexiai_backend::SyncBackend) works without it.
 //!
 //! # Errors and the breaker
 //!
@@ -85,6 +109,13 @@
 //!     .chat_completion(&ChatRequest::new(vec![Message::user("Say hi")]).max_tokens(50))
 //!     .await?;
 //! println!("{} answered: {}", answer.provider, answer.content);
+//! // The same, streamed: failover happens before the first event arrives.
+//! let answer = client
+//!     .chat_completion_stream(&ChatRequest::new(vec![Message::user("Say hi")]))
+//!     .await?
+//!     .into_response()
+//!     .await?;
+//! println!("{} streamed: {}", answer.provider, answer.content);
 //! for status in client.get_provider_status() {
 //!     println!("{}: {}", status.name, status.state);
 //! }

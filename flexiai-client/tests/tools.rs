@@ -214,3 +214,25 @@ async fn an_answer_over_the_body_cap_is_an_invalid_response() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn azure_style_endpoints_get_the_query_and_key_header() {
+    let fake = FakeProvider::start("azure", Flavor::OpenAi).await;
+    let mut config = fast_config(&[&fake]);
+    config.providers[0]
+        .query
+        .insert("api-version".into(), "2024-10-21".into());
+    config.providers[0].api_key_header = Some("api-key".into());
+    let client = FlexiAI::new(config).await.unwrap();
+    client
+        .chat_completion(&ChatRequest::new(vec![Message::user("hi")]))
+        .await
+        .unwrap();
+    let seen = fake.last().unwrap();
+    assert_eq!(seen.path, "/v1/chat/completions?api-version=2024-10-21");
+    assert_eq!(
+        seen.header("api-key"),
+        Some("sk-azure-secret-key-0123456789")
+    );
+    assert_eq!(seen.header("authorization"), None);
+}
