@@ -434,3 +434,27 @@ async fn custom_providers_replace_adapters_by_name() {
     .await;
     assert!(matches!(unknown, Err(ClientError::UnknownProvider(n)) if n == "other"));
 }
+
+/// Light by default: without the `redis` feature the client has no Redis backend, and a
+/// config that asks for one says which feature to turn on.
+#[cfg(not(feature = "redis"))]
+#[tokio::test]
+async fn without_the_redis_feature_a_redis_sync_section_says_so() {
+    let config = flexiai_client::FlexiAIConfig::from_toml_str(
+        r#"
+        [[providers]]
+        name = "local"
+        kind = "openai"
+        priority = 1
+        model = "m"
+        base_url = "http://127.0.0.1:9/v1"
+
+        [sync]
+        enabled = true
+        backend = "redis"
+        "#,
+    )
+    .unwrap();
+    let err = flexiai_client::FlexiAI::new(config).await.unwrap_err();
+    assert!(err.to_string().contains("`redis` feature"), "{err}");
+}
