@@ -300,3 +300,20 @@ async fn a_streamed_body_over_the_cap_is_an_invalid_response() {
         "{items:?}"
     );
 }
+
+#[tokio::test]
+async fn a_retryable_error_before_the_first_event_is_retried_on_the_same_provider() {
+    let a = FakeProvider::start("primary", Flavor::OpenAi).await;
+    let b = FakeProvider::start("secondary", Flavor::OpenAi).await;
+    a.script(Mode::Status(502), 1);
+    let mut config = fast_config(&[&a, &b]);
+    config.retry.max_attempts = 2;
+    let client = FlexiAI::new(config).await.unwrap();
+    let mut stream = client.chat_completion_stream(&hi()).await.unwrap();
+    assert_eq!(stream.provider(), "primary");
+    assert_eq!(stream.attempts().len(), 1);
+    assert_eq!(stream.attempts()[0].attempt, 1);
+    assert_eq!(text(&drain(&mut stream).await), "Hello world");
+    assert_eq!((a.requests(), b.requests()), (2, 0));
+    assert_eq!(client.stats().providers[0].retries, 1);
+}
