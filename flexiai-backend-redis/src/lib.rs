@@ -62,13 +62,17 @@
 
 mod backend;
 mod config;
+mod connection;
 mod error;
+mod keys;
 mod scripts;
+mod sentinel;
 mod subscriber;
 
 pub use backend::RedisBackend;
-pub use config::RedisConfig;
+pub use config::{RedisConfig, TopologyKind};
 pub use error::RedisBackendError;
+pub use keys::KeyLayout;
 
 /// The commands a [`RedisBackend`] needs, as Redis ACL rules: `PING` (health and
 /// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state,
