@@ -186,6 +186,19 @@ impl RedisCluster {
         })
     }
 
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    pub fn slot_of(&self, key: &str) -> Result<u16> {
+        let node = self
+            .all()
+            .find(|s| s.pid().is_some())
+            .ok_or(TestkitError::NotRunning { port: 0 })?;
+        let slot = command_ok(node.addr(), &["CLUSTER", "KEYSLOT", key])?;
+        slot.parse().map_err(|_| TestkitError::Topology {
+            context: "CLUSTER KEYSLOT".into(),
+            reason: format!("unexpected reply {slot:?}"),
+        })
+    }
+
     /// Moves `slot` and its keys from its current master to the master on `to_port`, the
     /// way `redis-cli --cluster reshard` does: `SETSLOT IMPORTING` / `MIGRATING`, `MIGRATE`
     /// every key, then `SETSLOT NODE` on every master.
