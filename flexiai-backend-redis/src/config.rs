@@ -889,6 +889,59 @@ mod tests {
     }
 
     #[test]
+    fn multi_node_urls() {
+        let config =
+            RedisConfig::from_url("rediss+cluster://bob:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+                .unwrap();
+        assert_eq!(config.topology(), TopologyKind::Cluster);
+        assert_eq!(config.layout(), KeyLayout::HashTagged);
+        assert!(config.ssl);
+        assert_eq!(config.user(), Some("bob"));
+        assert!(config.has_password());
+        let Topology::Cluster { seeds } = &config.topology else {
+            panic!("not a cluster")
+        };
+        assert_eq!(seeds[0], ("10.0.0.1".to_owned(), 7000));
+        assert_eq!(seeds[1], ("10.0.0.2".to_owned(), 6379));
+        assert_eq!(seeds[2].1, 7002);
+        config.validate().unwrap();
+        assert_eq!(
+            config.display_addr(),
+            format!("rediss+cluster://10.0.0.1:7000,10.0.0.2:6379,{}:7002", seeds[2].0)
+        );
+        assert!(!config.display_addr().contains("pw"));
+
+        let config = RedisConfig::from_url("redis+sentinel://s1,s2:26380/mymaster/4").unwrap();
+        let Topology::Sentinel {
+            sentinels,
+            master_name,
+            ..
+        } = &config.topology
+        else {
+            panic!("not sentinel")
+        };
+        assert_eq!(sentinels[0], ("s1".to_owned(), SENTINEL_PORT));
+        assert_eq!(sentinels[1], ("s2".to_owned(), 26380));
+        assert_eq!(master_name, "mymaster");
+        assert_eq!(config.db(), 4);
+        assert_eq!(config.layout(), KeyLayout::Plain);
+        config.validate().unwrap();
+
+        for (bad, why) in [
+            ("redis+sentinel://s1", "master name"),
+            ("redis+cluster://h/1", "no path"),
+            ("redis+ring://h", "expected"),
+            ("redis+cluster://", "no node"),
+            ("redis+sentinel://:secret@s1/m/x", "number"),
+        ] {
+            let err = RedisConfig::from_url(bad).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("url") && text.contains(why), "{bad}: {text}");
+            assert!(!text.contains("secret"), "{text}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_seed() {
         let config = RedisConfig::default();
         assert_eq!(config.prefix(), "flexiai");
@@ -914,6 +967,28 @@ mod tests {
             (RedisConfig::new("", 1), "host"),
             (RedisConfig::new("h", 0), "port"),
             (RedisConfig::default().db_index(-1), "db"),
+            (RedisConfig::default().key_prefix("{fa}"), "key_prefix"),
+            (RedisConfig::default().key_prefix("a}"), "key_prefix"),
+            (
+                RedisConfig::default().cluster([("h", 1)]).key_layout(KeyLayout::Plain),
+                "key_layout",
+            ),
+            (RedisConfig::default().cluster([("h", 1)]).db_index(1), "db"),
+            (
+                RedisConfig::default().cluster(Vec::<(String, u16)>::new()),
+                "cluster.seeds",
+            ),
+            (RedisConfig::default().cluster([("h", 1), ("", 2)]), "cluster.seeds"),
+            (
+                RedisConfig::default().sentinel([("h", 1)], "").sentinel_auth(None, None),
+                "sentinel.master_name",
+            ),
+            (
+                RedisConfig::default()
+                    .sentinel([("h", 1)], "m")
+                    .sentinel_auth(Some(String::new()), None),
+                "sentinel.username",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();
