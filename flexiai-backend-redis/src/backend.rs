@@ -38,13 +38,13 @@ use crate::subscriber::{self, SubscriberStats};
 /// [`subscribe`]: SyncBackend::subscribe
 #[derive(Clone)]
 pub struct RedisBackend {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: RedisConfig,
-    keys: Keys,
-    serializer: StateSerializer,
+    pub(crate) keys: Keys,
+    pub(crate) serializer: StateSerializer,
     /// One multiplexed connection shared by every command (per topology, see
     /// [`crate::connection`]). Checking one out of the pool per command would cost a round
     /// trip each time (deadpool-redis recycles with `UNWATCH` + `PING`), doubling the latency
@@ -186,7 +186,7 @@ impl RedisBackend {
 
     /// Every key starting with `start`, by `SCAN` on the namespace's node, within the
     /// command timeout.
-    async fn scan(
+    pub(crate) async fn scan(
         &self,
         start: &str,
         operation: &'static str,
@@ -254,12 +254,12 @@ impl RedisBackend {
         )
     }
 
-    fn redis_error(&self, error: &RedisError, operation: &'static str) -> BackendError {
+    pub(crate) fn redis_error(&self, error: &RedisError, operation: &'static str) -> BackendError {
         self.inner.conns.on_error(Some(error));
         self.classify(error, operation).into()
     }
 
-    async fn conn(&self, operation: &'static str) -> Result<Conn, BackendError> {
+    pub(crate) async fn conn(&self, operation: &'static str) -> Result<Conn, BackendError> {
         self.inner.conns.get(operation).await
     }
 
@@ -277,7 +277,7 @@ impl RedisBackend {
     }
 
     /// Runs `work` within the command timeout, after checking the backend is open.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         operation: &'static str,
         work: impl Future<Output = Result<T, BackendError>>,

@@ -907,7 +907,10 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(
             config.display_addr(),
-            format!("rediss+cluster://10.0.0.1:7000,10.0.0.2:6379,{}:7002", seeds[2].0)
+            format!(
+                "rediss+cluster://10.0.0.1:7000,10.0.0.2:6379,{}:7002",
+                seeds[2].0
+            )
         );
         assert!(!config.display_addr().contains("pw"));
 
@@ -970,7 +973,9 @@ mod tests {
             (RedisConfig::default().key_prefix("{fa}"), "key_prefix"),
             (RedisConfig::default().key_prefix("a}"), "key_prefix"),
             (
-                RedisConfig::default().cluster([("h", 1)]).key_layout(KeyLayout::Plain),
+                RedisConfig::default()
+                    .cluster([("h", 1)])
+                    .key_layout(KeyLayout::Plain),
                 "key_layout",
             ),
             (RedisConfig::default().cluster([("h", 1)]).db_index(1), "db"),
@@ -978,9 +983,14 @@ mod tests {
                 RedisConfig::default().cluster(Vec::<(String, u16)>::new()),
                 "cluster.seeds",
             ),
-            (RedisConfig::default().cluster([("h", 1), ("", 2)]), "cluster.seeds"),
             (
-                RedisConfig::default().sentinel([("h", 1)], "").sentinel_auth(None, None),
+                RedisConfig::default().cluster([("h", 1), ("", 2)]),
+                "cluster.seeds",
+            ),
+            (
+                RedisConfig::default()
+                    .sentinel([("h", 1)], "")
+                    .sentinel_auth(None, None),
                 "sentinel.master_name",
             ),
             (

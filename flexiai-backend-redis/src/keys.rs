@@ -95,6 +95,11 @@ impl Keys {
         format!("{}:fence:{name}", self.base)
     }
 
+    /// The part of a fence key before the lock name.
+    pub(crate) fn fence_prefix(&self) -> String {
+        format!("{}:fence:", self.base)
+    }
+
     /// `{base}:worker:{id}`: last heartbeat (unix millis), with the heartbeat TTL.
     pub(crate) fn worker(&self, id: &str) -> String {
         format!("{}:worker:{id}", self.base)

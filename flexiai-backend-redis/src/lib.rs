@@ -65,6 +65,7 @@ mod config;
 mod connection;
 mod error;
 mod keys;
+pub mod migrate;
 mod scripts;
 mod sentinel;
 mod subscriber;
@@ -73,6 +74,7 @@ pub use backend::RedisBackend;
 pub use config::{RedisConfig, TopologyKind};
 pub use error::RedisBackendError;
 pub use keys::KeyLayout;
+pub use migrate::{MigrationReport, migrate_keys};
 
 /// The commands a [`RedisBackend`] needs, as Redis ACL rules: `PING` (health and
 /// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state,
