@@ -89,7 +89,7 @@ impl Conn {
 /// Opens command connections for one topology.
 enum Connector {
     Standalone(Pool),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
     Sentinel(Arc<SentinelMaster>),
 }
 
@@ -107,10 +107,10 @@ impl Connections {
         let secret = config.password.as_ref().map(|p| p.expose().to_owned());
         let connector = match &config.topology {
             Topology::Standalone => Connector::Standalone(pool(config, secret.as_deref())?),
-            Topology::Cluster { seeds } => Connector::Cluster(build_cluster(
+            Topology::Cluster { seeds } => Connector::Cluster(Box::new(build_cluster(
                 config,
                 cluster_builder(config, seeds, ProtocolVersion::RESP3)?,
-            )?),
+            )?)),
             Topology::Sentinel { .. } => {
                 Connector::Sentinel(Arc::new(SentinelMaster::new(config)?))
             }

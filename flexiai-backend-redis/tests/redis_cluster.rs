@@ -1,6 +1,8 @@
 //! The conformance suite on a 3-master Redis Cluster (one cluster shared by every test of
 //! this binary, hash-tagged keys), plus what only a cluster can get wrong.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use flexiai_backend::SyncBackend;
