@@ -61,3 +61,33 @@ async fn a_namespace_lives_in_one_slot_and_status_finds_every_provider() {
     }
     assert_eq!(listing.stored_providers().await.unwrap(), ["a", "b"]);
 }
+
+/// `EVALSHA` is routed by the script's first key; when the owning node lost its script cache
+/// (`SCRIPT FLUSH` on every master, as after a restart) the `NOSCRIPT` fallback reloads it
+/// and the call succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_reloaded_after_every_node_lost_them() {
+    let factory = factory();
+    let backend = RedisBackend::new(factory.base_config("noscript")).unwrap();
+    let open = |v| BreakerSnapshot::new(CircuitState::Open, v);
+    assert_eq!(
+        backend.compare_and_set("p", &open(1), None).await.unwrap(),
+        flexiai_backend::CasOutcome::Applied
+    );
+    let cluster = flexiai_testkit::RedisCluster::shared().unwrap();
+    for (_, port) in cluster.seeds() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        flexiai_testkit::resp::command_ok(addr, &["SCRIPT", "FLUSH"]).unwrap();
+    }
+    assert_eq!(
+        backend.compare_and_set("p", &open(2), None).await.unwrap(),
+        flexiai_backend::CasOutcome::Applied
+    );
+    let lease = backend
+        .acquire_lock("probe:p", std::time::Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(backend.release_lock(&lease).await.unwrap());
+    assert_eq!(backend.get_state("p").await.unwrap(), Some(open(2)));
+}
