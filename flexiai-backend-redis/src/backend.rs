@@ -597,33 +597,8 @@ impl SyncBackend for RedisBackend {
 
     async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
         self.ensure_open()?;
-        let pattern = self.inner.keys.worker_pattern();
         let prefix = self.inner.keys.worker_prefix();
-        let slot_key = self.inner.keys.slot_key();
-        let keys = self
-            .bounded("live_workers", async {
-                let mut conn = self.conn("live_workers").await?;
-                let mut keys = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let mut scan = redis::cmd("SCAN");
-                    scan.arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000);
-                    let (next, batch): (u64, Vec<String>) = conn
-                        .query_at(scan, &slot_key)
-                        .await
-                        .map_err(|e| self.redis_error(&e, "live_workers"))?;
-                    keys.extend(batch);
-                    if next == 0 {
-                        return Ok(keys);
-                    }
-                    cursor = next;
-                }
-            })
-            .await?;
+        let keys = self.scan(&prefix, "live_workers").await?;
         let mut workers: Vec<WorkerId> = keys
             .iter()
             .filter_map(|key| key.strip_prefix(&prefix))

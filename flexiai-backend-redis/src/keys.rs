@@ -129,11 +129,6 @@ impl Keys {
         pattern.push('*');
         pattern
     }
-
-    /// A `SCAN MATCH` pattern for every worker key.
-    pub(crate) fn worker_pattern(&self) -> String {
-        Self::pattern(&self.worker_prefix())
-    }
 }
 
 #[cfg(test)]
@@ -148,7 +143,7 @@ mod tests {
         assert_eq!(keys.fence("probe"), "fa:fence:probe");
         assert_eq!(keys.worker("h:1:2"), "fa:worker:h:1:2");
         assert_eq!(
-            Keys::new("a*b", KeyLayout::Plain).worker_pattern(),
+            Keys::pattern(&Keys::new("a*b", KeyLayout::Plain).worker_prefix()),
             "a\\*b:worker:*"
         );
     }
