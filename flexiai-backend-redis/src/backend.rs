@@ -7,19 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use deadpool_redis::{Manager, Pool, PoolError, Runtime};
 use flexiai_backend::{
     BackendError, CasOutcome, Health, LockLease, Subscription, SyncBackend, lock_token,
     validate_lock_name, validate_provider, validate_ttl,
 };
 use flexiai_events::{BreakerSnapshot, Event, WorkerId};
 use flexiai_serde::StateSerializer;
-use redis::{AsyncConnectionConfig, ProtocolVersion, RedisError, Value};
+use redis::{RedisError, Value};
 use tokio::sync::watch;
 
 use crate::config::RedisConfig;
-use crate::error::{RedisBackendError, classify, redact};
-use crate::scripts::{ACQUIRE, CAS, EXTEND, Keys, RELEASE};
+use crate::connection::{Conn, Connections};
+use crate::error::{RedisBackendError, classify};
+use crate::keys::Keys;
+use crate::scripts::{ACQUIRE, CAS, EXTEND, RELEASE};
 use crate::subscriber::{self, SubscriberStats};
 
 /// A [`SyncBackend`] on Redis.
@@ -37,20 +38,18 @@ use crate::subscriber::{self, SubscriberStats};
 /// [`subscribe`]: SyncBackend::subscribe
 #[derive(Clone)]
 pub struct RedisBackend {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: RedisConfig,
-    keys: Keys,
-    serializer: StateSerializer,
-    pool: Pool,
-    /// A multiplexed connection taken from the pool once and shared by every command.
-    /// Checking one out per command would cost a round trip each time (deadpool-redis
-    /// recycles with `UNWATCH` + `PING`), doubling the latency of every transition; a
-    /// multiplexed connection is made to be shared. Dropped on any error, so the next
-    /// command gets a checked or fresh one from the pool.
-    shared_conn: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    pub(crate) keys: Keys,
+    pub(crate) serializer: StateSerializer,
+    /// One multiplexed connection shared by every command (per topology, see
+    /// [`crate::connection`]). Checking one out of the pool per command would cost a round
+    /// trip each time (deadpool-redis recycles with `UNWATCH` + `PING`), doubling the latency
+    /// of every transition. Dropped on any error, so the next command gets a fresh one.
+    conns: Connections,
     closed: AtomicBool,
     shutdown: watch::Sender<bool>,
     stats: Arc<SubscriberStats>,
@@ -98,38 +97,16 @@ impl RedisBackend {
         if config.ssl {
             install_crypto_provider();
         }
-        let info = config.connection_info(ProtocolVersion::RESP2)?;
-        let connection_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout));
-        let secret = config.password.as_ref().map(|p| p.expose().to_owned());
-        let manager = Manager::new_with_config(info, connection_config).map_err(|e| {
-            RedisBackendError::InvalidConfig {
-                field: "url",
-                reason: redact(&e.to_string(), secret.as_deref()),
-            }
-        })?;
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(config.command_timeout))
-            .create_timeout(Some(config.connect_timeout))
-            .recycle_timeout(Some(config.command_timeout))
-            .build()
-            .map_err(|e| RedisBackendError::InvalidConfig {
-                field: "pool_size",
-                reason: e.to_string(),
-            })?;
+        let conns = Connections::new(&config)?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(Inner {
-                keys: Keys::new(&config.key_prefix),
+                keys: Keys::new(&config.key_prefix, config.key_layout),
                 serializer: StateSerializer::new(config.format)
                     .with_limits(config.decode_limits)
                     .with_auth(config.event_auth.clone()),
                 config,
-                pool,
-                shared_conn: std::sync::Mutex::new(None),
+                conns,
                 closed: AtomicBool::new(false),
                 shutdown,
                 stats: Arc::default(),
@@ -191,21 +168,68 @@ impl RedisBackend {
         .await
     }
 
+    /// Every provider with a stored snapshot in this namespace, sorted, found by `SCAN`
+    /// (never `KEYS`, which would block Redis). On a cluster the namespace's keys share one
+    /// slot (hash-tagged layout), so one node is scanned: the master that owns it.
+    pub async fn stored_providers(&self) -> Result<Vec<String>, BackendError> {
+        let prefix = self.inner.keys.state_prefix();
+        let keys = self.scan(&prefix, "stored_providers").await?;
+        let mut providers: Vec<String> = keys
+            .iter()
+            .filter_map(|key| key.strip_prefix(&prefix))
+            .map(str::to_owned)
+            .collect();
+        providers.sort();
+        providers.dedup();
+        Ok(providers)
+    }
+
+    /// Every key starting with `start`, by `SCAN` on the namespace's node, within the
+    /// command timeout.
+    pub(crate) async fn scan(
+        &self,
+        start: &str,
+        operation: &'static str,
+    ) -> Result<Vec<String>, BackendError> {
+        let pattern = Keys::pattern(start);
+        let slot_key = self.inner.keys.slot_key();
+        self.bounded(operation, async {
+            let mut conn = self.conn(operation).await?;
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let (next, batch): (u64, Vec<String>) = conn
+                    .query_at(scan, &slot_key)
+                    .await
+                    .map_err(|e| self.redis_error(&e, operation))?;
+                keys.extend(batch);
+                if next == 0 {
+                    return Ok(keys);
+                }
+                cursor = next;
+            }
+        })
+        .await
+    }
+
     /// One bounded `PING`, classified.
     async fn ping(&self) -> Result<Duration, RedisBackendError> {
         let timeout = self.inner.config.command_timeout;
         let started = Instant::now();
         let attempt = async {
-            let mut conn = self
-                .inner
-                .pool
-                .get()
+            let mut conn = self.inner.conns.for_ping().await?;
+            conn.query_at::<String>(redis::cmd("PING"), &self.inner.keys.slot_key())
                 .await
-                .map_err(|e| self.pool_error(e, "ping"))?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|e| self.classify(&e, "ping"))
+                .map_err(|e| {
+                    self.inner.conns.on_error(Some(&e));
+                    self.classify(&e, "ping")
+                })
         };
         match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(_)) => Ok(started.elapsed()),
@@ -230,53 +254,18 @@ impl RedisBackend {
         )
     }
 
-    fn redis_error(&self, error: &RedisError, operation: &'static str) -> BackendError {
-        self.drop_shared_conn();
+    pub(crate) fn redis_error(&self, error: &RedisError, operation: &'static str) -> BackendError {
+        self.inner.conns.on_error(Some(error));
         self.classify(error, operation).into()
     }
 
-    fn pool_error(&self, error: PoolError, operation: &'static str) -> RedisBackendError {
-        let timeout = self.inner.config.command_timeout;
-        match error {
-            PoolError::Backend(e) => self.classify(&e, operation),
-            PoolError::Timeout(_) => RedisBackendError::Timeout { operation, timeout },
-            PoolError::Closed => RedisBackendError::Unavailable {
-                message: "connection pool is closed".into(),
-            },
-            other => RedisBackendError::Unavailable {
-                message: redact(&other.to_string(), self.secret()),
-            },
-        }
-    }
-
-    async fn conn(
-        &self,
-        operation: &'static str,
-    ) -> Result<redis::aio::MultiplexedConnection, BackendError> {
-        if let Some(conn) = self.shared_conn().clone() {
-            return Ok(conn);
-        }
-        let pooled = self
-            .inner
-            .pool
-            .get()
-            .await
-            .map_err(|e| BackendError::from(self.pool_error(e, operation)))?;
-        let conn = (*pooled).clone();
-        *self.shared_conn() = Some(conn.clone());
-        Ok(conn)
-    }
-
-    fn shared_conn(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
-        self.inner
-            .shared_conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub(crate) async fn conn(&self, operation: &'static str) -> Result<Conn, BackendError> {
+        self.inner.conns.get(operation).await
     }
 
     /// Forgets the shared connection after an error: it may be broken.
     fn drop_shared_conn(&self) {
-        *self.shared_conn() = None;
+        self.inner.conns.on_error(None);
     }
 
     fn ensure_open(&self) -> Result<(), BackendError> {
@@ -288,7 +277,7 @@ impl RedisBackend {
     }
 
     /// Runs `work` within the command timeout, after checking the backend is open.
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         &self,
         operation: &'static str,
         work: impl Future<Output = Result<T, BackendError>>,
@@ -351,6 +340,7 @@ impl SyncBackend for RedisBackend {
             self.inner.serializer.clone(),
             Arc::clone(&self.inner.stats),
             self.inner.shutdown.subscribe(),
+            self.inner.conns.sentinel().cloned(),
         )
         .await?;
         // `close` may have run meanwhile; its signal reaches the new task too, but report it.
@@ -607,31 +597,8 @@ impl SyncBackend for RedisBackend {
 
     async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
         self.ensure_open()?;
-        let pattern = self.inner.keys.worker_pattern();
         let prefix = self.inner.keys.worker_prefix();
-        let keys = self
-            .bounded("live_workers", async {
-                let mut conn = self.conn("live_workers").await?;
-                let mut keys = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(|e| self.redis_error(&e, "live_workers"))?;
-                    keys.extend(batch);
-                    if next == 0 {
-                        return Ok(keys);
-                    }
-                    cursor = next;
-                }
-            })
-            .await?;
+        let keys = self.scan(&prefix, "live_workers").await?;
         let mut workers: Vec<WorkerId> = keys
             .iter()
             .filter_map(|key| key.strip_prefix(&prefix))
@@ -660,7 +627,7 @@ impl SyncBackend for RedisBackend {
     async fn close(&self) -> Result<(), BackendError> {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown.send_replace(true);
-        self.inner.pool.close();
+        self.inner.conns.close();
         Ok(())
     }
 }

@@ -7,10 +7,11 @@ use flexiai_serde::{DecodeLimits, EventAuth, Format};
 use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo};
 
 use crate::error::RedisBackendError;
+use crate::keys::KeyLayout;
 
 /// A password that never shows up in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(String);
+pub(crate) struct Secret(pub(crate) String);
 
 impl Secret {
     pub(crate) fn expose(&self) -> &str {
@@ -23,6 +24,39 @@ impl fmt::Debug for Secret {
         f.write_str("<redacted>")
     }
 }
+
+/// Which kind of Redis deployment the backend talks to (see [`RedisConfig::topology`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopologyKind {
+    /// One node (or a proxy in front of several, as most managed services offer).
+    Standalone,
+    /// A master found through Redis Sentinel, followed across failovers.
+    Sentinel,
+    /// Redis Cluster: keys spread over hash slots, needs [`KeyLayout::HashTagged`].
+    Cluster,
+}
+
+/// One `host:port`.
+pub(crate) type NodeAddr = (String, u16);
+
+/// Where the data lives beyond one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Topology {
+    Standalone,
+    Sentinel {
+        sentinels: Vec<NodeAddr>,
+        master_name: String,
+        username: Option<String>,
+        password: Option<Secret>,
+    },
+    Cluster {
+        seeds: Vec<NodeAddr>,
+    },
+}
+
+/// Default port of a Sentinel.
+pub(crate) const SENTINEL_PORT: u16 = 26379;
 
 /// Settings for a [`RedisBackend`](crate::RedisBackend).
 ///
@@ -69,6 +103,8 @@ pub struct RedisConfig {
     pub(crate) reconnect_retries: usize,
     pub(crate) reconnect_max_delay: Duration,
     pub(crate) event_auth: Option<EventAuth>,
+    pub(crate) topology: Topology,
+    pub(crate) key_layout: KeyLayout,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -101,6 +137,8 @@ impl fmt::Debug for RedisConfig {
             .field("reconnect_retries", &self.reconnect_retries)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
             .field("event_auth", &self.event_auth)
+            .field("topology", &self.topology)
+            .field("key_layout", &self.key_layout)
             .finish()
     }
 }
@@ -151,14 +189,44 @@ impl RedisConfig {
             reconnect_retries: 6,
             reconnect_max_delay: Duration::from_secs(2),
             event_auth: None,
+            topology: Topology::Standalone,
+            key_layout: KeyLayout::Plain,
         }
     }
 
     /// Settings from `redis://[user][:password@]host[:port][/db]` or `rediss://...` (TLS;
     /// append `#insecure` to skip certificate verification).
     ///
+    /// Two more schemes name several nodes, comma-separated (the credentials, if any, are the
+    /// data nodes'):
+    ///
+    /// * `redis+cluster://[user:password@]host[:port][,host[:port]...]` (or `rediss+cluster`):
+    ///   Redis Cluster seeds (default port 6379); selects [`KeyLayout::HashTagged`], which
+    ///   Cluster requires;
+    /// * `redis+sentinel://[user:password@]host[:port][,host[:port]...]/master_name[/db]` (or
+    ///   `rediss+sentinel`): Sentinels (default port 26379) and the name of the master they
+    ///   watch. Sentinel credentials, if any, go through [`sentinel_auth`](Self::sentinel_auth).
+    ///
     /// The error never repeats the URL, which may hold a password.
+    ///
+    /// ```
+    /// use flexiai_backend_redis::{KeyLayout, RedisConfig, TopologyKind};
+    ///
+    /// let cluster = RedisConfig::from_url("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000")?;
+    /// assert_eq!(cluster.topology(), TopologyKind::Cluster);
+    /// assert_eq!(cluster.layout(), KeyLayout::HashTagged);
+    ///
+    /// let sentinel = RedisConfig::from_url("redis+sentinel://s1,s2:26380/mymaster/2")?;
+    /// assert_eq!(sentinel.topology(), TopologyKind::Sentinel);
+    /// assert_eq!(sentinel.db(), 2);
+    /// # Ok::<(), flexiai_backend_redis::RedisBackendError>(())
+    /// ```
     pub fn from_url(url: &str) -> Result<Self, RedisBackendError> {
+        if let Some((scheme, rest)) = url.split_once("://")
+            && let Some((base, kind)) = scheme.split_once('+')
+        {
+            return Self::from_multi_node_url(base, kind, rest);
+        }
         let info = url
             .into_connection_info()
             .map_err(|e| RedisBackendError::InvalidConfig {
@@ -189,6 +257,174 @@ impl RedisConfig {
         config.password = redis.password().map(|p| Secret(p.to_owned()));
         config.db = redis.db();
         Ok(config)
+    }
+
+    /// Parses the part after `scheme+kind://`.
+    fn from_multi_node_url(base: &str, kind: &str, rest: &str) -> Result<Self, RedisBackendError> {
+        let invalid = |reason: &str| RedisBackendError::InvalidConfig {
+            field: "url",
+            reason: reason.to_owned(),
+        };
+        if base != "redis" && base != "rediss" {
+            return Err(invalid("the scheme must be redis+... or rediss+..."));
+        }
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let default_port = match kind {
+            "cluster" => 6379,
+            "sentinel" => SENTINEL_PORT,
+            _ => return Err(invalid("expected redis+cluster:// or redis+sentinel://")),
+        };
+        let mut nodes = Vec::new();
+        for host in hosts.split(',').filter(|h| !h.is_empty()) {
+            // Let redis-rs parse each node (IPv6 brackets, percent-decoding) as a plain URL.
+            let single = match userinfo {
+                Some(userinfo) => format!("{base}://{userinfo}@{host}"),
+                None => format!("{base}://{host}"),
+            };
+            let info = single
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| invalid(&format!("not a valid node address ({})", e.category())))?;
+            let (node_host, port) = match info.addr() {
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => (h.clone(), *p),
+                _ => return Err(invalid("only TCP node addresses are supported")),
+            };
+            let port = if host.contains(':') && !host.ends_with(']') {
+                port
+            } else {
+                default_port
+            };
+            if nodes.is_empty() {
+                let redis = info.redis_settings();
+                nodes.push((
+                    node_host,
+                    port,
+                    redis.username().map(str::to_owned),
+                    redis.password().map(|p| Secret(p.to_owned())),
+                ));
+            } else {
+                nodes.push((node_host, port, None, None));
+            }
+        }
+        let Some((first_host, first_port, username, password)) = nodes.first().cloned() else {
+            return Err(invalid("names no node"));
+        };
+        let addrs: Vec<NodeAddr> = nodes.into_iter().map(|(h, p, _, _)| (h, p)).collect();
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let mut config = Self::new(first_host, first_port).ssl(base == "rediss");
+        config.username = username;
+        config.password = password;
+        if kind == "cluster" {
+            if segments.next().is_some() {
+                return Err(invalid(
+                    "a cluster URL has no path (Redis Cluster has only db 0)",
+                ));
+            }
+            config.topology = Topology::Cluster { seeds: addrs };
+            config.key_layout = KeyLayout::HashTagged;
+        } else {
+            let Some(master_name) = segments.next() else {
+                return Err(invalid("a sentinel URL needs the master name as its path"));
+            };
+            if let Some(db) = segments.next() {
+                config.db = db
+                    .parse()
+                    .map_err(|_| invalid("the database after the master name must be a number"))?;
+            }
+            config.topology = Topology::Sentinel {
+                sentinels: addrs,
+                master_name: master_name.to_owned(),
+                username: None,
+                password: None,
+            };
+        }
+        Ok(config)
+    }
+
+    /// Talks to a Redis Cluster through these seed nodes (any reachable node of the cluster
+    /// will do; the rest are discovered), and selects [`KeyLayout::HashTagged`], which a
+    /// cluster requires. Credentials, TLS and timeouts are those of this config.
+    #[must_use]
+    pub fn cluster<H: Into<String>>(mut self, seeds: impl IntoIterator<Item = (H, u16)>) -> Self {
+        let seeds: Vec<NodeAddr> = seeds.into_iter().map(|(h, p)| (h.into(), p)).collect();
+        if let Some((host, port)) = seeds.first() {
+            self.host.clone_from(host);
+            self.port = *port;
+        }
+        self.topology = Topology::Cluster { seeds };
+        self.key_layout = KeyLayout::HashTagged;
+        self
+    }
+
+    /// Finds the master named `master_name` through these Sentinels, and follows it across
+    /// failovers. Credentials, TLS and the database of this config apply to the data nodes;
+    /// the Sentinels' own go through [`sentinel_auth`](Self::sentinel_auth).
+    #[must_use]
+    pub fn sentinel<H: Into<String>>(
+        mut self,
+        sentinels: impl IntoIterator<Item = (H, u16)>,
+        master_name: impl Into<String>,
+    ) -> Self {
+        let sentinels: Vec<NodeAddr> = sentinels.into_iter().map(|(h, p)| (h.into(), p)).collect();
+        let (username, password) = match &self.topology {
+            Topology::Sentinel {
+                username, password, ..
+            } => (username.clone(), password.clone()),
+            _ => (None, None),
+        };
+        self.topology = Topology::Sentinel {
+            sentinels,
+            master_name: master_name.into(),
+            username,
+            password,
+        };
+        self
+    }
+
+    /// Credentials for the Sentinels themselves (`requirepass` / ACL user in
+    /// `sentinel.conf`), when they differ from the data nodes'. Only applies after
+    /// [`sentinel`](Self::sentinel).
+    #[must_use]
+    pub fn sentinel_auth(mut self, username: Option<String>, password: Option<String>) -> Self {
+        if let Topology::Sentinel {
+            username: u,
+            password: p,
+            ..
+        } = &mut self.topology
+        {
+            *u = username;
+            *p = password.map(Secret);
+        }
+        self
+    }
+
+    /// Names keys in `layout` (default [`KeyLayout::Plain`], the Python original's names;
+    /// [`cluster`](Self::cluster) selects [`KeyLayout::HashTagged`]).
+    #[must_use]
+    pub fn key_layout(mut self, layout: KeyLayout) -> Self {
+        self.key_layout = layout;
+        self
+    }
+
+    /// The key layout in force.
+    pub fn layout(&self) -> KeyLayout {
+        self.key_layout
+    }
+
+    /// The kind of deployment.
+    pub fn topology(&self) -> TopologyKind {
+        match self.topology {
+            Topology::Standalone => TopologyKind::Standalone,
+            Topology::Sentinel { .. } => TopologyKind::Sentinel,
+            Topology::Cluster { .. } => TopologyKind::Cluster,
+        }
     }
 
     /// The server's host name or address.
@@ -428,6 +664,63 @@ impl RedisConfig {
                 "must be non-empty, without whitespace or control characters",
             );
         }
+        if self.key_prefix.contains(['{', '}']) {
+            return invalid(
+                "key_prefix",
+                "must not contain `{` or `}` (they decide a key's Redis Cluster hash slot; \
+                 choose the hash-tagged key layout instead)",
+            );
+        }
+        match &self.topology {
+            Topology::Standalone => {}
+            Topology::Cluster { seeds } => {
+                if seeds.is_empty() {
+                    return invalid("cluster.seeds", "must name at least one node");
+                }
+                if seeds.iter().any(|(h, p)| h.is_empty() || *p == 0) {
+                    return invalid(
+                        "cluster.seeds",
+                        "every seed needs a host and a non-zero port",
+                    );
+                }
+                if self.db != 0 {
+                    return invalid("db", "Redis Cluster has only database 0");
+                }
+                if self.key_layout != KeyLayout::HashTagged {
+                    return invalid(
+                        "key_layout",
+                        "Redis Cluster needs the hash-tagged layout (`{prefix}:state:...`): \
+                         in the plain layout a script's keys hash to different slots \
+                         (CROSSSLOT); move existing keys with `flexiai migrate-keys`",
+                    );
+                }
+            }
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+                username,
+                ..
+            } => {
+                if sentinels.is_empty() {
+                    return invalid("sentinel.sentinels", "must name at least one Sentinel");
+                }
+                if sentinels.iter().any(|(h, p)| h.is_empty() || *p == 0) {
+                    return invalid(
+                        "sentinel.sentinels",
+                        "every Sentinel needs a host and a non-zero port",
+                    );
+                }
+                if master_name.is_empty() || master_name.chars().any(bad_key_char) {
+                    return invalid(
+                        "sentinel.master_name",
+                        "must be non-empty, without whitespace or control characters",
+                    );
+                }
+                if username.as_deref().is_some_and(str::is_empty) {
+                    return invalid("sentinel.username", "must not be empty when set");
+                }
+            }
+        }
         if self.channel.is_empty() || self.channel.chars().any(bad_key_char) {
             return invalid(
                 "channel",
@@ -460,10 +753,39 @@ impl RedisConfig {
         Ok(())
     }
 
-    /// `host:port` with no credentials, for logs and error messages.
+    /// The address(es) with no credentials, for logs and error messages.
     pub fn display_addr(&self) -> String {
         let scheme = if self.ssl { "rediss" } else { "redis" };
-        format!("{scheme}://{}:{}/{}", self.host, self.port, self.db)
+        let list = |nodes: &[NodeAddr]| {
+            nodes
+                .iter()
+                .map(|(h, p)| format!("{h}:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match &self.topology {
+            Topology::Standalone => format!("{scheme}://{}:{}/{}", self.host, self.port, self.db),
+            Topology::Cluster { seeds } => format!("{scheme}+cluster://{}", list(seeds)),
+            Topology::Sentinel {
+                sentinels,
+                master_name,
+                ..
+            } => format!(
+                "{scheme}+sentinel://{}/{master_name}/{}",
+                list(sentinels),
+                self.db
+            ),
+        }
+    }
+
+    /// The same settings pointed at one node (a cluster node, a resolved master or a
+    /// Sentinel), standalone.
+    pub(crate) fn for_node(&self, host: &str, port: u16) -> Self {
+        let mut node = self.clone();
+        node.host = host.to_owned();
+        node.port = port;
+        node.topology = Topology::Standalone;
+        node
     }
 
     pub(crate) fn connection_info(
@@ -567,6 +889,62 @@ mod tests {
     }
 
     #[test]
+    fn multi_node_urls() {
+        let config =
+            RedisConfig::from_url("rediss+cluster://bob:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+                .unwrap();
+        assert_eq!(config.topology(), TopologyKind::Cluster);
+        assert_eq!(config.layout(), KeyLayout::HashTagged);
+        assert!(config.ssl);
+        assert_eq!(config.user(), Some("bob"));
+        assert!(config.has_password());
+        let Topology::Cluster { seeds } = &config.topology else {
+            panic!("not a cluster")
+        };
+        assert_eq!(seeds[0], ("10.0.0.1".to_owned(), 7000));
+        assert_eq!(seeds[1], ("10.0.0.2".to_owned(), 6379));
+        assert_eq!(seeds[2].1, 7002);
+        config.validate().unwrap();
+        assert_eq!(
+            config.display_addr(),
+            format!(
+                "rediss+cluster://10.0.0.1:7000,10.0.0.2:6379,{}:7002",
+                seeds[2].0
+            )
+        );
+        assert!(!config.display_addr().contains("pw"));
+
+        let config = RedisConfig::from_url("redis+sentinel://s1,s2:26380/mymaster/4").unwrap();
+        let Topology::Sentinel {
+            sentinels,
+            master_name,
+            ..
+        } = &config.topology
+        else {
+            panic!("not sentinel")
+        };
+        assert_eq!(sentinels[0], ("s1".to_owned(), SENTINEL_PORT));
+        assert_eq!(sentinels[1], ("s2".to_owned(), 26380));
+        assert_eq!(master_name, "mymaster");
+        assert_eq!(config.db(), 4);
+        assert_eq!(config.layout(), KeyLayout::Plain);
+        config.validate().unwrap();
+
+        for (bad, why) in [
+            ("redis+sentinel://s1", "master name"),
+            ("redis+cluster://h/1", "no path"),
+            ("redis+ring://h", "expected"),
+            ("redis+cluster://", "no node"),
+            ("redis+sentinel://:secret@s1/m/x", "number"),
+        ] {
+            let err = RedisConfig::from_url(bad).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("url") && text.contains(why), "{bad}: {text}");
+            assert!(!text.contains("secret"), "{text}");
+        }
+    }
+
+    #[test]
     fn defaults_match_the_seed() {
         let config = RedisConfig::default();
         assert_eq!(config.prefix(), "flexiai");
@@ -592,6 +970,35 @@ mod tests {
             (RedisConfig::new("", 1), "host"),
             (RedisConfig::new("h", 0), "port"),
             (RedisConfig::default().db_index(-1), "db"),
+            (RedisConfig::default().key_prefix("{fa}"), "key_prefix"),
+            (RedisConfig::default().key_prefix("a}"), "key_prefix"),
+            (
+                RedisConfig::default()
+                    .cluster([("h", 1)])
+                    .key_layout(KeyLayout::Plain),
+                "key_layout",
+            ),
+            (RedisConfig::default().cluster([("h", 1)]).db_index(1), "db"),
+            (
+                RedisConfig::default().cluster(Vec::<(String, u16)>::new()),
+                "cluster.seeds",
+            ),
+            (
+                RedisConfig::default().cluster([("h", 1), ("", 2)]),
+                "cluster.seeds",
+            ),
+            (
+                RedisConfig::default()
+                    .sentinel([("h", 1)], "")
+                    .sentinel_auth(None, None),
+                "sentinel.master_name",
+            ),
+            (
+                RedisConfig::default()
+                    .sentinel([("h", 1)], "m")
+                    .sentinel_auth(Some(String::new()), None),
+                "sentinel.username",
+            ),
         ];
         for (config, field) in cases {
             let err = config.validate().unwrap_err();

@@ -14,18 +14,26 @@
 //!   [`Notification::Resubscribed`](flexiai_backend::Notification::Resubscribed), so the sync
 //!   manager re-reads stored state after a gap; payloads that do not decode are rejected,
 //!   counted and reported, never applied;
+//! * the same holds on a Redis Cluster (one RESP3 cluster connection for commands, one for
+//!   the subscription, global pub/sub) and through Redis Sentinel (the master is followed
+//!   across failovers and subscriptions move with it); see [`RedisConfig::from_url`] for
+//!   `redis+cluster://` and `redis+sentinel://`, and [`TopologyKind`];
 //! * [`compare_and_set`](flexiai_backend::SyncBackend::compare_and_set) is one Lua script
 //!   that compares versions, writes, and `PUBLISH`es the event, so store and stream agree;
 //!   scripts run by `EVALSHA` and are reloaded when the server lost its script cache.
 //!
 //! # Key layout
 //!
+//! `{base}` is the prefix (`flexiai`) in the default [`KeyLayout::Plain`], and the prefix in
+//! braces (`{flexiai}`, one Cluster hash slot per namespace) in [`KeyLayout::HashTagged`],
+//! which a cluster requires; [`migrate_keys`] moves a namespace between them.
+//!
 //! | key | type | value | TTL |
 //! |---|---|---|---|
-//! | `{prefix}:state:{provider}` | string | the encoded [`BreakerSnapshot`](flexiai_events::BreakerSnapshot) (JSON or framed MessagePack) | state TTL (default 1 h) |
-//! | `{prefix}:lock:{name}` | string | the holder's random 128-bit token | the lease's TTL |
-//! | `{prefix}:fence:{name}` | integer | the last fencing token (`INCR`) | none: only grows |
-//! | `{prefix}:worker:{id}` | string | last heartbeat, unix millis | the heartbeat TTL |
+//! | `{base}:state:{provider}` | string | the encoded [`BreakerSnapshot`](flexiai_events::BreakerSnapshot) (JSON or framed MessagePack) | state TTL (default 1 h) |
+//! | `{base}:lock:{name}` | string | the holder's random 128-bit token | the lease's TTL |
+//! | `{base}:fence:{name}` | integer | the last fencing token (`INCR`) | none: only grows |
+//! | `{base}:worker:{id}` | string | last heartbeat, unix millis | the heartbeat TTL |
 //!
 //! Events go to the channel (default `flexiai:events`). The snapshot is a plain string so the
 //! Python original (and `redis-cli GET`) can read it; the compare-and-set script reads its
@@ -62,13 +70,19 @@
 
 mod backend;
 mod config;
+mod connection;
 mod error;
+mod keys;
+pub mod migrate;
 mod scripts;
+mod sentinel;
 mod subscriber;
 
 pub use backend::RedisBackend;
-pub use config::RedisConfig;
+pub use config::{RedisConfig, TopologyKind};
 pub use error::RedisBackendError;
+pub use keys::KeyLayout;
+pub use migrate::{MigrationReport, migrate_keys};
 
 /// The commands a [`RedisBackend`] needs, as Redis ACL rules: `PING` (health and
 /// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state,
@@ -76,7 +90,8 @@ pub use error::RedisBackendError;
 /// `SET`, `PUBLISH`, `INCR`, `DEL`, `PEXPIRE` themselves: Redis checks those against the ACL
 /// too), `PUBLISH` and `SUBSCRIBE`. `AUTH` and `HELLO` are always allowed by Redis.
 ///
-/// Add `+select` for a database other than 0. On Redis 7.2 and later the driver also sends
+/// Add `+select` for a database other than 0, `+cluster|slots` on a Redis Cluster, and
+/// `+role` on Sentinel-managed data nodes (the master is checked with `ROLE`). On Redis 7.2 and later the driver also sends
 /// `CLIENT SETINFO` and ignores a refusal; add `+client|setinfo` to keep it out of the ACL log.
 pub const ACL_COMMANDS: &[&str] = &[
     "-@all",
@@ -96,7 +111,8 @@ pub const ACL_COMMANDS: &[&str] = &[
 
 /// The least a Redis ACL user needs to run a [`RedisBackend`] whose key prefix and channel
 /// start with `namespace` (e.g. `flexiai`, covering `flexiai:state:*` and `flexiai:events`):
-/// keys and channels matching `{namespace}:*`, and [`ACL_COMMANDS`].
+/// keys and channels matching `{namespace}:*`, and [`ACL_COMMANDS`]. With
+/// [`KeyLayout::HashTagged`] the keys are `{{namespace}}:*` instead: replace the first rule.
 ///
 /// ```
 /// let rules = flexiai_backend_redis::minimal_acl_rules("flexiai");

@@ -1,61 +1,9 @@
-//! The key layout and the Lua scripts. Scripts run with `EVALSHA` and fall back to
+//! The Lua scripts (key names come from [`crate::keys`]). Scripts run with `EVALSHA` and fall back to
 //! `SCRIPT LOAD` + retry when the server's script cache is empty (after a restart).
 
 use std::sync::LazyLock;
 
 use redis::Script;
-
-/// Builds the keys of one namespace.
-#[derive(Debug, Clone)]
-pub(crate) struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub(crate) fn new(prefix: &str) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-        }
-    }
-
-    /// `{prefix}:state:{provider}`: the encoded snapshot, a plain string with the state TTL.
-    pub(crate) fn state(&self, provider: &str) -> String {
-        format!("{}:state:{provider}", self.prefix)
-    }
-
-    /// `{prefix}:lock:{name}`: the owner token, with the lease TTL.
-    pub(crate) fn lock(&self, name: &str) -> String {
-        format!("{}:lock:{name}", self.prefix)
-    }
-
-    /// `{prefix}:fence:{name}`: the fencing counter, no TTL.
-    pub(crate) fn fence(&self, name: &str) -> String {
-        format!("{}:fence:{name}", self.prefix)
-    }
-
-    /// `{prefix}:worker:{id}`: last heartbeat (unix millis), with the heartbeat TTL.
-    pub(crate) fn worker(&self, id: &str) -> String {
-        format!("{}:worker:{id}", self.prefix)
-    }
-
-    /// The part of a worker key before the id.
-    pub(crate) fn worker_prefix(&self) -> String {
-        format!("{}:worker:", self.prefix)
-    }
-
-    /// A `SCAN MATCH` pattern for every worker key, glob characters in the prefix escaped.
-    pub(crate) fn worker_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.prefix.len() + 9);
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push_str(":worker:*");
-        pattern
-    }
-}
 
 /// Versioned compare-and-set that publishes the winning event in the same atomic step.
 ///
@@ -154,18 +102,3 @@ return 0
 ",
     )
 });
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout() {
-        let keys = Keys::new("fa");
-        assert_eq!(keys.state("openai"), "fa:state:openai");
-        assert_eq!(keys.lock("probe"), "fa:lock:probe");
-        assert_eq!(keys.fence("probe"), "fa:fence:probe");
-        assert_eq!(keys.worker("h:1:2"), "fa:worker:h:1:2");
-        assert_eq!(Keys::new("a*b").worker_pattern(), "a\\*b:worker:*");
-    }
-}

@@ -149,7 +149,9 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
     async fn close(&self) -> Result<(), BackendError>;
 }
 
-/// Checks a provider name before it becomes part of a key.
+/// Checks a provider name before it becomes part of a key: non-empty, at most 256 bytes, no
+/// whitespace or control characters, and no `{` or `}` (in Redis they pick a key's Cluster
+/// hash slot: a provider named `{x}` would move its keys out of its namespace's slot).
 pub fn validate_provider(provider: &str) -> Result<(), BackendError> {
     validate_key_part("provider", provider)
 }
@@ -160,6 +162,12 @@ pub fn validate_lock_name(name: &str) -> Result<(), BackendError> {
 }
 
 fn validate_key_part(field: &'static str, value: &str) -> Result<(), BackendError> {
+    if value.contains(['{', '}']) {
+        return Err(BackendError::InvalidArgument {
+            field,
+            reason: "contains `{` or `}` (reserved for Redis Cluster hash tags)".to_owned(),
+        });
+    }
     flexiai_events::validate_provider_name(value).map_err(|error| {
         let reason = match error {
             EventError::InvalidProviderName { reason } => reason.to_owned(),

@@ -572,7 +572,14 @@ pub async fn heartbeats_list_live_workers(factory: &impl BackendFactory) {
 pub async fn bad_arguments_change_nothing(factory: &impl BackendFactory) {
     let backend = one(factory).await;
     let s = snapshot(CircuitState::Open, 1);
-    for bad in ["", "has space", "line\nbreak", &"x".repeat(300)] {
+    for bad in [
+        "",
+        "has space",
+        "line\nbreak",
+        "{tag}",
+        "a}b",
+        &"x".repeat(300),
+    ] {
         let invalid =
             |r: Result<(), BackendError>| matches!(r, Err(BackendError::InvalidArgument { .. }));
         assert!(

@@ -40,6 +40,9 @@ enum Command {
     Disable(ops::ControlArgs),
     /// Closes a provider's breaker on every worker, clearing its counts.
     Reset(ops::ControlArgs),
+    /// Moves the fleet's stored state between key layouts (`plain` <-> `hash-tagged`, which
+    /// Redis Cluster requires); version-checked and idempotent, safe while workers run.
+    MigrateKeys(ops::MigrateArgs),
     /// A worker driven over stdin/stdout, for the multi-process tests.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             Command::ForceOpen(args) => ops::control(args, CircuitState::ForcedOpen).await,
             Command::Disable(args) => ops::control(args, CircuitState::Disabled).await,
             Command::Reset(args) => ops::control(args, CircuitState::Closed).await,
+            Command::MigrateKeys(args) => ops::migrate(args).await,
             Command::Worker(args) => worker::run(args).await,
             Command::DemoWorker(args) => demo::run_worker(args).await,
         }

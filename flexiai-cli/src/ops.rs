@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use flexiai_backend::{Notification, SyncBackend};
-use flexiai_backend_redis::{RedisBackend, RedisConfig};
+use flexiai_backend_redis::{KeyLayout, RedisBackend, RedisConfig, migrate_keys};
 use flexiai_events::{CircuitState, Event, Timestamp, WorkerId};
 
 /// Where the fleet's state lives.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct FleetArgs {
-    /// The fleet's Redis.
+    /// The fleet's Redis: `redis://host:port/db`, `rediss://...`,
+    /// `redis+sentinel://sentinel1:26379,sentinel2/master-name[/db]` or
+    /// `redis+cluster://node1:6379,node2:6379`.
     #[arg(
         long,
         env = "FLEXIAI_REDIS_URL",
@@ -26,6 +28,13 @@ pub(crate) struct FleetArgs {
     /// The fleet's events channel; defaults to `{prefix}:events`.
     #[arg(long)]
     channel: Option<String>,
+    /// The fleet's key layout, `plain` (`flexiai:state:openai`) or `hash-tagged`
+    /// (`{flexiai}:state:openai`); defaults to `hash-tagged` on a cluster, `plain` elsewhere.
+    #[arg(long)]
+    key_layout: Option<KeyLayout>,
+    /// The Sentinels' own password, when they require one.
+    #[arg(long, env = "FLEXIAI_SENTINEL_PASSWORD", hide_env_values = true)]
+    sentinel_password: Option<String>,
 }
 
 impl FleetArgs {
@@ -35,52 +44,26 @@ impl FleetArgs {
             .unwrap_or_else(|| format!("{}:events", self.prefix))
     }
 
-    async fn backend(&self) -> crate::Result<Arc<dyn SyncBackend>> {
-        let config = RedisConfig::from_url(&self.redis)?
+    fn config(&self) -> crate::Result<RedisConfig> {
+        let mut config = RedisConfig::from_url(&self.redis)?
             .key_prefix(self.prefix.clone())
             .channel(self.channel());
-        Ok(Arc::new(RedisBackend::connect(config).await?))
-    }
-
-    /// Every provider with a stored snapshot, by SCAN (never KEYS: it would block Redis).
-    async fn providers(&self) -> crate::Result<Vec<String>> {
-        let client = redis::Client::open(self.redis.as_str())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let prefix = format!("{}:state:", self.prefix);
-        let pattern = format!("{}*", escape_glob(&prefix));
-        let mut cursor: u64 = 0;
-        let mut providers = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(500)
-                .query_async(&mut conn)
-                .await?;
-            providers.extend(
-                keys.into_iter()
-                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
-            );
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        if let Some(layout) = self.key_layout {
+            config = config.key_layout(layout);
         }
-        providers.sort();
-        providers.dedup();
-        Ok(providers)
+        if self.sentinel_password.is_some() {
+            config = config.sentinel_auth(None, self.sentinel_password.clone());
+        }
+        Ok(config)
     }
-}
 
-fn escape_glob(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
-            _ => vec![c],
-        })
-        .collect()
+    async fn redis_backend(&self) -> crate::Result<RedisBackend> {
+        Ok(RedisBackend::connect(self.config()?).await?)
+    }
+
+    async fn backend(&self) -> crate::Result<Arc<dyn SyncBackend>> {
+        Ok(Arc::new(self.redis_backend().await?))
+    }
 }
 
 /// Options of `flexiai watch`.
@@ -107,17 +90,21 @@ pub(crate) struct ControlArgs {
 
 /// `flexiai status`: the fleet-wide breaker table.
 pub(crate) async fn status(fleet: FleetArgs) -> crate::Result<()> {
-    let backend = fleet.backend().await?;
-    let providers = fleet.providers().await?;
+    let backend = fleet.redis_backend().await?;
+    let providers = backend.stored_providers().await?;
     let workers = backend.live_workers().await?;
+    let config = backend.config();
     println!(
         "fleet {} on {} ({} live workers)",
         fleet.prefix,
-        redact(&fleet.redis),
+        config.display_addr(),
         workers.len()
     );
     if providers.is_empty() {
-        println!("no stored breaker state under {}:state:*", fleet.prefix);
+        println!(
+            "no stored breaker state under {}:state:*",
+            config.layout().base(&fleet.prefix)
+        );
         return Ok(());
     }
     println!(
@@ -259,10 +246,37 @@ pub(crate) async fn control(args: ControlArgs, state: CircuitState) -> crate::Re
     Ok(())
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://<credentials>@{host}"),
-        _ => url.to_owned(),
+/// Options of `flexiai migrate-keys`.
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    fleet: FleetArgs,
+    /// The layout to move the fleet's keys to (from the other one).
+    #[arg(long)]
+    to: KeyLayout,
+}
+
+/// `flexiai migrate-keys --to L`: moves stored snapshots and fencing counters to layout `L`.
+pub(crate) async fn migrate(args: MigrateArgs) -> crate::Result<()> {
+    let from = match args.to {
+        KeyLayout::Plain => KeyLayout::HashTagged,
+        KeyLayout::HashTagged => KeyLayout::Plain,
+    };
+    let base = args.fleet.config()?;
+    let source = RedisBackend::connect(base.clone().key_layout(from)).await?;
+    let target = RedisBackend::connect(base.key_layout(args.to)).await?;
+    let report = migrate_keys(&source, &target).await?;
+    println!(
+        "moved {} from {from} to {} layout: {} copied, {} already current, {} left in place, {} fencing counters raised",
+        args.fleet.prefix,
+        args.to,
+        report.copied.len(),
+        report.already_current.len(),
+        report.left_in_place.len(),
+        report.fences
+    );
+    for provider in &report.left_in_place {
+        println!("left in place (changed while moving, or unreadable): {provider}; run again");
     }
+    Ok(())
 }

@@ -81,6 +81,21 @@ pub struct RedisSettings {
     pub ca_file: Option<String>,
     /// Bound on every Redis command, in milliseconds.
     pub command_timeout_ms: u64,
+    /// Sentinels (`host:port`, default port 26379) to find the master through; needs
+    /// `master_name`. Host, port and the rest then describe the data nodes' credentials.
+    pub sentinels: Vec<String>,
+    /// The name the Sentinels know the master by.
+    pub master_name: Option<String>,
+    /// ACL user name of the Sentinels themselves, when they require one.
+    pub sentinel_username: Option<String>,
+    /// Password of the Sentinels themselves; never shown by `Debug`.
+    pub sentinel_password: Option<String>,
+    /// Redis Cluster seed nodes (`host:port`, default port 6379); selects the hash-tagged
+    /// key layout, which a cluster requires.
+    pub cluster_nodes: Vec<String>,
+    /// `plain` (default, the Python original's `flexiai:state:openai`) or `hash-tagged`
+    /// (`{flexiai}:state:openai`, required on a cluster); see `flexiai migrate-keys`.
+    pub key_layout: Option<String>,
 }
 
 impl Default for RedisSettings {
@@ -95,6 +110,12 @@ impl Default for RedisSettings {
             ssl: false,
             ca_file: None,
             command_timeout_ms: 1000,
+            sentinels: Vec::new(),
+            master_name: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            cluster_nodes: Vec::new(),
+            key_layout: None,
         }
     }
 }
@@ -111,8 +132,54 @@ impl fmt::Debug for RedisSettings {
             .field("ssl", &self.ssl)
             .field("ca_file", &self.ca_file)
             .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("sentinels", &self.sentinels)
+            .field("master_name", &self.master_name)
+            .field("sentinel_username", &self.sentinel_username)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("cluster_nodes", &self.cluster_nodes)
+            .field("key_layout", &self.key_layout)
             .finish()
     }
+}
+
+/// Splits a comma-separated list, dropping empty items.
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Parses `host[:port]` items, naming `field` on error.
+#[cfg(feature = "redis")]
+fn parse_nodes(
+    field: &'static str,
+    nodes: &[String],
+    default_port: u16,
+) -> Result<Vec<(String, u16)>, SyncError> {
+    nodes
+        .iter()
+        .map(|node| {
+            let (host, port) = match node.rsplit_once(':') {
+                Some((host, port)) if !host.ends_with(':') => (
+                    host,
+                    port.parse()
+                        .map_err(|_| SyncError::config(field, format!("bad port in {node:?}")))?,
+                ),
+                _ => (node.as_str(), default_port),
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(SyncError::config(field, format!("no host in {node:?}")));
+            }
+            Ok((host.to_owned(), port))
+        })
+        .collect()
 }
 
 /// Replaces the password in `scheme://user:password@host` with `<redacted>`.
@@ -257,7 +324,9 @@ impl SyncConfig {
     /// `REDIS_COMMAND_TIMEOUT_MS`, `FLUSH_INTERVAL_MS`, `RECONCILE_INTERVAL_MS`,
     /// `HEARTBEAT_INTERVAL_MS`, `HEARTBEAT_TTL_MS`, `OPERATION_TIMEOUT_MS`, `FLEET_PROBES`,
     /// `PROBE_LEASE_MS`, `EVENT_KEY`, `PREVIOUS_EVENT_KEY`, `PREVIOUS_EVENT_KEY_GRACE_SECS`,
-    /// `REDIS_CA_FILE`. Other variables are ignored; a value that does not parse is an error
+    /// `REDIS_CA_FILE`, `REDIS_SENTINELS` and `REDIS_CLUSTER_NODES` (comma-separated
+    /// `host:port` lists), `REDIS_MASTER_NAME`, `REDIS_SENTINEL_USERNAME`,
+    /// `REDIS_SENTINEL_PASSWORD`, `REDIS_KEY_LAYOUT`. Other variables are ignored; a value that does not parse is an error
     /// naming the variable. The result is validated.
     pub fn apply_env(
         mut self,
@@ -299,6 +368,12 @@ impl SyncConfig {
                 "FLEET_PROBES" => self.fleet_probes = parse_env(&key, &value)?,
                 "PROBE_LEASE_MS" => self.probe_lease_ms = parse_env(&key, &value)?,
                 "REDIS_CA_FILE" => self.redis.ca_file = Some(value),
+                "REDIS_SENTINELS" => self.redis.sentinels = split_list(&value),
+                "REDIS_MASTER_NAME" => self.redis.master_name = Some(value),
+                "REDIS_SENTINEL_USERNAME" => self.redis.sentinel_username = Some(value),
+                "REDIS_SENTINEL_PASSWORD" => self.redis.sentinel_password = Some(value),
+                "REDIS_CLUSTER_NODES" => self.redis.cluster_nodes = split_list(&value),
+                "REDIS_KEY_LAYOUT" => self.redis.key_layout = Some(value),
                 "EVENT_KEY" => self.event_key = Some(SecretString(value)),
                 "PREVIOUS_EVENT_KEY" => self.previous_event_key = Some(SecretString(value)),
                 "PREVIOUS_EVENT_KEY_GRACE_SECS" => {
@@ -456,6 +531,40 @@ impl SyncConfig {
         };
         if let Some(username) = &redis.username {
             config = config.username(username.clone());
+        }
+        if !redis.sentinels.is_empty() && !redis.cluster_nodes.is_empty() {
+            return Err(SyncError::config(
+                "redis.cluster_nodes",
+                "set either sentinels or cluster_nodes, not both",
+            ));
+        }
+        if !redis.sentinels.is_empty() {
+            let sentinels = parse_nodes("redis.sentinels", &redis.sentinels, 26379)?;
+            let Some(master_name) = &redis.master_name else {
+                return Err(SyncError::config(
+                    "redis.master_name",
+                    "is required with sentinels",
+                ));
+            };
+            config = config
+                .sentinel(sentinels, master_name.clone())
+                .sentinel_auth(
+                    redis.sentinel_username.clone(),
+                    redis.sentinel_password.clone(),
+                );
+        }
+        if !redis.cluster_nodes.is_empty() {
+            config = config.cluster(parse_nodes(
+                "redis.cluster_nodes",
+                &redis.cluster_nodes,
+                6379,
+            )?);
+        }
+        if let Some(layout) = &redis.key_layout {
+            let layout = layout
+                .parse::<flexiai_backend_redis::KeyLayout>()
+                .map_err(|reason| SyncError::config("redis.key_layout", reason))?;
+            config = config.key_layout(layout);
         }
         if let Some(path) = &redis.ca_file {
             config = config
@@ -667,5 +776,80 @@ mod tests {
         .build_backend()
         .unwrap_err();
         assert!(err.to_string().contains("redis.url"), "{err}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn sentinel_and_cluster_settings_build_and_name_their_fields() {
+        let toml = SyncConfig::from_toml_str(
+            r#"
+            backend = "redis"
+            [redis]
+            sentinels = ["10.0.0.1:26379", "10.0.0.2"]
+            master_name = "mymaster"
+            sentinel_password = "sentinel-secret"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(toml.build_backend().unwrap().kind(), "redis");
+        assert!(!format!("{toml:?}").contains("sentinel-secret"));
+        let from_env = SyncConfig::default()
+            .apply_env(env(&[
+                ("FLEXIAI_SYNC_BACKEND", "redis"),
+                ("FLEXIAI_SYNC_REDIS_CLUSTER_NODES", "a:7000, b:7001"),
+                ("FLEXIAI_SYNC_REDIS_KEY_LAYOUT", "hash-tagged"),
+            ]))
+            .unwrap();
+        assert_eq!(from_env.redis.cluster_nodes, ["a:7000", "b:7001"]);
+        from_env.build_backend().unwrap();
+        let fails = |redis: RedisSettings, field: &str| {
+            let err = SyncConfig {
+                backend: BackendKind::Redis,
+                redis,
+                ..SyncConfig::default()
+            }
+            .build_backend()
+            .unwrap_err();
+            assert!(err.to_string().contains(field), "{err} should name {field}");
+        };
+        fails(
+            RedisSettings {
+                sentinels: vec!["s:26379".into()],
+                ..RedisSettings::default()
+            },
+            "redis.master_name",
+        );
+        fails(
+            RedisSettings {
+                sentinels: vec!["s:port".into()],
+                master_name: Some("m".into()),
+                ..RedisSettings::default()
+            },
+            "redis.sentinels",
+        );
+        fails(
+            RedisSettings {
+                cluster_nodes: vec!["a:1".into()],
+                key_layout: Some("plain".into()),
+                ..RedisSettings::default()
+            },
+            "key_layout",
+        );
+        fails(
+            RedisSettings {
+                key_layout: Some("curly".into()),
+                ..RedisSettings::default()
+            },
+            "redis.key_layout",
+        );
+        fails(
+            RedisSettings {
+                cluster_nodes: vec!["a:1".into()],
+                sentinels: vec!["s".into()],
+                master_name: Some("m".into()),
+                ..RedisSettings::default()
+            },
+            "redis.cluster_nodes",
+        );
     }
 }

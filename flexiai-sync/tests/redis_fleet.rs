@@ -13,6 +13,9 @@ use flexiai_events::CircuitState;
 use flexiai_sync::scenarios::{self, Worker, eventually};
 use flexiai_testkit::backend::RedisFactory;
 
+mod common;
+use common::load;
+
 fn factory() -> RedisFactory {
     RedisFactory::start().expect("redis-server must start (apt-get install redis-server)")
 }
@@ -34,32 +37,6 @@ async fn fleet(factory: &RedisFactory, n: usize) -> Vec<Worker> {
         workers.push(scenarios::worker(backend, &["x"], &config()).await);
     }
     workers
-}
-
-/// Calls through worker 0's breaker in a loop, as request handlers would; records the
-/// slowest admission+record and whether anything blocked.
-fn load(
-    worker: &Worker,
-    stop: Arc<AtomicBool>,
-    slowest: Arc<AtomicU64>,
-) -> std::thread::JoinHandle<u64> {
-    let breaker = Arc::clone(worker.breaker("x"));
-    std::thread::spawn(move || {
-        let mut calls = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let started = Instant::now();
-            if let Ok(permit) = breaker.try_acquire() {
-                permit.success();
-            }
-            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            slowest.fetch_max(took, Ordering::Relaxed);
-            calls += 1;
-            if calls % 1000 == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        calls
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

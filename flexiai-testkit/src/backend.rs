@@ -12,7 +12,7 @@ use flexiai_backend::conformance::{BackendFactory, ConformanceOptions};
 use flexiai_backend_redis::{RedisBackend, RedisConfig};
 use flexiai_serde::Format;
 
-use crate::{RedisServer, Result};
+use crate::{RedisCluster, RedisServer, Result, SentinelGroup};
 
 /// Backend settings for tests: short timeouts so failure paths are quick, a fast keep-alive
 /// so a subscriber notices a dead server within a fraction of a second.
@@ -30,21 +30,49 @@ pub fn test_config(port: u16, prefix: &str) -> RedisConfig {
 /// Adjusts every backend's settings (credentials, event keys, ...).
 pub type ConfigHook = Arc<dyn Fn(RedisConfig) -> RedisConfig + Send + Sync>;
 
-/// Opens backends on one private `redis-server`; every [`open`](BackendFactory::open) gets a
-/// fresh key prefix and channel (`{prefix}{n}` and `{prefix}{n}:events`), so suites sharing
-/// the server never see each other.
+/// What a [`RedisFactory`]'s backends talk to.
+#[derive(Debug)]
+enum Target {
+    Server(RedisServer),
+    SharedCluster(&'static RedisCluster),
+    Cluster(RedisCluster),
+    Sentinel(SentinelGroup),
+    SharedSentinel(&'static SentinelGroup),
+}
+
+impl Target {
+    fn config(&self, prefix: &str) -> RedisConfig {
+        let sentinel = |group: &SentinelGroup| {
+            test_config(1, prefix).sentinel(group.sentinel_addrs(), crate::sentinel::MASTER_NAME)
+        };
+        let cluster = |c: &RedisCluster| {
+            let seeds = c.seeds();
+            test_config(seeds[0].1, prefix).cluster(seeds)
+        };
+        match self {
+            Self::Server(server) => test_config(server.port(), prefix),
+            Self::SharedCluster(c) => cluster(c),
+            Self::Cluster(c) => cluster(c),
+            Self::Sentinel(group) => sentinel(group),
+            Self::SharedSentinel(group) => sentinel(group),
+        }
+    }
+}
+
+/// Opens backends on one private `redis-server` (or a cluster, or a Sentinel group); every
+/// [`open`](BackendFactory::open) gets a fresh key prefix and channel (`{prefix}{n}` and
+/// `{prefix}{n}:events`), so suites sharing the server never see each other.
 pub struct RedisFactory {
-    server: RedisServer,
+    target: Target,
     format: Format,
     prefix: String,
     configure: Option<ConfigHook>,
-    namespaces: AtomicUsize,
 }
 
 impl std::fmt::Debug for RedisFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisFactory")
-            .field("server", &self.server)
+            .field("target", &self.target)
             .field("format", &self.format)
             .field("prefix", &self.prefix)
             .field("configured", &self.configure.is_some())
@@ -65,12 +93,41 @@ impl RedisFactory {
 
     /// Uses an already started server (with TLS, ACL users, ...); JSON, prefix `suite`.
     pub fn with_server(server: RedisServer) -> Self {
+        Self::with_target(Target::Server(server))
+    }
+
+    /// Backends on the process-wide shared 3-master cluster ([`RedisCluster::shared`]),
+    /// hash-tagged keys.
+    pub fn shared_cluster() -> Result<Self> {
+        Ok(Self::with_target(Target::SharedCluster(
+            RedisCluster::shared()?,
+        )))
+    }
+
+    /// Backends on this cluster (for tests that kill nodes or move slots).
+    pub fn with_cluster(cluster: RedisCluster) -> Self {
+        Self::with_target(Target::Cluster(cluster))
+    }
+
+    /// Backends following the master of the process-wide shared Sentinel group
+    /// ([`SentinelGroup::shared`]).
+    pub fn shared_sentinel() -> Result<Self> {
+        Ok(Self::with_target(Target::SharedSentinel(
+            SentinelGroup::shared()?,
+        )))
+    }
+
+    /// Backends following this Sentinel group's master.
+    pub fn with_sentinel(group: SentinelGroup) -> Self {
+        Self::with_target(Target::Sentinel(group))
+    }
+
+    fn with_target(target: Target) -> Self {
         Self {
-            server,
+            target,
             format: Format::Json,
             prefix: "suite".to_owned(),
             configure: None,
-            namespaces: AtomicUsize::new(0),
         }
     }
 
@@ -100,8 +157,37 @@ impl RedisFactory {
     }
 
     /// The server, to kill, pause or restart it mid-test.
+    ///
+    /// # Panics
+    /// When the factory was built on a cluster or a Sentinel group.
+    #[allow(clippy::panic)]
     pub fn server(&mut self) -> &mut RedisServer {
-        &mut self.server
+        match &mut self.target {
+            Target::Server(server) => server,
+            other => panic!("RedisFactory::server on {other:?}"),
+        }
+    }
+
+    /// The cluster, when built with [`with_cluster`](Self::with_cluster).
+    pub fn cluster(&mut self) -> Option<&mut RedisCluster> {
+        match &mut self.target {
+            Target::Cluster(cluster) => Some(cluster),
+            _ => None,
+        }
+    }
+
+    /// The Sentinel group, when built with [`with_sentinel`](Self::with_sentinel).
+    pub fn sentinel(&mut self) -> Option<&mut SentinelGroup> {
+        match &mut self.target {
+            Target::Sentinel(group) => Some(group),
+            _ => None,
+        }
+    }
+
+    /// The settings of the backends [`open`](BackendFactory::open) builds for the next
+    /// namespace, before the options and the hook are applied.
+    pub fn base_config(&self, prefix: &str) -> RedisConfig {
+        self.target.config(prefix)
     }
 }
 
@@ -112,11 +198,15 @@ impl BackendFactory for RedisFactory {
         workers: usize,
         options: &ConformanceOptions,
     ) -> Vec<Arc<dyn SyncBackend>> {
-        let n = self.namespaces.fetch_add(1, Ordering::SeqCst);
+        // Process-wide, so factories sharing a cluster or Sentinel group never collide.
+        static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
+        let n = NAMESPACES.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("{}{n}", self.prefix);
         let mut backends: Vec<Arc<dyn SyncBackend>> = Vec::with_capacity(workers);
         for _ in 0..workers {
-            let mut config = test_config(self.server.port(), &prefix)
+            let mut config = self
+                .target
+                .config(&prefix)
                 .state_ttl(Some(options.state_ttl))
                 .format(self.format);
             if let Some(hook) = &self.configure {

@@ -80,6 +80,15 @@ pub enum TestkitError {
         reason: String,
     },
 
+    /// A command sent to a test server failed, or a cluster / Sentinel group did not reach
+    /// the awaited state in time.
+    #[error("{context}: {reason}")]
+    Topology {
+        /// What was being done.
+        context: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A test certificate could not be made.
     #[error("making a test certificate: {0}")]
     Certificate(String),

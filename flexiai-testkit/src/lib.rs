@@ -3,6 +3,10 @@
 //! * [`RedisServer`] spawns a private `redis-server` on a free loopback port, in
 //!   its own temp dir, with persistence off, and can stop, kill (`-9`), restart
 //!   on the same port, and pause/resume (SIGSTOP/SIGCONT) it.
+//! * [`RedisCluster`] spawns a Redis Cluster of such servers (slots assigned, `MEET`,
+//!   replicas, `cluster_state:ok`), can move a slot, and offers one cluster shared by every
+//!   test of a process ([`RedisCluster::shared`]).
+//! * [`SentinelGroup`] spawns a master, replicas and Sentinels, and runs `SENTINEL FAILOVER`.
 //! * [`FaultProxy`] is a TCP proxy with runtime faults: cut, blackhole, latency.
 //! * [`tls::TestCa`] makes a private CA and server certificates in-process (rcgen), for
 //!   `RedisServerBuilder::tls` / `tls_pem`.
@@ -24,17 +28,22 @@
 
 #[cfg(feature = "backend")]
 pub mod backend;
+mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
 mod error;
 mod logs;
 mod proxy;
+pub mod resp;
+pub mod sentinel;
 mod server;
 pub mod tls;
 
+pub use cluster::{RedisCluster, SLOTS};
 #[cfg(feature = "testcontainers")]
 pub use container::{DEFAULT_IMAGE, RedisContainer};
 pub use error::{Result, TestkitError};
 pub use logs::LogCapture;
 pub use proxy::FaultProxy;
+pub use sentinel::SentinelGroup;
 pub use server::{REDIS_SERVER_ENV, RedisServer, RedisServerBuilder, free_port, ping};

@@ -120,6 +120,7 @@ pub struct RedisServerBuilder {
     startup_timeout: Duration,
     binary: Option<PathBuf>,
     tls: Option<TlsFiles>,
+    config_file: Option<String>,
 }
 
 /// PEM documents for the server's TLS port.
@@ -144,6 +145,7 @@ impl Default for RedisServerBuilder {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             binary: None,
             tls: None,
+            config_file: None,
         }
     }
 }
@@ -231,6 +233,15 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Start from a configuration file with these contents (written into the server's
+    /// private directory and passed first, as `redis-server FILE --sentinel` needs: a
+    /// Sentinel rewrites its file).
+    #[must_use]
+    pub fn config_file(mut self, contents: impl Into<String>) -> Self {
+        self.config_file = Some(contents.into());
+        self
+    }
+
     /// How long to wait for the first `PING` answer (default 10 s).
     #[must_use]
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
@@ -270,7 +281,17 @@ impl RedisServerBuilder {
                     .map_err(|e| TestkitError::io(format!("writing {name}"), e))?;
             }
         }
+        let config_file = match &self.config_file {
+            Some(contents) => {
+                let path = dir.path().join("server.conf");
+                fs::write(&path, contents)
+                    .map_err(|e| TestkitError::io("writing server.conf", e))?;
+                Some(path)
+            }
+            None => None,
+        };
         let mut server = RedisServer {
+            config_file,
             binary,
             dir,
             port: 0,
@@ -312,6 +333,7 @@ fn is_addr_in_use(err: &TestkitError) -> bool {
 /// Dropping it kills the process (resuming it first if paused) and removes the
 /// temp dir.
 pub struct RedisServer {
+    config_file: Option<PathBuf>,
     binary: PathBuf,
     dir: TempDir,
     port: u16,
@@ -503,6 +525,9 @@ impl RedisServer {
             .try_clone()
             .map_err(|e| TestkitError::io("cloning stdio.log handle", e))?;
         let mut cmd = Command::new(&self.binary);
+        if let Some(path) = &self.config_file {
+            cmd.arg(path);
+        }
         if let Some(tls_port) = self.tls_port {
             cmd.arg("--tls-port")
                 .arg(tls_port.to_string())
