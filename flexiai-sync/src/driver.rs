@@ -25,6 +25,12 @@ use crate::health::{Counters, ModeCell};
 use crate::registry::{Entry, Registry};
 use crate::{SyncMode, SyncOptions};
 
+/// Backend operations that must fail in a row before the manager degrades.
+pub const DEGRADE_AFTER_FAILURES: u64 = 3;
+
+/// Backend operations that must succeed in a row before a degraded manager reports `Synced`.
+pub const RECOVER_AFTER_SUCCESSES: u64 = 2;
+
 /// State shared by the manager handle and its driver task.
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn SyncBackend>,
@@ -39,8 +45,53 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Runs one backend operation within the time bound, counting and degrading on failure.
+    /// Runs one backend operation within the time bound. Its outcome is evidence about the
+    /// backend: [`DEGRADE_AFTER_FAILURES`] failures in a row degrade the manager (one lost
+    /// call is not an outage, and degrading flips every breaker to local probes, the
+    /// stampede fleet probes exist to prevent), and any success resets the count.
     pub(crate) async fn op<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let result = self.bounded(name, fut).await;
+        match &result {
+            Ok(_) => {
+                self.counters.failures_in_a_row.store(0, Ordering::Relaxed);
+                Counters::bump(&self.counters.successes_in_a_row);
+            }
+            Err(error) => {
+                self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
+                let failures = self
+                    .counters
+                    .failures_in_a_row
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if failures >= DEGRADE_AFTER_FAILURES {
+                    self.degrade(format!("{name}: {error} ({failures} failures in a row)"));
+                } else {
+                    debug!(operation = name, %error, failures, "backend operation failed");
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs a best-effort operation (releasing a lease that expires anyway) within the time
+    /// bound. Failures are counted in `backend_errors` but are no evidence either way.
+    pub(crate) async fn best_effort<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let result = self.bounded(name, fut).await;
+        if let Err(error) = &result {
+            debug!(operation = name, %error, "best-effort backend operation failed");
+        }
+        result
+    }
+
+    async fn bounded<T>(
         &self,
         name: &'static str,
         fut: impl Future<Output = Result<T, BackendError>>,
@@ -53,11 +104,18 @@ impl Shared {
                 timeout: bound,
             }),
         };
-        if let Err(error) = &result {
+        if result.is_err() {
             Counters::bump(&self.counters.backend_errors);
-            self.degrade(format!("{name}: {error}"));
         }
         result
+    }
+
+    /// The event subscription dropped: events are being missed, so this worker is not in
+    /// step, whatever the command connection says.
+    pub(crate) fn subscription_dropped(&self, reason: &str) {
+        Counters::bump(&self.counters.subscription_drops);
+        self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
+        self.degrade(reason.to_owned());
     }
 
     pub(crate) fn is_degraded(&self) -> bool {
@@ -79,7 +137,15 @@ impl Shared {
         }
     }
 
+    /// Reports `Synced` again, but out of degraded mode only after
+    /// [`RECOVER_AFTER_SUCCESSES`] backend operations in a row succeeded (hysteresis: a
+    /// flapping backend does not flap every breaker's probe mode).
     pub(crate) fn mark_synced(&self) {
+        if self.is_degraded()
+            && self.counters.successes_in_a_row.load(Ordering::Relaxed) < RECOVER_AFTER_SUCCESSES
+        {
+            return;
+        }
         if let Some(previous) = self.mode.set(SyncMode::Synced) {
             info!(worker = %self.worker_id, ?previous, "sync established");
             self.apply_probe_mode();
@@ -320,6 +386,9 @@ impl Shared {
                 }
                 // The error is safe to log (no payload, no key); the payload is never logged.
                 warn!(reason = error.reason(), error = %error, "rejected a payload on the events channel");
+            }
+            Notification::Disconnected => {
+                self.subscription_dropped("event subscription disconnected");
             }
             Notification::Resubscribed | Notification::Lagged { .. } => {
                 debug!(?notification, "possible gap in events: reconciling");
@@ -563,7 +632,7 @@ impl Driver {
                     None => {
                         self.subscription = None;
                         self.schedule_resubscribe();
-                        self.shared.degrade("event subscription ended".into());
+                        self.shared.subscription_dropped("event subscription ended");
                     }
                 },
                 () = wake.notified() => {
@@ -661,7 +730,7 @@ impl Driver {
             if let Some(held) = self.leases.remove(&entry.name) {
                 // Best effort: an unreleased lease expires by its TTL.
                 let _ = shared
-                    .op("release_lock", shared.backend.release_lock(&held.lease))
+                    .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                     .await;
             }
             if state != CircuitState::HalfOpen || entry.breaker.probe_credits() > 0 {
@@ -697,7 +766,7 @@ impl Driver {
                 if granted == 0 {
                     // The half-open period ended while we took the lease: hand it back.
                     let _ = shared
-                        .op("release_lock", shared.backend.release_lock(&lease))
+                        .best_effort("release_lock", shared.backend.release_lock(&lease))
                         .await;
                     continue;
                 }
@@ -717,7 +786,7 @@ impl Driver {
         }
         for (_, held) in self.leases.drain() {
             let _ = shared
-                .op("release_lock", shared.backend.release_lock(&held.lease))
+                .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                 .await;
         }
         if !shared.is_degraded() {

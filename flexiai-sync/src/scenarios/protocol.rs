@@ -67,7 +67,7 @@ async fn stored(backend: &Arc<dyn SyncBackend>, provider: &str) -> Option<Breake
 
 /// Moves `provider` to version `target` through manual transitions on worker 0 and waits
 /// until the store and every worker hold it.
-async fn advance_to(workers: &[Worker], provider: &str, target: u64) {
+pub async fn advance_to(workers: &[Worker], provider: &str, target: u64) {
     let breaker = workers[0].breaker(provider);
     while breaker.version() < target {
         if breaker.state() == CircuitState::Closed {
