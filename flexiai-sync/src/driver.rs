@@ -25,6 +25,10 @@ use crate::health::{Counters, ModeCell};
 use crate::registry::{Entry, Registry};
 use crate::{SyncMode, SyncOptions};
 
+/// Open deadlines closer than this count as the same one: a tie between workers that opened
+/// at the same moment (ms apart) is not worth another write.
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(250);
+
 /// Backend operations that must fail in a row before the manager degrades.
 pub const DEGRADE_AFTER_FAILURES: u64 = 3;
 
@@ -267,16 +271,61 @@ impl Shared {
         let local = attempted
             .cloned()
             .unwrap_or_else(|| self.own_snapshot(entry));
+        let unstored = entry
+            .lineage(|l| l.base)
+            .is_none_or(|base| local.revision() > base);
         entry.lineage(|l| {
             l.base = Some(stored.revision());
             l.epoch = stored.epoch;
             l.learned_from_python = None;
         });
+        if unstored && let Some(rebased) = self.later_deadline(&local, stored) {
+            entry.breaker.restore(&rebased);
+            entry.signals.mark_dirty();
+            debug!(provider = %entry.name, remaining_ms = ?rebased.open_remaining_ms, "rebased a later open deadline onto the store's history");
+            return true;
+        }
         if local.revision() == stored.revision() && local.state == stored.state {
             return false;
         }
         entry.breaker.restore(stored);
         true
+    }
+
+    /// When a local open period not yet stored ends later than what the store holds (a
+    /// `Retry-After` that lost a race to a shorter one, or to a breaker-made transition), the
+    /// successor of `stored` that keeps it: the fleet's open period is the latest deadline
+    /// anyone asked for. Never over an operator's state. Deadlines within
+    /// [`DEADLINE_SLACK`] count as the same.
+    fn later_deadline(
+        &self,
+        local: &BreakerSnapshot,
+        stored: &BreakerSnapshot,
+    ) -> Option<BreakerSnapshot> {
+        if local.state != CircuitState::Open
+            || matches!(
+                stored.state,
+                CircuitState::ForcedOpen | CircuitState::Disabled
+            )
+        {
+            return None;
+        }
+        let ours = local.open_remaining_ms?;
+        let theirs = match stored.state {
+            CircuitState::Open => stored.open_remaining_ms.unwrap_or(u64::MAX),
+            _ => 0,
+        };
+        let slack = u64::try_from(DEADLINE_SLACK.as_millis()).unwrap_or(u64::MAX);
+        if ours <= theirs.saturating_add(slack) {
+            return None;
+        }
+        let mut rebased = stored.clone();
+        rebased.state = CircuitState::Open;
+        rebased.version = stored.version.saturating_add(1);
+        rebased.open_remaining_ms = Some(ours);
+        rebased.state_changed_at = local.state_changed_at.or(Some(Timestamp::now()));
+        rebased.updated_by = Some(self.worker_id.clone());
+        Some(rebased)
     }
 
     /// Compare-and-sets `snapshot`, grown from `expected`, with `event`. Applied, it becomes

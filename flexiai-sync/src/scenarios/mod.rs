@@ -45,6 +45,7 @@ macro_rules! fleet_scenarios {
             an_override_after_a_store_reset_holds,
             an_override_beats_concurrent_local_transitions,
             operator_states_outrank_python_transitions,
+            a_retry_after_tie_keeps_the_latest_deadline,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

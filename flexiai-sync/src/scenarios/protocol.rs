@@ -216,6 +216,81 @@ pub async fn operator_states_outrank_python_transitions(factory: &impl BackendFa
     );
 }
 
+/// Two workers open the same version at once from two `Retry-After`s (2 s and 30 s): whichever
+/// write wins, the fleet's open period is the latest deadline anyone asked for, on every
+/// worker and in the store. The short one is made to win the race.
+pub async fn a_retry_after_tie_keeps_the_latest_deadline(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            2,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gates = [
+        GatedBackend::new(Arc::clone(&backends[0])),
+        GatedBackend::new(Arc::clone(&backends[1])),
+    ];
+    let config = config(5, Duration::from_secs(10));
+    let mut workers = Vec::new();
+    for gate in &gates {
+        workers
+            .push(super::worker(Arc::clone(gate) as Arc<dyn SyncBackend>, &["x"], &config).await);
+    }
+    advance_to(&workers, "x", 4).await;
+    for gate in &gates {
+        gate.hold();
+    }
+    let short = workers[0].breaker("x");
+    let long = workers[1].breaker("x");
+    assert_eq!(short.open_for(Duration::from_secs(2)), Some(5));
+    assert_eq!(long.open_for(Duration::from_secs(30)), Some(5));
+    eventually("both writes wait at their gates", || {
+        gates.iter().all(|g| g.waited() > 0)
+    })
+    .await;
+    gates[0].release();
+    let mut won = None;
+    for _ in 0..1000 {
+        won = stored(&backends[0], "x").await.filter(|s| s.version == 5);
+        if won.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        won.unwrap().open_remaining_ms.unwrap() <= 2_000,
+        "the short Retry-After wins the race"
+    );
+    gates[1].release();
+    let latest = |b: &Arc<flexiai_breaker::CircuitBreaker>| {
+        b.try_acquire()
+            .map(drop)
+            .err()
+            .and_then(|rejected| rejected.retry_after)
+            .is_some_and(|left| left > Duration::from_secs(20))
+    };
+    eventually(
+        "every worker keeps the fleet away for the latest deadline",
+        || workers.iter().all(|w| latest(w.breaker("x"))),
+    )
+    .await;
+    let mut held = None;
+    for _ in 0..1000 {
+        held = stored(&backends[0], "x").await;
+        if held
+            .as_ref()
+            .and_then(|s| s.open_remaining_ms)
+            .is_some_and(|ms| ms > 20_000)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let held = held.unwrap();
+    assert_eq!(held.state, CircuitState::Open);
+    assert!(held.open_remaining_ms.unwrap() > 20_000, "{held:?}");
+}
+
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
 /// land after someone else's, deterministically. Everything else passes straight through.
