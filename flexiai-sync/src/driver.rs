@@ -633,6 +633,9 @@ pub(crate) fn transition_event(
 struct HeldLease {
     lease: LockLease,
     version: u64,
+    /// When to extend it next: a third of the TTL after the last extension, so a slow
+    /// backend still has two chances before it expires.
+    renew_at: Instant,
 }
 
 /// The background task.
@@ -640,6 +643,9 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     subscription: Option<Subscription>,
     leases: HashMap<String, HeldLease>,
+    /// The highest fencing token seen per probe lock: a lease that does not beat it is stale
+    /// (handed out before one this worker already saw) and is not acted on.
+    fences: HashMap<String, u64>,
     /// Per half-open provider: the version of the period and the breaker's rejected-call
     /// count when it was first seen, to tell a worker with demand from an idle one.
     demand: HashMap<String, (u64, u64)>,
@@ -654,6 +660,7 @@ impl Driver {
             shared,
             subscription,
             leases: HashMap::new(),
+            fences: HashMap::new(),
             demand: HashMap::new(),
             next_subscribe: Instant::now() + backoff,
             backoff,
@@ -774,6 +781,7 @@ impl Driver {
             let version = entry.breaker.version();
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
+                self.keep_lease(&entry.name).await;
                 continue;
             }
             if let Some(held) = self.leases.remove(&entry.name) {
@@ -810,6 +818,15 @@ impl Driver {
                 )
                 .await;
             if let Ok(Some(lease)) = acquired {
+                let seen = self.fences.get(&lock).copied().unwrap_or(0);
+                if lease.fencing_token() <= seen {
+                    warn!(provider = %entry.name, fence = lease.fencing_token(), seen, "stale probe lease (fencing token not newer): not granting");
+                    let _ = shared
+                        .best_effort("release_lock", shared.backend.release_lock(&lease))
+                        .await;
+                    continue;
+                }
+                self.fences.insert(lock.clone(), lease.fencing_token());
                 let max = entry.breaker.config().half_open_max_calls;
                 let granted = entry.breaker.grant_probes_at(version, max);
                 if granted == 0 {
@@ -821,9 +838,46 @@ impl Driver {
                 }
                 Counters::bump(&shared.counters.probe_leases);
                 debug!(provider = %entry.name, version, granted, fence = lease.fencing_token(), "won the probe lease");
-                self.leases
-                    .insert(entry.name.clone(), HeldLease { lease, version });
+                let renew_at = Instant::now() + shared.options.probe_lease_ttl / 3;
+                self.leases.insert(
+                    entry.name.clone(),
+                    HeldLease {
+                        lease,
+                        version,
+                        renew_at,
+                    },
+                );
             }
+        }
+    }
+
+    /// Extends the probe lease of a half-open period that is still running (its probe may
+    /// take longer than the TTL), so no other worker can take it and probe too. A lease
+    /// found lost (expired, taken over) is dropped and never acted on again.
+    async fn keep_lease(&mut self, provider: &str) {
+        let shared = Arc::clone(&self.shared);
+        let ttl = shared.options.probe_lease_ttl;
+        let Some(held) = self.leases.get_mut(provider) else {
+            return;
+        };
+        if Instant::now() < held.renew_at {
+            return;
+        }
+        match shared
+            .op("extend_lock", shared.backend.extend_lock(&held.lease, ttl))
+            .await
+        {
+            Ok(true) => held.renew_at = Instant::now() + ttl / 3,
+            Ok(false) => {
+                Counters::bump(&shared.counters.probe_leases_lost);
+                warn!(
+                    provider,
+                    fence = held.lease.fencing_token(),
+                    "lost the probe lease: granting no more probes under it"
+                );
+                self.leases.remove(provider);
+            }
+            Err(_) => {} // tried again next flush; failures count toward degraded mode
         }
     }
 

@@ -86,6 +86,9 @@ pub struct SyncMetrics {
     pub backend_errors: u64,
     /// Probe leases this worker won.
     pub probe_leases: u64,
+    /// Probe leases this worker found lost while its half-open period was still running
+    /// (expired before it could extend them, or taken over).
+    pub probe_leases_lost: u64,
     /// Times the event subscription dropped (connection lost or ended). Each one makes the
     /// manager degraded until it is subscribed and reconciled again.
     pub subscription_drops: u64,
@@ -106,6 +109,7 @@ pub(crate) struct Counters {
     pub(crate) backend_errors: AtomicU64,
     pub(crate) probe_leases: AtomicU64,
     pub(crate) subscription_drops: AtomicU64,
+    pub(crate) probe_leases_lost: AtomicU64,
     /// Backend operations failed in a row (any success resets it): the evidence degraded
     /// mode waits for.
     pub(crate) failures_in_a_row: AtomicU64,
@@ -143,6 +147,7 @@ impl Counters {
             backend_errors: get(&self.backend_errors),
             probe_leases: get(&self.probe_leases),
             subscription_drops: get(&self.subscription_drops),
+            probe_leases_lost: get(&self.probe_leases_lost),
             last_event_lag: (lag != u64::MAX).then(|| Duration::from_micros(lag)),
         }
     }

@@ -46,6 +46,7 @@ macro_rules! fleet_scenarios {
             an_override_beats_concurrent_local_transitions,
             operator_states_outrank_python_transitions,
             a_retry_after_tie_keeps_the_latest_deadline,
+            a_probe_longer_than_its_lease_stays_the_only_one,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -113,8 +114,18 @@ pub async fn worker(
     providers: &[&str],
     config: &BreakerConfig,
 ) -> Worker {
+    worker_with(backend, providers, config, fast_options()).await
+}
+
+/// Starts one worker over `backend` with `options`.
+pub async fn worker_with(
+    backend: Arc<dyn flexiai_backend::SyncBackend>,
+    providers: &[&str],
+    config: &BreakerConfig,
+    options: SyncOptions,
+) -> Worker {
     let manager = StateSyncManager::builder(backend)
-        .options(fast_options())
+        .options(options)
         .build()
         .unwrap();
     let mut breakers = Vec::new();

@@ -291,6 +291,71 @@ pub async fn a_retry_after_tie_keeps_the_latest_deadline(factory: &impl BackendF
     assert!(held.open_remaining_ms.unwrap() > 20_000, "{held:?}");
 }
 
+/// A probe that runs three times longer than `probe_lease_ttl` (300 ms here) stays the fleet's
+/// only one: its worker extends the lease while the half-open period runs, so no other worker
+/// can take it and grant itself a second probe.
+pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl BackendFactory) {
+    let lease = Duration::from_millis(300);
+    let options = crate::SyncOptions {
+        probe_lease_ttl: lease,
+        ..super::fast_options()
+    };
+    let recovery = Duration::from_millis(300);
+    let backends = factory
+        .open(
+            4,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let mut workers = Vec::new();
+    for backend in backends {
+        workers
+            .push(super::worker_with(backend, &["x"], &config(1, recovery), options.clone()).await);
+    }
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let mut probes = Vec::new();
+    let started = std::time::Instant::now();
+    while probes.is_empty() {
+        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                probes.push(permit);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The probe is in flight for 3 lease TTLs while every worker keeps trying.
+    let until = std::time::Instant::now() + lease * 3;
+    while std::time::Instant::now() < until {
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                probes.push(permit);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        probes.len(),
+        1,
+        "{} probes in one half-open period: the lease expired under a running probe",
+        probes.len()
+    );
+    probes.pop().unwrap().success();
+    eventually("the probe's success closes every worker", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    })
+    .await;
+}
+
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
 /// land after someone else's, deterministically. Everything else passes straight through.
