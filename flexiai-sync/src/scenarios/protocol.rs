@@ -356,6 +356,182 @@ pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl Bac
     .await;
 }
 
+/// One write that takes longer than `operation_timeout` (a latency spike) is not an outage:
+/// the manager stays synced, breakers keep fleet probes, and the transition is stored once
+/// the spike is over.
+pub async fn a_latency_spike_does_not_flip_probe_mode(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            1,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gated = GatedBackend::new(Arc::clone(&backends[0]));
+    let worker = super::worker(
+        Arc::clone(&gated) as Arc<dyn SyncBackend>,
+        &["x"],
+        &config(5, Duration::from_secs(60)),
+    )
+    .await;
+    let since = worker.manager.health().since;
+    gated.hold();
+    worker.breaker("x").force_open();
+    eventually("the write times out", || {
+        worker.manager.metrics().backend_errors >= 1
+    })
+    .await;
+    gated.release();
+    let mut stored_now = None;
+    for _ in 0..2000 {
+        stored_now = stored(&backends[0], "x").await;
+        if stored_now
+            .as_ref()
+            .is_some_and(|s| s.state == CircuitState::ForcedOpen)
+        {
+            break;
+        }
+        assert_eq!(
+            worker.breaker("x").probe_mode(),
+            flexiai_breaker::ProbeMode::Granted,
+            "one slow call flipped the breakers to local probes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(stored_now.unwrap().state, CircuitState::ForcedOpen);
+    let health = worker.manager.health();
+    assert!(health.is_synced(), "{health:?}");
+    assert_eq!(health.since, since, "the mode flapped");
+}
+
+/// The Python original's wire shape for a transition, as `json.dumps(event.to_dict())`
+/// writes it (naive UTC timestamp, only counts in the metadata).
+pub fn python_json(provider: &str, event_type: &str, at: Timestamp) -> String {
+    format!(
+        r#"{{"provider_name": "{provider}", "event_type": "{event_type}", "worker_id": "{}", "timestamp": "{}", "metadata": {{"failure_count": 5, "success_count": 0}}, "__event_type__": "CircuitBreakerEvent"}}"#,
+        python_worker(),
+        at,
+    )
+}
+
+/// A Python worker's event, decoded from exactly the bytes Python publishes.
+fn from_python(provider: &str, event_type: &str, at: Timestamp) -> Event {
+    flexiai_serde::StateSerializer::default()
+        .deserialize_event(python_json(provider, event_type, at).as_bytes())
+        .unwrap()
+}
+
+fn micros_from_now(delta: i64) -> Timestamp {
+    Timestamp::from_unix_micros(Timestamp::now().unix_micros() + delta).unwrap()
+}
+
+/// A fleet of Rust workers next to a Python-shaped one (events exactly as the Python original
+/// publishes them; the Python side only reads `CircuitBreakerEvent`s):
+///
+/// - a Python trip reaches every Rust worker and is stored, so a Rust worker that starts later
+///   starts open;
+/// - it is recorded with a `StateUpdateEvent`, never echoed back as a transition Python would
+///   apply again;
+/// - Rust transitions reach Python as `CircuitBreakerEvent`s;
+/// - a Python host 30 s ahead holds later transitions back for at most `PYTHON_CLOCK_SKEW`.
+pub async fn a_mixed_fleet_with_a_python_worker_converges(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            4,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let config = config(5, Duration::from_secs(60));
+    let workers = [
+        super::worker(Arc::clone(&backends[0]), &["x"], &config).await,
+        super::worker(Arc::clone(&backends[1]), &["x"], &config).await,
+    ];
+    let python = &backends[2];
+    let mut heard = python.subscribe().await.unwrap();
+    python
+        .publish_event(&from_python("x", "opened", Timestamp::now()))
+        .await
+        .unwrap();
+    eventually("every Rust worker opens", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    // What Python hears until the trip is recorded: no transition of ours.
+    let recorded = loop {
+        let next = tokio::time::timeout(super::CONVERGE, heard.recv())
+            .await
+            .expect("the Python trip is recorded in the store")
+            .unwrap();
+        match next {
+            flexiai_backend::Notification::Event(Event::StateUpdateEvent(update))
+                if update.provider_name == "x" =>
+            {
+                break update.state_data;
+            }
+            flexiai_backend::Notification::Event(Event::CircuitBreakerEvent(e))
+                if e.worker_id != python_worker() && e.event_type.is_transition() =>
+            {
+                panic!("a Rust worker echoed Python's transition back: {e:?}");
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(recorded.state, CircuitState::Open);
+    let late = super::worker(Arc::clone(&backends[3]), &["x"], &config).await;
+    assert_eq!(
+        late.breaker("x").state(),
+        CircuitState::Open,
+        "Python state learned from the channel must survive for a later Rust worker"
+    );
+    // A Rust transition reaches Python as the one event type it acts on.
+    workers[0].breaker("x").reset();
+    let announced = loop {
+        let next = tokio::time::timeout(super::CONVERGE, heard.recv())
+            .await
+            .expect("Python hears the reset")
+            .unwrap();
+        if let flexiai_backend::Notification::Event(Event::CircuitBreakerEvent(e)) = next
+            && e.worker_id == *workers[0].manager.worker_id()
+        {
+            break e;
+        }
+    };
+    assert_eq!(announced.event_type, EventType::Closed);
+    eventually("every Rust worker closes", || {
+        workers
+            .iter()
+            .chain([&late])
+            .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    })
+    .await;
+    // A Python host 30 s ahead opens; a correct one closes once the trusted skew is over.
+    python
+        .publish_event(&from_python("x", "opened", micros_from_now(30_000_000)))
+        .await
+        .unwrap();
+    eventually("the skewed trip applies", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(crate::PYTHON_CLOCK_SKEW + Duration::from_millis(200)).await;
+    python
+        .publish_event(&from_python("x", "closed", Timestamp::now()))
+        .await
+        .unwrap();
+    eventually(
+        "a correct host's later close is not held back by the skewed one",
+        || {
+            workers
+                .iter()
+                .all(|w| w.breaker("x").state() == CircuitState::Closed)
+        },
+    )
+    .await;
+}
+
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
 /// land after someone else's, deterministically. Everything else passes straight through.
