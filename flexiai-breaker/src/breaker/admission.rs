@@ -137,16 +137,16 @@ impl CircuitBreaker {
                         let left = Duration::from_nanos(deadline - now);
                         return Err(self.reject(CircuitState::Open, Some(left)));
                     }
-                    let take = w.mode() == ProbeMode::Local;
                     let entered = self.transition_from(
                         w.version(),
                         CircuitState::Open,
                         CircuitState::HalfOpen,
                         TransitionReason::RecoveryTimeoutElapsed,
-                        take,
+                        true,
                     );
-                    if let (Some(t), true) = (entered, take) {
-                        // The first probe slot was taken inside the transition itself.
+                    if let Some((t, true)) = entered {
+                        // The first probe slot was taken inside the transition itself (only
+                        // ever a local one: see `commit_with`).
                         self.stripes.add(|s| &s.admitted, 1);
                         return Ok(self.permit(
                             t.version,

@@ -14,7 +14,7 @@ impl CircuitBreaker {
         let Some(old) = self.begin(None) else {
             return self.version();
         };
-        let t = self.commit(old, to, reason, false);
+        let t = self.commit(old, to, reason);
         self.emit_transition(&t);
         t.version
     }
@@ -130,7 +130,7 @@ impl CircuitBreaker {
             self.publish(old);
             return None;
         }
-        let t = self.commit_with(
+        let (t, _) = self.commit_with(
             old,
             CircuitState::Open,
             TransitionReason::RetryAfter,

@@ -12,9 +12,13 @@ use crate::observer::TransitionReason;
 
 impl CircuitBreaker {
     /// Performs the time-driven transition if it is due (open period over: open to
-    /// half-open) and returns the current state. [`state`](Self::state),
-    /// [`metrics`](Self::metrics) and [`snapshot`](Self::snapshot) call it, so an open
-    /// breaker reports half-open as soon as its time is up, even if no call came.
+    /// half-open, version + 1, observers told) and returns the current state.
+    ///
+    /// This is the explicit "advance" call: admission makes the same transition when a call
+    /// arrives, and [`snapshot`](Self::snapshot) calls it so that what goes to the store is a
+    /// state the breaker has committed. The pure reads ([`state`](Self::state),
+    /// [`metrics`](Self::metrics), `Debug`) never make it: they report the state a call would
+    /// find without committing anything.
     pub fn poll(&self) -> CircuitState {
         let w = self.load();
         if w.state() == CircuitState::Open
@@ -33,9 +37,19 @@ impl CircuitBreaker {
         self.load().state()
     }
 
-    /// The current state, after any due time-driven transition (see [`poll`](Self::poll)).
+    /// The state a call would find now: an open breaker whose open period is over reads as
+    /// half-open. A pure read: the transition itself (version + 1, observers told) is left to
+    /// the next admission or [`poll`](Self::poll).
     pub fn state(&self) -> CircuitState {
-        self.poll()
+        let w = self.load();
+        if w.state() == CircuitState::Open
+            && !w.writing()
+            && let Some(deadline) = self.read_deadline(w)
+            && self.now_nanos() >= deadline
+        {
+            return CircuitState::HalfOpen;
+        }
+        w.state()
     }
 
     /// The current version: the number of this provider's transitions, fleet-wide once
@@ -44,8 +58,10 @@ impl CircuitBreaker {
         self.load().version()
     }
 
-    /// Reads the word and the side fields as one consistent view (seqlock read).
-    pub(super) fn read_consistent(&self) -> View {
+    /// Reads the word and the side fields as one consistent view (seqlock read). With
+    /// `stamp`, a success recorded without a clock read gets its time now (snapshots do it,
+    /// so the time they carry stays put; metrics do not report it).
+    pub(super) fn read_consistent(&self, stamp: bool) -> View {
         let mut spins = 0;
         loop {
             let w = self.load();
@@ -54,7 +70,7 @@ impl CircuitBreaker {
                 continue;
             }
             let now = self.now_nanos();
-            if self.success_unstamped.swap(false, Ordering::Relaxed) {
+            if stamp && self.success_unstamped.swap(false, Ordering::Relaxed) {
                 self.last_success_wall
                     .store(self.wall(now), Ordering::Relaxed);
             }
@@ -111,10 +127,17 @@ impl CircuitBreaker {
         }
     }
 
-    /// Current counters and state (performs a due time-driven transition first).
+    /// Current counters and state. A pure read, like [`state`](Self::state): an open breaker
+    /// whose open period is over is reported as the half-open breaker a call would find
+    /// (state `HalfOpen`, no open time left, the probe slots it would open), at the version it
+    /// still has; `time_in_state` counts from the last committed transition.
     pub fn metrics(&self) -> BreakerMetrics {
-        self.poll();
-        let view = self.read_consistent();
+        let mut view = self.read_consistent(false);
+        if view.state == CircuitState::Open && view.open_remaining == Some(Duration::ZERO) {
+            view.state = CircuitState::HalfOpen;
+            view.open_remaining = None;
+            view.slots = self.entry_slots(CircuitState::HalfOpen, view.mode);
+        }
         let total_successes = self.stripes.sum(|s| &s.successes);
         let total_failures = self.total_failures.load(Ordering::Relaxed);
         #[allow(clippy::cast_precision_loss)]
@@ -151,11 +174,13 @@ impl CircuitBreaker {
 
 impl fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The state a call would find, like `state()`: no transition from a Debug print.
+        let state = self.state();
         let w = self.load();
         f.debug_struct("CircuitBreaker")
             .field("name", &self.name)
             .field("id", &self.id)
-            .field("state", &w.state())
+            .field("state", &state)
             .field("version", &w.version())
             .field("probe_mode", &w.mode())
             .field("config", &self.config)

@@ -46,16 +46,17 @@ impl CircuitBreaker {
     }
 
     /// A snapshot for the store: state, version, counts, the open time left, and wall-clock
-    /// times derived from this worker's clock. Performs a due time-driven transition first.
+    /// times derived from this worker's clock. Performs a due time-driven transition first
+    /// (it calls [`poll`](Self::poll)): a snapshot only ever carries a committed state.
     ///
     /// `last_success_time` is precise when the success path reads the clock anyway (half-open
     /// trials, the failure-rate policy, slow-call detection); under the consecutive policy a
-    /// closed breaker records successes without a clock read, and the first snapshot (or
-    /// metrics read) after them stamps the time instead, late by at most the interval between
+    /// closed breaker records successes without a clock read, and the first snapshot after
+    /// them stamps the time instead, late by at most the interval between
     /// snapshots.
     pub fn snapshot(&self) -> BreakerSnapshot {
         self.poll();
-        let view = self.read_consistent();
+        let view = self.read_consistent(true);
         let mut snap = BreakerSnapshot::new(view.state, view.version);
         snap.failure_count = view.failure_count;
         snap.success_count = view.success_count;

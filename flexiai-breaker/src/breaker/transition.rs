@@ -53,6 +53,8 @@ impl CircuitBreaker {
     }
 
     /// A hot-path transition from exactly (`version`, `from`); `None` if the breaker moved on.
+    /// With `take_probe`, see [`commit_with`](Self::commit_with); the flag returned says
+    /// whether a probe slot was taken for the caller.
     pub(super) fn transition_from(
         &self,
         version: u64,
@@ -60,11 +62,11 @@ impl CircuitBreaker {
         to: CircuitState,
         reason: TransitionReason,
         take_probe: bool,
-    ) -> Option<Transition> {
+    ) -> Option<(Transition, bool)> {
         let old = self.begin(Some((version, from)))?;
-        let t = self.commit(old, to, reason, take_probe);
+        let (t, took) = self.commit_with(old, to, reason, take_probe, None);
         self.emit_transition(&t);
-        Some(t)
+        Some((t, took))
     }
 
     /// Writes a local transition out of `old` (whose `W` bit the caller holds) and publishes
@@ -74,14 +76,18 @@ impl CircuitBreaker {
         old: Word,
         to: CircuitState,
         reason: TransitionReason,
-        take_probe: bool,
     ) -> Transition {
-        self.commit_with(old, to, reason, take_probe, None)
+        self.commit_with(old, to, reason, false, None).0
     }
 
     /// [`commit`](Self::commit), with `fixed_open` (ns) as the exact open period of a
-    /// transition to `Open` instead of the backoff-and-jitter one; the backoff streak is then
-    /// left as it is.
+    /// transition to `Open` instead of the backoff-and-jitter one (the backoff streak is then
+    /// left as it is), and `take_probe`: take the first probe slot of the half-open period
+    /// being entered for the caller. Whether there is one is decided here, from `old`, the
+    /// word held under `W`: only a local-mode breaker has slots of its own, and the probe
+    /// mode can change between the caller's earlier read and this commit (a granted-mode
+    /// breaker admits no probe without a credit). Returns the transition and whether a slot
+    /// was taken.
     pub(super) fn commit_with(
         &self,
         old: Word,
@@ -89,7 +95,7 @@ impl CircuitBreaker {
         reason: TransitionReason,
         take_probe: bool,
         fixed_open: Option<u64>,
-    ) -> Transition {
+    ) -> (Transition, bool) {
         let now = self.now_nanos();
         let version = old
             .version()
@@ -127,11 +133,10 @@ impl CircuitBreaker {
         self.side
             .state_changed_wall
             .store(self.wall(now), Ordering::Relaxed);
-        let slots = self
-            .entry_slots(to, old.mode())
-            .saturating_sub(u64::from(take_probe));
-        self.publish(Word::new(version, to, old.mode(), slots));
-        Transition {
+        let entry = self.entry_slots(to, old.mode());
+        let took = take_probe && entry > 0;
+        self.publish(Word::new(version, to, old.mode(), entry - u64::from(took)));
+        let t = Transition {
             breaker: self.id,
             from: old.state(),
             to,
@@ -139,7 +144,8 @@ impl CircuitBreaker {
             reason,
             at: Timestamp::from_unix_micros(self.wall(now)).unwrap_or_else(Timestamp::now),
             open_for,
-        }
+        };
+        (t, took)
     }
 
     pub(super) fn entry_slots(&self, state: CircuitState, mode: ProbeMode) -> u64 {
@@ -218,15 +224,11 @@ impl CircuitBreaker {
         unit
     }
 
+    /// Tells the observers of a transition, on the thread that made it. Nothing here logs:
+    /// the hot path (admission, settling, the transitions they make) never writes a log line;
+    /// a log of transitions is for an observer to write elsewhere (e.g. a `QueuedObserver`
+    /// drained by a background task).
     pub(super) fn emit_transition(&self, t: &Transition) {
-        tracing::info!(
-            breaker = %self.name,
-            from = %t.from,
-            to = %t.to,
-            version = t.version,
-            reason = ?t.reason,
-            "circuit breaker transition"
-        );
         if self.has_observers.load(Ordering::Acquire) {
             for o in self.observers.load().iter() {
                 o.on_transition(t);
