@@ -532,6 +532,55 @@ pub async fn a_mixed_fleet_with_a_python_worker_converges(factory: &impl Backend
     .await;
 }
 
+/// With `success_threshold` 3 and `half_open_max_calls` 1 (more successes needed than probes
+/// allowed at once), a busy fleet of 3 still closes: the lease holder is granted the next
+/// probe as each one settles, never more than one in flight, until the fleet has its 3
+/// successes.
+pub async fn a_success_threshold_above_the_probe_budget_still_closes(
+    factory: &impl BackendFactory,
+) {
+    let recovery = Duration::from_millis(300);
+    let config = flexiai_breaker::BreakerConfig {
+        failure_threshold: 1,
+        success_threshold: 3,
+        half_open_max_calls: 1,
+        ..flexiai_breaker::BreakerConfig::default()
+    }
+    .with_recovery_timeout(recovery);
+    let workers = fleet(factory, 3, &["x"], &config).await;
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let mut successes = 0;
+    let started = std::time::Instant::now();
+    while !workers
+        .iter()
+        .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "stuck half-open after {successes} successful probes"
+        );
+        // Every worker keeps calling; at most one probe may be in flight fleet-wide.
+        let admitted: Vec<_> = workers
+            .iter()
+            .filter_map(|w| w.breaker("x").try_acquire().ok())
+            .collect();
+        assert!(admitted.len() <= 1, "{} probes at once", admitted.len());
+        for permit in admitted {
+            permit.success();
+            successes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(successes >= 3, "closed after {successes} successes");
+}
+
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
 /// land after someone else's, deterministically. Everything else passes straight through.
