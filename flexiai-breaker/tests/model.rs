@@ -355,11 +355,7 @@ impl ReferenceStateMachine for RefMachine {
                     let p = m.permits.remove(i);
                     if p.version == m.version {
                         match p.state {
-                            Closed => {
-                                if m.closed_outcomes(1, 0) {
-                                    m.enter(Open, false);
-                                }
-                            }
+                            Closed if m.closed_outcomes(1, 0) => m.enter(Open, false),
                             HalfOpen => m.enter(Open, true),
                             _ => {}
                         }
