@@ -87,7 +87,11 @@ pub async fn migrate_keys(
             report.left_in_place.push(provider);
             continue;
         };
-        let outcome = target.compare_and_set(&provider, &snapshot, None).await?;
+        // `expected: None`: only an empty target takes the copy; anything already there was
+        // written by a worker on the new layout and wins.
+        let outcome = target
+            .compare_and_set(&provider, &snapshot, None, None)
+            .await?;
         let deleted: i64 = source
             .bounded("migrate_keys", async {
                 let mut conn = source.conn("migrate_keys").await?;

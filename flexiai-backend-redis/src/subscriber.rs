@@ -103,7 +103,7 @@ impl PushHandler {
             }
             PushKind::Disconnection => {
                 tracing::warn!(%channel, "event subscriber lost its connection");
-                return Ok(());
+                Notification::Disconnected
             }
             _ => return Ok(()),
         };
