@@ -50,15 +50,15 @@ async fn migrate_keys_moves_a_fleet_between_layouts() {
     let tagged = backend(&server, KeyLayout::HashTagged);
     let open = |v| BreakerSnapshot::new(CircuitState::Open, v);
     plain
-        .compare_and_set("openai", &open(3), None)
+        .compare_and_set("openai", &open(3), None, None)
         .await
         .unwrap();
     plain
-        .compare_and_set("anthropic", &open(2), None)
+        .compare_and_set("anthropic", &open(2), None, None)
         .await
         .unwrap();
     plain
-        .compare_and_set("mistral", &open(5), None)
+        .compare_and_set("mistral", &open(5), None, None)
         .await
         .unwrap();
     // A worker already on the new layout wrote a newer mistral: it must win.
@@ -66,6 +66,7 @@ async fn migrate_keys_moves_a_fleet_between_layouts() {
         .compare_and_set(
             "mistral",
             &BreakerSnapshot::new(CircuitState::Closed, 7),
+            None,
             None,
         )
         .await
@@ -114,7 +115,7 @@ async fn migrate_keys_moves_a_fleet_between_layouts() {
     assert_eq!(plain.get_state("openai").await.unwrap(), Some(open(3)));
     assert_eq!(
         plain
-            .compare_and_set("openai", &open(3), None)
+            .compare_and_set("openai", &open(3), None, None)
             .await
             .unwrap(),
         CasOutcome::Stale { current: open(3) }
