@@ -3,7 +3,10 @@
 //!
 //! A [`CircuitBreaker`] guards one provider. Calls ask for a [`Permit`] with
 //! [`try_acquire`](CircuitBreaker::try_acquire) (or go through the async
-//! [`call`](CircuitBreaker::call) helper) and settle it with their outcome. Failures, counted
+//! [`call`](CircuitBreaker::call) helper) and settle it with their outcome; a breaker shared
+//! as an `Arc` also hands out `'static` [`OwnedPermit`]s
+//! ([`acquire_owned`](CircuitBreaker::acquire_owned)) that can move into a spawned task or a
+//! `tower::Service::call` future (`flexiai-tower` builds on them). Failures, counted
 //! as a run of consecutive failures or as a failure rate over a sliding window (slow calls
 //! optionally included, errors sorted by a caller-supplied [`Classifier`]), open the breaker;
 //! once the recovery timeout has passed it turns half-open by itself and lets a bounded number
@@ -83,6 +86,7 @@ mod counters;
 mod error;
 mod metrics;
 mod observer;
+mod owned;
 mod permit;
 mod word;
 
@@ -97,5 +101,6 @@ pub use observer::{
     BreakerId, BreakerObserver, NoopObserver, Outcome, OutcomeEvent, QueueStats, QueuedObserver,
     Transition, TransitionReason,
 };
+pub use owned::OwnedPermit;
 pub use permit::Permit;
 pub use word::MAX_VERSION;
