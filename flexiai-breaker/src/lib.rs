@@ -84,6 +84,8 @@ mod clock;
 mod config;
 mod counters;
 mod error;
+#[cfg(feature = "metrics")]
+pub mod exporter;
 mod metrics;
 mod observer;
 mod owned;
@@ -95,6 +97,8 @@ pub use classifier::{Classifier, CountAll, ErrorClass};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerConfig, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS};
 pub use error::{BreakerError, CallError, Rejected};
+#[cfg(feature = "metrics")]
+pub use exporter::{BreakerRecorder, ExporterHandle, MetricsExporter};
 pub use flexiai_events::{BreakerSnapshot, CircuitState};
 pub use metrics::BreakerMetrics;
 pub use observer::{
