@@ -76,7 +76,10 @@ fn the_demo_serves_prometheus_metrics_while_it_runs() {
         "{text}"
     );
     // Every metric the Grafana dashboard queries is one the demo exports.
-    let dashboard = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana-dashboard.json");
+    let dashboard = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/grafana-dashboard.json"
+    );
     let dashboard = std::fs::read_to_string(dashboard).unwrap();
     let mut queried: Vec<&str> = dashboard
         .match_indices("flexiai_")
@@ -92,7 +95,10 @@ fn the_demo_serves_prometheus_metrics_while_it_runs() {
     queried.dedup();
     assert!(queried.len() > 10, "{queried:?}");
     for name in queried {
-        assert!(text.contains(&format!("# TYPE {name} ")), "{name} not exported:\n{text}");
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} not exported:\n{text}"
+        );
     }
     let status = child.wait().unwrap();
     let stdout = rest.join().unwrap().join("\n");
