@@ -1,23 +1,28 @@
 //! An axum handler that calls a flaky dependency, behind a circuit breaker: after three 502s
 //! the breaker opens and requests get `503` with `Retry-After` without reaching the handler,
-//! until the recovery timeout lets a trial request through.
+//! until the recovery timeout lets a trial request through. `/metrics` shows the breaker in
+//! Prometheus format (docs/metrics.md): the application installs the recorder, the breaker's
+//! `MetricsExporter` feeds it from a background thread.
 //!
 //! `cargo run -p flexiai-tower --example axum_handler` then
-//! `curl -i http://127.0.0.1:3000/chat` a few times (`ADDR=host:port` to listen elsewhere).
+//! `curl -i http://127.0.0.1:3000/chat` a few times and `curl http://127.0.0.1:3000/metrics`
+//! (`ADDR=host:port` to listen elsewhere).
 
 #![allow(clippy::print_stdout)] // An example prints what happens.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use flexiai_breaker::{BreakerConfig, CircuitBreaker};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker, MetricsExporter};
 use flexiai_tower::{CircuitBreakerLayer, Error, HttpClassifier, rejected_response};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tower::ServiceBuilder;
 
 /// Maps the layer's error to a response: 503 + `Retry-After` for a rejection.
@@ -59,9 +64,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..BreakerConfig::default()
         },
     )?);
+    let prometheus = PrometheusBuilder::new().install_recorder()?;
+    let _exporter = MetricsExporter::new()
+        .breaker(Arc::clone(&breaker))
+        .spawn(Duration::from_secs(1))?;
+    let metrics = get(move || {
+        let prometheus = prometheus.clone();
+        async move { prometheus.render() }
+    });
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}/chat", listener.local_addr()?);
-    axum::serve(listener, app(breaker, 3)).await?;
+    axum::serve(listener, app(breaker, 3).route("/metrics", metrics)).await?;
     Ok(())
 }
