@@ -331,3 +331,53 @@ fn item_attrs(item: &Item) -> Vec<Attribute> {
 fn attrs_kept(attrs: &[Attribute]) -> String {
     attrs.iter().map(|a| format!("{} ", tokens(a))).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn lines_of(src: &str) -> Vec<String> {
+        let parsed = syn::parse_file(src).unwrap();
+        let mut out = BTreeSet::new();
+        items("crate::m", &parsed.items, &mut out);
+        out.into_iter().collect()
+    }
+
+    #[test]
+    fn pub_items_are_listed_and_private_ones_are_not() {
+        let lines = lines_of(
+            r#"
+            #[derive(Debug, Clone)]
+            pub struct A { pub x: u32, y: u32 }
+            struct Hidden;
+            pub(crate) fn internal() {}
+            pub fn f(a: u8) -> u8 { a }
+            impl A { pub fn get(&self) -> u32 { self.x } fn private(&self) {} }
+            impl Default for A { fn default() -> Self { todo!() } }
+            #[cfg(test)] mod tests { pub fn t() {} }
+            #[cfg(feature = "metrics")] pub use x::Y;
+            "#,
+        );
+        assert_eq!(
+            lines,
+            [
+                "crate::m: # [cfg (feature = \"metrics\")] pub use x :: Y",
+                "crate::m: # [derive (Debug , Clone)] pub struct A { pub x : u32, .. }",
+                "crate::m: fn f (a : u8) -> u8",
+                "crate::m: impl A :: fn get (& self) -> u32",
+                "crate::m: impl Default for A",
+            ]
+        );
+    }
+
+    #[test]
+    fn file_paths_map_to_module_paths() {
+        let src = Path::new("src");
+        assert_eq!(module_path(src, Path::new("src/lib.rs")), "crate");
+        assert_eq!(module_path(src, Path::new("src/a.rs")), "crate::a");
+        assert_eq!(module_path(src, Path::new("src/a/b.rs")), "crate::a::b");
+        assert_eq!(module_path(src, Path::new("src/a/mod.rs")), "crate::a");
+    }
+}
