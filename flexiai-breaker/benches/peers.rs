@@ -1,12 +1,13 @@
-//! Admission plus success recording in the closed state: flexiai-breaker against recloser and
-//! failsafe, single-threaded and with two threads sharing one breaker.
+//! Admission plus success recording in the closed state: flexiai-breaker (borrowed permits,
+//! and owned ones from `acquire_owned`) against recloser and failsafe, single-threaded and
+//! with two threads sharing one breaker.
 //!
 //! `cargo bench -p flexiai-breaker --bench peers -- --warm-up-time 1 --measurement-time 3`
 
 #![allow(clippy::unwrap_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -19,6 +20,16 @@ fn flexiai() -> CircuitBreaker {
 #[inline]
 fn flexiai_op(b: &CircuitBreaker) {
     match b.try_acquire() {
+        Ok(permit) => permit.success(),
+        Err(rejected) => {
+            black_box(rejected);
+        }
+    }
+}
+
+#[inline]
+fn flexiai_owned_op(b: &Arc<CircuitBreaker>) {
+    match b.acquire_owned() {
         Ok(permit) => permit.success(),
         Err(rejected) => {
             black_box(rejected);
@@ -40,6 +51,10 @@ fn single_thread(c: &mut Criterion) {
     let mut g = c.benchmark_group("closed_acquire_success/1_thread");
     let b = flexiai();
     g.bench_function("flexiai", |bench| bench.iter(|| flexiai_op(black_box(&b))));
+    let owned = Arc::new(flexiai());
+    g.bench_function("flexiai_owned", |bench| {
+        bench.iter(|| flexiai_owned_op(black_box(&owned)))
+    });
     let r = recloser::Recloser::default();
     g.bench_function("recloser", |bench| {
         bench.iter(|| recloser_op(black_box(&r)))
@@ -77,6 +92,10 @@ fn two_thread(c: &mut Criterion) {
     let b = flexiai();
     g.bench_function("flexiai", |bench| {
         bench.iter_custom(|iters| two_threads(&b, iters, flexiai_op))
+    });
+    let owned = Arc::new(flexiai());
+    g.bench_function("flexiai_owned", |bench| {
+        bench.iter_custom(|iters| two_threads(&owned, iters, flexiai_owned_op))
     });
     let r = recloser::Recloser::default();
     g.bench_function("recloser", |bench| {

@@ -26,6 +26,9 @@ pub enum BreakerError {
     /// The background thread of a [`QueuedObserver`](crate::QueuedObserver) could not start.
     #[error("could not start the observer thread: {0}")]
     ObserverThread(#[source] std::io::Error),
+    /// The background thread of a `MetricsExporter` (feature `metrics`) could not start.
+    #[error("could not start the metrics exporter thread")]
+    ExporterThread(#[source] std::io::Error),
 }
 
 impl BreakerError {

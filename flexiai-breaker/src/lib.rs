@@ -3,7 +3,10 @@
 //!
 //! A [`CircuitBreaker`] guards one provider. Calls ask for a [`Permit`] with
 //! [`try_acquire`](CircuitBreaker::try_acquire) (or go through the async
-//! [`call`](CircuitBreaker::call) helper) and settle it with their outcome. Failures, counted
+//! [`call`](CircuitBreaker::call) helper) and settle it with their outcome; a breaker shared
+//! as an `Arc` also hands out `'static` [`OwnedPermit`]s
+//! ([`acquire_owned`](CircuitBreaker::acquire_owned)) that can move into a spawned task or a
+//! `tower::Service::call` future (`flexiai-tower` builds on them). Failures, counted
 //! as a run of consecutive failures or as a failure rate over a sliding window (slow calls
 //! optionally included, errors sorted by a caller-supplied [`Classifier`]), open the breaker;
 //! once the recovery timeout has passed it turns half-open by itself and lets a bounded number
@@ -86,8 +89,11 @@ mod clock;
 mod config;
 mod counters;
 mod error;
+#[cfg(feature = "metrics")]
+pub mod exporter;
 mod metrics;
 mod observer;
+mod owned;
 mod permit;
 mod sync;
 mod word;
@@ -97,11 +103,14 @@ pub use classifier::{Classifier, CountAll, ErrorClass};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerConfig, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS};
 pub use error::{BreakerError, CallError, Rejected};
+#[cfg(feature = "metrics")]
+pub use exporter::{BreakerRecorder, ExporterHandle, MetricsExporter};
 pub use flexiai_events::{BreakerSnapshot, CircuitState};
 pub use metrics::BreakerMetrics;
 pub use observer::{
     BreakerId, BreakerObserver, NoopObserver, Outcome, OutcomeEvent, QueueStats, QueuedObserver,
     Transition, TransitionReason,
 };
+pub use owned::OwnedPermit;
 pub use permit::Permit;
 pub use word::MAX_VERSION;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use flexiai_backend::{MemoryBackend, SyncBackend};
 use flexiai_backend_redis::{RedisBackend, RedisConfig};
-use flexiai_breaker::{BreakerConfig, CircuitBreaker};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker, MetricsExporter};
 use flexiai_events::CircuitState;
 use flexiai_sync::{StateSyncManager, SyncOptions};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,10 @@ pub(crate) struct DemoArgs {
     /// Print only the summary, not the live view.
     #[arg(long)]
     quiet: bool,
+    /// Serve the workers' metrics in Prometheus format at http://ADDR/metrics while the demo
+    /// runs (port 0 picks a free port; the address is printed). In-process workers only.
+    #[arg(long, value_name = "ADDR", conflicts_with = "processes")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Options of the hidden `flexiai demo-worker`: one worker process of `demo --processes`.
@@ -130,7 +134,7 @@ struct Tally {
 }
 
 struct Worker {
-    manager: StateSyncManager,
+    manager: Arc<StateSyncManager>,
     breakers: [Arc<CircuitBreaker>; 2],
 }
 
@@ -174,6 +178,10 @@ pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
             )
         }
         (redis, _) => {
+            if let Some(addr) = args.metrics_addr {
+                let bound = crate::metrics::serve(addr).await?;
+                println!("metrics at http://{bound}/metrics");
+            }
             let backends = match redis {
                 None => memory_backends(n),
                 Some(url) => redis_backends(url, &demo_prefix(), n).await?,
@@ -181,7 +189,14 @@ pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
             let kind = backends.first().map_or("memory", |b| b.kind());
             print_intro(n, &args, kind);
             (
-                run_fleet(backends, start, args.rate, !args.quiet).await?,
+                run_fleet(
+                    backends,
+                    start,
+                    args.rate,
+                    !args.quiet,
+                    args.metrics_addr.is_some(),
+                )
+                .await?,
                 kind,
             )
         }
@@ -194,7 +209,7 @@ pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {
 pub(crate) async fn run_worker(args: DemoWorkerArgs) -> crate::Result<()> {
     let start = UNIX_EPOCH + Duration::from_millis(args.start_ms);
     let backends = redis_backends(&args.redis, &args.prefix, 1).await?;
-    let report = run_fleet(backends, start, args.rate, false).await?;
+    let report = run_fleet(backends, start, args.rate, false, false).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -244,12 +259,14 @@ fn redis_config(url: &str, prefix: &str) -> crate::Result<RedisConfig> {
         .state_ttl(Some(Duration::from_secs(120))))
 }
 
-/// Runs workers over `backends` along the timeline starting at `start`.
+/// Runs workers over `backends` along the timeline starting at `start`; with `export`, each
+/// worker's manager and breakers are recorded (label `worker` = `w0`, `w1`, ...) every 250 ms.
 async fn run_fleet(
     backends: Vec<Arc<dyn SyncBackend>>,
     start: SystemTime,
     rate: u32,
     live_view: bool,
+    export: bool,
 ) -> crate::Result<Report> {
     let mut workers = Vec::with_capacity(backends.len());
     for backend in backends {
@@ -262,9 +279,21 @@ async fn run_fleet(
         manager.register_circuit_breaker(Arc::clone(&secondary))?;
         manager.start().await?;
         workers.push(Arc::new(Worker {
-            manager,
+            manager: Arc::new(manager),
             breakers: [primary, secondary],
         }));
+    }
+    let mut exporters = Vec::new();
+    if export {
+        for (i, worker) in workers.iter().enumerate() {
+            let labelled = MetricsExporter::new().label("worker", format!("w{i}"));
+            exporters.push(
+                worker
+                    .manager
+                    .metrics_exporter(labelled)
+                    .spawn(Duration::from_millis(250))?,
+            );
+        }
     }
     let providers = [FakeProvider::healthy(), FakeProvider::healthy()];
     let tally = Arc::new(Tally::default());
@@ -318,6 +347,8 @@ async fn run_fleet(
     for worker in &workers {
         worker.manager.stop().await?;
     }
+    // Each records once more as it stops: a last scrape sees the final totals.
+    drop(exporters);
     Ok(report)
 }
 

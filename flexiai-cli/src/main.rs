@@ -4,6 +4,7 @@
 
 mod chat;
 mod demo;
+mod metrics;
 mod ops;
 mod worker;
 

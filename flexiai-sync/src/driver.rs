@@ -53,6 +53,7 @@ impl Shared {
     /// backend: [`DEGRADE_AFTER_FAILURES`] failures in a row degrade the manager (one lost
     /// call is not an outage, and degrading flips every breaker to local probes, the
     /// stampede fleet probes exist to prevent), and any success resets the count.
+    #[tracing::instrument(name = "sync.backend_op", level = "debug", skip_all, fields(operation = name))]
     pub(crate) async fn op<T>(
         &self,
         name: &'static str,
@@ -166,6 +167,7 @@ impl Shared {
 
     /// Re-reads every provider from the store in one batch and converges each (see
     /// [`converge`](Self::converge)).
+    #[tracing::instrument(name = "sync.reconcile", level = "debug", skip_all)]
     pub(crate) async fn reconcile(&self) -> Result<(), BackendError> {
         let entries = self.registry.all();
         if entries.is_empty() {
@@ -373,6 +375,7 @@ impl Shared {
 
     /// Publishes every breaker's pending transition (the latest snapshot stands for all the
     /// transitions since the last publication), grown from the last stored revision we know.
+    #[tracing::instrument(name = "sync.publish_transitions", level = "debug", skip_all)]
     pub(crate) async fn publish_transitions(&self) {
         if self.is_degraded() {
             return; // kept dirty; reconcile writes it when the backend is back
@@ -397,6 +400,7 @@ impl Shared {
     /// Shares the outcome counts of the last interval: one message per provider that saw a
     /// failure, none in steady healthy state. Counts from a degraded period are dropped: they
     /// would arrive too late to mean anything.
+    #[tracing::instrument(name = "sync.flush_outcomes", level = "debug", skip_all)]
     pub(crate) async fn flush_outcomes(&self) {
         let degraded = self.is_degraded();
         for entry in self.registry.all() {
@@ -728,6 +732,7 @@ impl Driver {
         self.backoff = (self.backoff * 2).min(self.shared.options.max_retry_backoff);
     }
 
+    #[tracing::instrument(name = "sync.resubscribe", level = "debug", skip_all)]
     async fn resubscribe(&mut self) {
         match self
             .shared
@@ -745,6 +750,7 @@ impl Driver {
         }
     }
 
+    #[tracing::instrument(name = "sync.heartbeat", level = "trace", skip_all)]
     async fn heartbeat(&mut self) {
         let shared = &self.shared;
         let beat = shared
@@ -768,6 +774,7 @@ impl Driver {
     /// Gives this worker's half-open breakers probe credits when it wins the provider's
     /// probe lease, so the fleet as a whole sends at most `half_open_max_calls` probes per
     /// half-open period; releases the lease when the period ends.
+    #[tracing::instrument(name = "sync.ration_probes", level = "trace", skip_all)]
     async fn ration_probes(&mut self) {
         let shared = Arc::clone(&self.shared);
         if !shared.options.fleet_probes || shared.is_degraded() {

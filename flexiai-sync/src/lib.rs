@@ -19,6 +19,8 @@ mod health;
 mod manager;
 mod options;
 mod registry;
+#[cfg(feature = "metrics")]
+pub mod telemetry;
 
 #[cfg(feature = "testing")]
 pub mod scenarios;

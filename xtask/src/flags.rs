@@ -4,7 +4,8 @@ pub(crate) const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci          everything CI runs: lint, test, test-redis, loom
+  ci          everything CI runs: lint, api, test, test-redis, loom
+  api         check the public-API snapshots in api/ (--bless to accept changes)
   lint        cargo fmt --check, clippy -D warnings, rustdoc -D warnings
   test        every test that runs in-process (no Redis server needed)
   test-redis  every Redis-backed test, against redis-server instances the tests spawn
@@ -18,5 +19,5 @@ commands:
 /// at once is what a user enabling any of them gets too.
 pub(crate) const FEATURES: [&str; 2] = [
     "--features",
-    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing",
+    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing,flexiai-breaker/metrics,flexiai-sync/metrics",
 ];

@@ -4,6 +4,7 @@
 //! at a terminal all run exactly the same thing.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod api;
 mod coverage;
 mod flags;
 mod hooks;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         let sh = &sh;
         match command {
             "ci" => ci(sh),
+            "api" => api::run(&project_root(), args.iter().any(|a| a == "--bless")),
             "lint" => lint(sh),
             "lint-fast" => {
                 let features = flags::FEATURES;
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
 /// Everything CI checks, in order of cost.
 fn ci(sh: &Shell) -> crate::Result<()> {
     lint(sh)?;
+    api::run(&project_root(), false)?;
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
     let loom = tests::run_loom(sh)?;
