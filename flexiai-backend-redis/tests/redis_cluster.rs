@@ -43,7 +43,7 @@ async fn a_namespace_lives_in_one_slot_and_status_finds_every_provider() {
     for provider in &providers {
         let snapshot = BreakerSnapshot::new(CircuitState::Open, 1);
         backend
-            .compare_and_set(provider, &snapshot, None)
+            .compare_and_set(provider, &snapshot, None, None)
             .await
             .unwrap();
     }
@@ -55,7 +55,12 @@ async fn a_namespace_lives_in_one_slot_and_status_finds_every_provider() {
     let listing = RedisBackend::new(config).unwrap();
     for provider in ["b", "a"] {
         listing
-            .compare_and_set(provider, &BreakerSnapshot::new(CircuitState::Open, 1), None)
+            .compare_and_set(
+                provider,
+                &BreakerSnapshot::new(CircuitState::Open, 1),
+                None,
+                None,
+            )
             .await
             .unwrap();
     }
@@ -71,7 +76,10 @@ async fn scripts_are_reloaded_after_every_node_lost_them() {
     let backend = RedisBackend::new(factory.base_config("noscript")).unwrap();
     let open = |v| BreakerSnapshot::new(CircuitState::Open, v);
     assert_eq!(
-        backend.compare_and_set("p", &open(1), None).await.unwrap(),
+        backend
+            .compare_and_set("p", &open(1), None, None)
+            .await
+            .unwrap(),
         flexiai_backend::CasOutcome::Applied
     );
     let cluster = flexiai_testkit::RedisCluster::shared().unwrap();
@@ -80,7 +88,10 @@ async fn scripts_are_reloaded_after_every_node_lost_them() {
         flexiai_testkit::resp::command_ok(addr, &["SCRIPT", "FLUSH"]).unwrap();
     }
     assert_eq!(
-        backend.compare_and_set("p", &open(2), None).await.unwrap(),
+        backend
+            .compare_and_set("p", &open(2), Some(open(1).revision()), None)
+            .await
+            .unwrap(),
         flexiai_backend::CasOutcome::Applied
     );
     let lease = backend

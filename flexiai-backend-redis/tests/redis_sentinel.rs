@@ -65,7 +65,10 @@ async fn a_failover_moves_commands_and_the_subscription_to_the_new_master() {
     let old_port = factory.sentinel().unwrap().master_port().unwrap();
     let open = |v| BreakerSnapshot::new(CircuitState::Open, v);
     assert_eq!(
-        writer.compare_and_set("p", &open(1), None).await.unwrap(),
+        writer
+            .compare_and_set("p", &open(1), None, None)
+            .await
+            .unwrap(),
         CasOutcome::Applied
     );
 
@@ -87,7 +90,17 @@ async fn a_failover_moves_commands_and_the_subscription_to_the_new_master() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         version += 1;
-        let applied = writer.compare_and_set("p", &open(version), None).await;
+        // Grown from what the store holds now: a write lost with the old master left the
+        // new one behind, and the successor rule wants the writer to name what it replaces.
+        let grown_from = writer
+            .get_state("p")
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.revision());
+        let applied = writer
+            .compare_and_set("p", &open(version), grown_from, None)
+            .await;
         let stored: Option<String> = redis::cmd("GET")
             .arg("failover:state:p")
             .query_async(&mut on_new)
@@ -108,7 +121,12 @@ async fn a_failover_moves_commands_and_the_subscription_to_the_new_master() {
         version += 1;
         assert_eq!(
             writer
-                .compare_and_set("p", &open(version), None)
+                .compare_and_set(
+                    "p",
+                    &open(version),
+                    Some(open(version - 1).revision()),
+                    None
+                )
                 .await
                 .unwrap(),
             CasOutcome::Applied
