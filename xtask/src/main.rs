@@ -6,6 +6,7 @@
 
 mod coverage;
 mod flags;
+mod fuzz;
 mod hooks;
 mod tests;
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             "coverage" => coverage::run(sh),
+            "fuzz" => fuzz::run(sh, &args[1..]),
             "install-hooks" => hooks::install(sh),
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
@@ -84,11 +86,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Seconds of fuzzing per target in `ci`; `cargo xtask fuzz --seconds N` is the long run.
+const CI_FUZZ_SECONDS: u64 = 10;
+
 /// Everything CI checks, in order of cost.
 fn ci(sh: &Shell) -> crate::Result<()> {
     lint(sh)?;
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
+    // Replays each committed corpus, then a few seconds of fuzzing per target.
+    fuzz::fuzz(sh, CI_FUZZ_SECONDS, None)?;
     println!();
     println!("in-process tests: {local}");
     println!("Redis-backed tests: {redis}");
