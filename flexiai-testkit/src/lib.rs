@@ -4,6 +4,8 @@
 //!   its own temp dir, with persistence off, and can stop, kill (`-9`), restart
 //!   on the same port, and pause/resume (SIGSTOP/SIGCONT) it.
 //! * [`FaultProxy`] is a TCP proxy with runtime faults: cut, blackhole, latency.
+//! * [`WorkerProcess`] steers a child over stdin/stdout, one JSON object per line (the
+//!   `flexiai worker` processes of the multi-process tests and the chaos runner).
 //! * [`tls::TestCa`] makes a private CA and server certificates in-process (rcgen), for
 //!   `RedisServerBuilder::tls` / `tls_pem`.
 //! * `RedisContainer` (feature `testcontainers`) starts Redis in Docker instead.
@@ -28,6 +30,7 @@ pub mod backend;
 mod container;
 mod error;
 mod logs;
+mod process;
 mod proxy;
 mod server;
 pub mod tls;
@@ -36,5 +39,6 @@ pub mod tls;
 pub use container::{DEFAULT_IMAGE, RedisContainer};
 pub use error::{Result, TestkitError};
 pub use logs::LogCapture;
+pub use process::WorkerProcess;
 pub use proxy::FaultProxy;
 pub use server::{REDIS_SERVER_ENV, RedisServer, RedisServerBuilder, free_port, ping};

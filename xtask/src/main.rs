@@ -4,6 +4,7 @@
 //! at a terminal all run exactly the same thing.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod chaos;
 mod coverage;
 mod flags;
 mod fuzz;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
             }
             "coverage" => coverage::run(sh),
             "fuzz" => fuzz::run(sh, &args[1..]),
+            "chaos" => chaos::run(sh, &args[1..]),
             "install-hooks" => hooks::install(sh),
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
@@ -94,6 +96,7 @@ fn ci(sh: &Shell) -> crate::Result<()> {
     lint(sh)?;
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
+    chaos::ci(sh)?;
     // Replays each committed corpus, then a few seconds of fuzzing per target.
     fuzz::fuzz(sh, CI_FUZZ_SECONDS, None)?;
     println!();
