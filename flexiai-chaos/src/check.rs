@@ -73,11 +73,12 @@ fn operator_holds(history: &History, out: &mut Vec<Violation>) {
             .map_or(u64::MAX, |next| next.start_ms);
         // Find the operator's own write; what follows it in channel order is what the
         // store did next.
-        let Some(own) = history
-            .writes
-            .iter()
-            .position(|w| is_operator(&w.by) && w.version == version && w.state == wanted)
-        else {
+        let Some(own) = history.writes.iter().position(|w| {
+            w.t_ms >= action.start_ms
+                && is_operator(&w.by)
+                && w.version == version
+                && w.state == wanted
+        }) else {
             continue; // the watcher was disconnected when it was written
         };
         for w in &history.writes[own + 1..] {

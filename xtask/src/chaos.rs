@@ -10,10 +10,18 @@ pub(crate) const CI_SEED: &str = "1";
 pub(crate) const CI_SECONDS: &str = "45";
 /// Checks that fail on today's code because of known protocol bugs (issue 12): `ci` still
 /// runs and prints them but does not fail on them. Empty when every check holds.
-pub(crate) const KNOWN_BUGS: &[&str] = &[];
+/// Both fail on seed 1: `operator_holds` (defect 2: a worker's higher version, made while
+/// partitioned or kept across an empty restart, is stored over an acknowledged override) and
+/// `probe_budget` (defect 6: a second worker takes the lease and probes in a period whose
+/// probe already ran, before it hears the period ended).
+pub(crate) const KNOWN_BUGS: &[&str] = &["operator_holds", "probe_budget"];
 
 /// Builds the CLI and the runner (debug: the hot path is not what is measured) and runs.
+/// `--ci` alone runs exactly what `ci` runs.
 pub(crate) fn run(sh: &Shell, args: &[String]) -> crate::Result<()> {
+    if args == ["--ci"] {
+        return ci(sh);
+    }
     cmd!(sh, "cargo build --quiet -p flexiai-cli -p flexiai-chaos").run()?;
     let root = crate::project_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
