@@ -197,6 +197,27 @@ mod tests {
     }
 
     #[test]
+    fn an_override_is_judged_from_its_own_write_not_an_earlier_identical_one() {
+        // After an empty restart versions start again: an older run of the same operator
+        // write must not be taken for this one.
+        let mut h = History::default();
+        h.writes.push(write(1, "forced_open", 1, "flexiai-cli@h:1:0"));
+        h.writes.push(write(2, "forced_open", 1, "w:1:1"));
+        h.redis_restarts.push(3);
+        h.operators.push(OperatorAction {
+            start_ms: 4,
+            ack_ms: 6,
+            op: Operator::ForceOpen,
+            version: Some(1),
+        });
+        h.writes.push(write(5, "forced_open", 1, "flexiai-cli@h:1:1"));
+        h.writes.push(write(5, "open", 59, "w:1:1"));
+        let v = check(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("open v59"), "{v:?}");
+    }
+
+    #[test]
     fn two_synced_probes_in_one_period_are_a_violation_unless_the_first_died() {
         let batch = |worker, probes: Vec<u64>| Batch {
             t_ms: 1,
