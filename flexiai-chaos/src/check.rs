@@ -201,7 +201,8 @@ mod tests {
         // After an empty restart versions start again: an older run of the same operator
         // write must not be taken for this one.
         let mut h = History::default();
-        h.writes.push(write(1, "forced_open", 1, "flexiai-cli@h:1:0"));
+        h.writes
+            .push(write(1, "forced_open", 1, "flexiai-cli@h:1:0"));
         h.writes.push(write(2, "forced_open", 1, "w:1:1"));
         h.redis_restarts.push(3);
         h.operators.push(OperatorAction {
@@ -210,7 +211,8 @@ mod tests {
             op: Operator::ForceOpen,
             version: Some(1),
         });
-        h.writes.push(write(5, "forced_open", 1, "flexiai-cli@h:1:1"));
+        h.writes
+            .push(write(5, "forced_open", 1, "flexiai-cli@h:1:1"));
         h.writes.push(write(5, "open", 59, "w:1:1"));
         let v = check(&h);
         assert_eq!(v.len(), 1, "{v:?}");

@@ -1,6 +1,6 @@
 //! `flexiai-chaos`: a real-process chaos run of a flexiai-rs fleet (`cargo xtask chaos`).
 //!
-//! A private `redis-server`, one [`FaultProxy`](flexiai_testkit::FaultProxy) per worker, and
+//! A private `redis-server`, one [`FaultProxy`] per worker, and
 //! N `flexiai worker` processes under load, driven through a seeded fault schedule: Redis
 //! `kill -9` and restart empty, SIGSTOP/SIGCONT; a worker blackholed or slowed by its proxy;
 //! a worker (the probe-lease holder among them) `kill -9`ed and restarted; operator

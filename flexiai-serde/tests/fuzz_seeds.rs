@@ -77,12 +77,36 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let msgpack = StateSerializer::new(Format::MessagePack);
     let signed = other_fleet();
     let mut seeds = vec![
-        ("event_decode", "seed-python-opened.json", PYTHON_OPENED.into()),
-        ("event_decode", "seed-python-failure.json", PYTHON_FAILURE.into()),
-        ("event_decode", "seed-python-state-update.json", PYTHON_STATE_UPDATE.into()),
-        ("snapshot_decode", "seed-python-state.json", PYTHON_STATE.into()),
-        ("snapshot_decode", "seed-snapshot.json", json.serialize_state(&snapshot()).unwrap()),
-        ("snapshot_decode", "seed-snapshot.msgpack", msgpack.serialize_state(&snapshot()).unwrap()),
+        (
+            "event_decode",
+            "seed-python-opened.json",
+            PYTHON_OPENED.into(),
+        ),
+        (
+            "event_decode",
+            "seed-python-failure.json",
+            PYTHON_FAILURE.into(),
+        ),
+        (
+            "event_decode",
+            "seed-python-state-update.json",
+            PYTHON_STATE_UPDATE.into(),
+        ),
+        (
+            "snapshot_decode",
+            "seed-python-state.json",
+            PYTHON_STATE.into(),
+        ),
+        (
+            "snapshot_decode",
+            "seed-snapshot.json",
+            json.serialize_state(&snapshot()).unwrap(),
+        ),
+        (
+            "snapshot_decode",
+            "seed-snapshot.msgpack",
+            msgpack.serialize_state(&snapshot()).unwrap(),
+        ),
     ];
     for (name, event) in [
         ("transition", transition()),
@@ -92,8 +116,16 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         let json_name: &'static str = format!("seed-{name}.json").leak();
         let msgpack_name: &'static str = format!("seed-{name}.msgpack").leak();
         let signed_name: &'static str = format!("seed-{name}.signed").leak();
-        seeds.push(("event_decode", json_name, json.serialize_event(&event).unwrap()));
-        seeds.push(("event_decode", msgpack_name, msgpack.serialize_event(&event).unwrap()));
+        seeds.push((
+            "event_decode",
+            json_name,
+            json.serialize_event(&event).unwrap(),
+        ));
+        seeds.push((
+            "event_decode",
+            msgpack_name,
+            msgpack.serialize_event(&event).unwrap(),
+        ));
         seeds.push((
             "signed_frame",
             signed_name,
@@ -101,7 +133,11 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ));
         // The target also splices its own key id in front of the input: give it a payload
         // that is exactly what a signed frame wraps.
-        seeds.push(("signed_frame", msgpack_name, msgpack.serialize_event(&event).unwrap()));
+        seeds.push((
+            "signed_frame",
+            msgpack_name,
+            msgpack.serialize_event(&event).unwrap(),
+        ));
     }
     seeds.push((
         "signed_frame",
@@ -138,7 +174,9 @@ fn every_seed_is_a_genuine_payload() {
                     .unwrap();
             }
             ("signed_frame", _) => {
-                signed.deserialize_event_on("flexiai:events", &bytes).unwrap();
+                signed
+                    .deserialize_event_on("flexiai:events", &bytes)
+                    .unwrap();
             }
             other => panic!("unexpected seed {other:?}"),
         }
