@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use flexiai_breaker::{BreakerObserver, CircuitBreaker, Outcome, OutcomeEvent, Transition};
+use flexiai_events::Revision;
 use tokio::sync::Notify;
 
 /// What a breaker's hot path tells the background driver: a flag and two counters, so that
@@ -88,12 +89,31 @@ impl BreakerObserver for SyncObserver {
     }
 }
 
+/// Where one breaker's local history stands against the store's. Touched only by the
+/// background driver (and `sync_all_states`), never by the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Lineage {
+    /// The stored revision the local state grew from: the last one this worker wrote or
+    /// adopted. `None` until the first successful read or write. Every compare-and-set names
+    /// it, so a local branch that diverged from the store can never replace a decision it
+    /// did not see.
+    pub(crate) base: Option<Revision>,
+    /// The epoch the local breaker's versions count in (the breaker itself only knows
+    /// versions).
+    pub(crate) epoch: u64,
+    /// The version installed from an unversioned (Python) transition and not yet stored: it
+    /// is recorded with a `StateUpdateEvent`, which Python ignores, so Python workers never
+    /// get their own transition echoed back.
+    pub(crate) learned_from_python: Option<u64>,
+}
+
 /// One registered breaker.
 pub(crate) struct Entry {
     pub(crate) name: String,
     pub(crate) breaker: Arc<CircuitBreaker>,
     pub(crate) signals: Arc<Signals>,
     pub(crate) observer: Arc<dyn BreakerObserver>,
+    lineage: Mutex<Lineage>,
 }
 
 impl Entry {
@@ -108,6 +128,20 @@ impl Entry {
             breaker,
             signals,
             observer,
+            lineage: Mutex::default(),
+        }
+    }
+
+    /// Reads or changes the lineage under its lock (never held across an await).
+    pub(crate) fn lineage<T>(&self, f: impl FnOnce(&mut Lineage) -> T) -> T {
+        f(&mut self.lineage.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The local breaker's position: its epoch and version.
+    pub(crate) fn local_revision(&self) -> Revision {
+        Revision {
+            epoch: self.lineage(|l| l.epoch),
+            version: self.breaker.version(),
         }
     }
 }
