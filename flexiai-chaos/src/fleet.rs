@@ -280,7 +280,7 @@ pub(crate) fn watch(flexiai: PathBuf, url: String, shared: Arc<Shared>) -> JoinH
             if let Some(stdout) = child.stdout.take() {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if line.contains("resubscribed") {
+                    if line.contains("resubscribed") || line.contains("disconnected") {
                         let t = shared.now_ms();
                         shared.history().watch_gaps.push(t);
                     } else if let Some(write) = parse_write(&line, shared.now_ms()) {

@@ -195,10 +195,9 @@ async fn an_override_written_into_an_emptied_redis_holds() {
     let _: () = redis::cmd("FLUSHALL").query_async(&mut con).await.unwrap();
     let backend = Arc::clone(workers[0].manager.backend());
     let operator = flexiai_events::WorkerId::new("ops:cli:1").unwrap();
-    let written =
-        flexiai_sync::override_state(&backend, "x", CircuitState::ForcedOpen, &operator)
-            .await
-            .unwrap();
+    let written = flexiai_sync::override_state(&backend, "x", CircuitState::ForcedOpen, &operator)
+        .await
+        .unwrap();
     scenarios::reconciled(&workers, 2).await;
     let stored = backend.get_state("x").await.unwrap().unwrap();
     assert_eq!(stored.revision(), written.revision(), "{stored:?}");
