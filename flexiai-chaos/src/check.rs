@@ -107,15 +107,24 @@ fn operator_holds(history: &History, out: &mut Vec<Violation>) {
 /// At most `HALF_OPEN_MAX` probes per half-open period (its version) fleet-wide, counting
 /// probes admitted while the worker was synced before and after the batch. A period in which
 /// a probing worker was killed is left out: its lease expires and another worker may probe.
+///
+/// A version alone does not name a period: an empty restart starts the versions again, and
+/// (with protocol v2) an operator override starts a new epoch. No half-open period spans a
+/// Redis restart or an operator command, so those count as period boundaries too.
 fn probe_budget(history: &History, out: &mut Vec<Violation>) {
-    let mut per_period: BTreeMap<u64, Vec<(u64, usize)>> = BTreeMap::new();
+    let restarts = |t: u64| history.redis_restarts.iter().filter(|&&r| r <= t).count();
+    let operators = |t: u64| history.operators.iter().filter(|o| o.start_ms <= t).count();
+    let mut per_period: BTreeMap<(usize, usize, u64), Vec<(u64, usize)>> = BTreeMap::new();
     for b in history.batches.iter().filter(|b| b.synced) {
         for &v in &b.probes {
-            per_period.entry(v).or_default().push((b.t_ms, b.worker));
+            per_period
+                .entry((restarts(b.t_ms), operators(b.t_ms), v))
+                .or_default()
+                .push((b.t_ms, b.worker));
         }
     }
     let killed: Vec<u64> = history.kills.iter().filter_map(|k| k.2).collect();
-    for (version, probes) in per_period {
+    for ((_, _, version), probes) in per_period {
         if probes.len() as u64 > HALF_OPEN_MAX && !killed.contains(&version) {
             out.push(violation(
                 "probe_budget",
@@ -238,6 +247,34 @@ mod tests {
         assert_eq!(check(&h)[0].check, "probe_budget");
         h.kills.push((2, 0, Some(5)));
         assert!(check(&h).is_empty());
+    }
+
+    #[test]
+    fn the_same_version_after_an_empty_restart_or_an_override_is_another_period() {
+        let batch = |t_ms, worker| Batch {
+            t_ms,
+            worker,
+            state: "half_open".into(),
+            version: 5,
+            calls: 1,
+            max_admit_us: 3,
+            probes: vec![5],
+            synced: true,
+        };
+        let mut h = History::default();
+        h.batches.push(batch(1, 0));
+        h.redis_restarts.push(2);
+        h.batches.push(batch(3, 1));
+        h.operators.push(OperatorAction {
+            start_ms: 4,
+            ack_ms: 5,
+            op: Operator::Reset,
+            version: Some(1),
+        });
+        h.batches.push(batch(6, 2));
+        assert!(check(&h).is_empty(), "{:?}", check(&h));
+        h.batches.push(batch(7, 3));
+        assert_eq!(check(&h).len(), 1);
     }
 
     #[test]
