@@ -9,12 +9,14 @@ pub(crate) const CI_SEED: &str = "1";
 /// Seconds of faults in `ci` (plus start-up and up to 20 s of convergence).
 pub(crate) const CI_SECONDS: &str = "45";
 /// Checks that fail on today's code because of known protocol bugs (issue 12): `ci` still
-/// runs and prints them but does not fail on them. Empty when every check holds.
-/// Both fail on seed 1: `operator_holds` (defect 2: a worker's higher version, made while
-/// partitioned or kept across an empty restart, is stored over an acknowledged override) and
-/// `probe_budget` (defect 6: a second worker takes the lease and probes in a period whose
-/// probe already ran, before it hears the period ended).
-pub(crate) const KNOWN_BUGS: &[&str] = &["operator_holds", "probe_budget"];
+/// runs and prints them but does not fail on them. Remove a name when its fix lands.
+///
+/// `probe_budget` fails on some seeds (14 and 15 of 6 tried, h-proto merged): a second worker
+/// takes the lease and probes in a period whose probe already ran, before it hears the period
+/// ended (defect 6: the lease is not fenced by the period). `operator_holds` failed on every
+/// seed before h-proto's "compare-and-set stores only a successor" (defect 2) was merged here,
+/// and holds since.
+pub(crate) const KNOWN_BUGS: &[&str] = &["probe_budget"];
 
 /// Builds the CLI and the runner (debug: the hot path is not what is measured) and runs.
 /// `--ci` alone runs exactly what `ci` runs.
