@@ -3,15 +3,22 @@
 //!
 //! Commands (one per line): `state P`, `fail P N`, `succeed P N`, `probe P` (take a permit
 //! and hold it), `settle P success|failure`, `force_open P`, `disable P`, `reset P`,
-//! `wait P STATE TIMEOUT_MS`, `health`, `quit`.
+//! `wait P STATE TIMEOUT_MS`, `stored P` (the store's snapshot, read through this worker's
+//! backend), `health`, `quit`.
+//!
+//! For the chaos runner, `fail`/`succeed` replies also carry what the batch saw: the longest
+//! admission (acquire plus recording the outcome, in microseconds, measured here), the
+//! versions of the probes admitted, whether the manager was synced before and after, and
+//! `transitions`: every transition this worker's breakers made since the previous such
+//! reply (from a breaker observer, with version and reason).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use flexiai_backend_redis::{RedisBackend, RedisConfig};
-use flexiai_breaker::{BreakerConfig, CircuitBreaker};
+use flexiai_breaker::{BreakerConfig, BreakerObserver, CircuitBreaker, Transition};
 use flexiai_events::{CircuitState, Timestamp};
 use flexiai_sync::{StateSyncManager, SyncOptions};
 use serde_json::{Value, json};
@@ -41,6 +48,44 @@ pub(crate) struct WorkerArgs {
     /// Redis command timeout, in milliseconds.
     #[arg(long, default_value_t = 300)]
     command_timeout_ms: u64,
+}
+
+/// Records the transitions of this worker's breakers for the chaos runner (a test harness:
+/// a mutex is fine here, it is not the library's hot path).
+#[derive(Debug, Default)]
+struct Recorder {
+    names: Mutex<HashMap<u64, String>>,
+    log: Mutex<Vec<Value>>,
+}
+
+impl BreakerObserver for Recorder {
+    fn on_transition(&self, t: &Transition) {
+        let name = self
+            .names
+            .lock()
+            .ok()
+            .and_then(|n| n.get(&t.breaker.get()).cloned())
+            .unwrap_or_default();
+        if let Ok(mut log) = self.log.lock() {
+            log.push(json!({
+                "provider": name,
+                "from": t.from.as_str(),
+                "to": t.to.as_str(),
+                "version": t.version,
+                "reason": format!("{:?}", t.reason),
+                "at_micros": t.at.unix_micros(),
+            }));
+        }
+    }
+}
+
+impl Recorder {
+    fn drain(&self) -> Value {
+        self.log
+            .lock()
+            .map(|mut log| Value::Array(std::mem::take(&mut *log)))
+            .unwrap_or(Value::Null)
+    }
 }
 
 pub(crate) async fn run(args: WorkerArgs) -> crate::Result<()> {
@@ -73,8 +118,13 @@ pub(crate) async fn run(args: WorkerArgs) -> crate::Result<()> {
     }
     .with_recovery_timeout(Duration::from_millis(args.recovery_ms));
     let mut breakers = HashMap::new();
+    let recorder = Arc::new(Recorder::default());
     for name in args.providers.split(',').filter(|s| !s.is_empty()) {
         let breaker = Arc::new(CircuitBreaker::new(name, breaker_config.clone())?);
+        if let Ok(mut names) = recorder.names.lock() {
+            names.insert(breaker.id().get(), name.to_owned());
+        }
+        breaker.add_observer(Arc::clone(&recorder) as Arc<dyn BreakerObserver>);
         manager.register_circuit_breaker(Arc::clone(&breaker))?;
         breakers.insert(name.to_owned(), breaker);
     }
@@ -91,7 +141,7 @@ pub(crate) async fn run(args: WorkerArgs) -> crate::Result<()> {
         if words.first() == Some(&"quit") {
             break;
         }
-        let reply = match handle(&words, &breakers, &manager, &mut held).await {
+        let reply = match handle(&words, &breakers, &manager, &mut held, &recorder).await {
             Ok(value) => value,
             Err(message) => json!({"error": message}),
         };
@@ -111,6 +161,7 @@ async fn handle<'a>(
     breakers: &'a HashMap<String, Arc<CircuitBreaker>>,
     manager: &StateSyncManager,
     held: &mut HashMap<String, flexiai_breaker::Permit<'a>>,
+    recorder: &Recorder,
 ) -> Result<Value, String> {
     let breaker = |i: usize| {
         words
@@ -128,23 +179,36 @@ async fn handle<'a>(
         Some("state") => Ok(state_json(breaker(1)?)),
         Some("fail" | "succeed") => {
             let b = breaker(1)?;
-            let (mut admitted, mut rejected) = (0, 0);
+            let synced_before = manager.health().is_synced();
+            let (mut admitted, mut rejected, mut max_admit) = (0, 0, Duration::ZERO);
+            let mut probes = Vec::new();
             for _ in 0..number(2)? {
+                let started = Instant::now();
                 match b.try_acquire() {
-                    Ok(permit) if words[0] == "fail" => {
-                        permit.failure();
-                        admitted += 1;
-                    }
                     Ok(permit) => {
-                        permit.success();
+                        if permit.is_probe() {
+                            probes.push(permit.version());
+                        }
+                        if words[0] == "fail" {
+                            permit.failure();
+                        } else {
+                            permit.success();
+                        }
                         admitted += 1;
                     }
                     Err(_) => rejected += 1,
                 }
+                max_admit = max_admit.max(started.elapsed());
             }
             let mut reply = state_json(b);
             reply["admitted"] = admitted.into();
             reply["rejected"] = rejected.into();
+            reply["max_admit_us"] = u64::try_from(max_admit.as_micros())
+                .unwrap_or(u64::MAX)
+                .into();
+            reply["probes"] = probes.into();
+            reply["synced"] = (synced_before && manager.health().is_synced()).into();
+            reply["transitions"] = recorder.drain();
             Ok(reply)
         }
         Some("probe") => {
@@ -194,6 +258,23 @@ async fn handle<'a>(
             let mut reply = state_json(b);
             reply["reached"] = (b.state() == target).into();
             Ok(reply)
+        }
+        Some("stored") => {
+            let name = words.get(1).copied().unwrap_or_default();
+            breaker(1)?;
+            let read = tokio::time::timeout(
+                manager.options().operation_timeout,
+                manager.backend().get_state(name),
+            )
+            .await;
+            match read {
+                Ok(Ok(Some(s))) => {
+                    Ok(json!({"stored": {"state": s.state.as_str(), "version": s.version}}))
+                }
+                Ok(Ok(None)) => Ok(json!({"stored": null})),
+                Ok(Err(e)) => Err(format!("stored {name}: {e}")),
+                Err(_) => Err(format!("stored {name}: timed out")),
+            }
         }
         Some("health") => {
             let health = manager.health();

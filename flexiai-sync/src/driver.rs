@@ -456,27 +456,37 @@ impl Shared {
         if event.worker_id() == &self.worker_id {
             return;
         }
-        Counters::bump(&self.counters.events_received);
         let lag = Timestamp::now().saturating_duration_since(event.timestamp());
         self.counters.last_event_lag_micros.store(
             u64::try_from(lag.as_micros()).unwrap_or(u64::MAX - 1),
             Ordering::Relaxed,
         );
+        let effect = self.apply_received(event);
+        // Counted once handled, so a reader that sees the count also sees the effect.
+        match effect {
+            Effect::Applied => Counters::bump(&self.counters.events_applied),
+            Effect::Ignored => Counters::bump(&self.counters.events_ignored),
+            Effect::Absorbed => {}
+        }
+        Counters::bump(&self.counters.events_received);
+    }
+
+    fn apply_received(&self, event: &Event) -> Effect {
         let Some(entry) = self.registry.get(event.provider_name()) else {
-            return;
+            return Effect::Ignored;
         };
-        let applied = match event {
-            Event::StateUpdateEvent(update) => {
-                self.apply_versioned(&entry, &update.state_data, event)
-            }
+        match event {
+            Event::StateUpdateEvent(update) => self
+                .apply_versioned(&entry, &update.state_data, event)
+                .into(),
             Event::CircuitBreakerEvent(transition) => match transition.target_state() {
                 Some(state) => match transition.metadata.version {
                     Some(version) => {
                         let mut remote = snapshot_from_event(transition, state, version);
                         remote.epoch = transition.metadata.epoch.unwrap_or(0);
-                        self.apply_versioned(&entry, &remote, event)
+                        self.apply_versioned(&entry, &remote, event).into()
                     }
-                    None => apply_python_transition(&entry, transition, state),
+                    None => apply_python_transition(&entry, transition, state).into(),
                 },
                 None => {
                     // Outcomes recorded under another version belong to a period this
@@ -488,13 +498,32 @@ impl Shared {
                     {
                         let (failures, successes) = outcome_counts(transition);
                         entry.breaker.absorb_remote_outcomes(failures, successes);
+                        Effect::Absorbed
+                    } else {
+                        Effect::Ignored
                     }
-                    false
                 }
             },
-        };
+        }
+    }
+}
+
+/// What a received event did to the local breaker.
+enum Effect {
+    /// Changed its state or version.
+    Applied,
+    /// Its outcome counts were added to the current period.
+    Absorbed,
+    /// Nothing: not newer, another period's outcomes, or a provider not registered here.
+    Ignored,
+}
+
+impl From<bool> for Effect {
+    fn from(applied: bool) -> Self {
         if applied {
-            Counters::bump(&self.counters.events_applied);
+            Self::Applied
+        } else {
+            Self::Ignored
         }
     }
 }

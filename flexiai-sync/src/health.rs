@@ -60,13 +60,18 @@ pub struct SyncMetrics {
     /// Events this worker published (transitions that won their compare-and-set, and
     /// outcome reports).
     pub events_published: u64,
-    /// Events received from other workers.
+    /// Events received from other workers, counted once handled: a reader that sees the
+    /// count also sees the event's effect (applied, absorbed or ignored).
     pub events_received: u64,
     /// Received events that changed a local breaker.
     pub events_applied: u64,
     /// Payloads on the channel that failed to decode (malformed, oversized, unknown version or
     /// type) and were dropped.
     pub events_rejected: u64,
+    /// Received events that changed nothing locally: not newer than the local breaker
+    /// (`events_replayed` among them), an older unversioned (Python) transition, outcome
+    /// counts from another period, or a provider not registered here.
+    pub events_ignored: u64,
     /// The part of `events_rejected` refused by event authentication: unsigned payloads while
     /// a key is configured, forged or corrupted signatures, unknown keys, a previous key past
     /// its grace period.
@@ -102,6 +107,7 @@ pub(crate) struct Counters {
     pub(crate) events_received: AtomicU64,
     pub(crate) events_applied: AtomicU64,
     pub(crate) events_rejected: AtomicU64,
+    pub(crate) events_ignored: AtomicU64,
     pub(crate) events_unauthenticated: AtomicU64,
     pub(crate) events_replayed: AtomicU64,
     pub(crate) cas_conflicts: AtomicU64,
@@ -129,17 +135,19 @@ impl Counters {
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        // Release/Acquire: a test or operator that reads a count sees what preceded it.
+        counter.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn snapshot(&self) -> SyncMetrics {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let get = |c: &AtomicU64| c.load(Ordering::Acquire);
         let lag = get(&self.last_event_lag_micros);
         SyncMetrics {
             events_published: get(&self.events_published),
             events_received: get(&self.events_received),
             events_applied: get(&self.events_applied),
             events_rejected: get(&self.events_rejected),
+            events_ignored: get(&self.events_ignored),
             events_unauthenticated: get(&self.events_unauthenticated),
             events_replayed: get(&self.events_replayed),
             cas_conflicts: get(&self.cas_conflicts),

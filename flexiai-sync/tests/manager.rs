@@ -187,8 +187,15 @@ async fn degraded_then_recovers(fault: u8) {
         ProbeMode::Local,
         "no fleet probes without a backend"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Evidence, not a pause: B re-reads the store twice after the trip (so one read began
+    // after it) and still finds nothing open.
+    let reconciles = b.manager.metrics().reconciles;
+    eventually("worker B re-reads the store after the trip", || {
+        b.manager.metrics().reconciles >= reconciles + 2
+    })
+    .await;
     assert_eq!(b.breaker("x").state(), CircuitState::Closed);
+    assert!(a.manager.health().is_degraded());
 
     faulty.set(OK);
     eventually("worker A is synced again", || {
@@ -309,7 +316,11 @@ async fn python_transitions_are_ordered_by_timestamp_and_enter_the_versioned_his
     store
         .publish_raw(python("opened", "2020-01-01T00:00:00".parse().unwrap()).as_bytes())
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually("the stale Python event is handled", || {
+        a.manager.metrics().events_received >= 1
+    })
+    .await;
+    assert_eq!(a.manager.metrics().events_ignored, 1);
     assert_eq!(
         a.breaker("openai").state(),
         CircuitState::Closed,
@@ -361,11 +372,10 @@ async fn outcome_deltas_count_only_in_the_period_they_were_recorded_in() {
     };
     // Failures from a period the fleet has left (a late flush) must not reopen the breaker.
     store.publish_event(&outcomes(current - 2)).await.unwrap();
-    eventually("the stale event is received", || {
-        a.manager.metrics().events_received >= 1
+    eventually("the stale event is handled and ignored", || {
+        a.manager.metrics().events_ignored >= 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(
         a.breaker("x").state(),
         CircuitState::Closed,
@@ -385,10 +395,22 @@ async fn own_events_are_not_applied_twice() {
     let a = worker(Arc::new(store.clone()), &["x"], &config(2)).await;
     a.breaker("x").force_open();
     eventually("published", || a.manager.metrics().events_published >= 2).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A fence: a peer's event published after ours arrives after them on the one channel,
+    // so once it is counted, our own events have been handled too.
+    let fence = Event::from(flexiai_events::CircuitBreakerEvent::outcomes(
+        "not-registered-here",
+        WorkerId::new("peer:1:1").unwrap(),
+        1,
+        0,
+    ));
+    store.publish_event(&fence).await.unwrap();
+    eventually("the fence is handled", || {
+        a.manager.metrics().events_received >= 1
+    })
+    .await;
     let metrics = a.manager.metrics();
     assert_eq!(
-        metrics.events_received, 0,
+        metrics.events_received, 1,
         "a worker's own events are not 'received'"
     );
     assert_eq!(metrics.events_applied, 0);

@@ -306,7 +306,23 @@ async fn ten_thousand_hostile_payloads_change_nothing_and_are_all_counted() {
         }
     }
     assert_eq!(rejected + replayed, PAYLOADS as u64);
-    tokio::time::sleep(Duration::from_millis(300)).await; // anything late would show now
+    // A fence instead of a pause: one more garbage payload, published after the flood on the
+    // same connection, arrives after it; once every worker has counted it, anything the flood
+    // could still cause has shown.
+    let () = redis::cmd("PUBLISH")
+        .arg("flexiai:events")
+        .arg(&b"fence"[..])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    rejected += 1;
+    eventually("every worker counts the fence", || {
+        totals(&workers)
+            .iter()
+            .zip(&before)
+            .all(|(m, b)| m.events_rejected - b.events_rejected >= rejected)
+    })
+    .await;
     println!(
         "{PAYLOADS} hostile payloads counted by 3 workers in {:?}",
         started.elapsed()

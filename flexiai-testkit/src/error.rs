@@ -89,6 +89,11 @@ pub enum TestkitError {
         /// What went wrong.
         reason: String,
     },
+
+    /// A line-protocol worker process misbehaved: exited, or sent a bad or error reply.
+    #[error("worker process: {0}")]
+    Worker(String),
+
     /// A test certificate could not be made.
     #[error("making a test certificate: {0}")]
     Certificate(String),

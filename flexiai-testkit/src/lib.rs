@@ -8,6 +8,8 @@
 //!   test of a process ([`RedisCluster::shared`]).
 //! * [`SentinelGroup`] spawns a master, replicas and Sentinels, and runs `SENTINEL FAILOVER`.
 //! * [`FaultProxy`] is a TCP proxy with runtime faults: cut, blackhole, latency.
+//! * [`WorkerProcess`] steers a child over stdin/stdout, one JSON object per line (the
+//!   `flexiai worker` processes of the multi-process tests and the chaos runner).
 //! * [`tls::TestCa`] makes a private CA and server certificates in-process (rcgen), for
 //!   `RedisServerBuilder::tls` / `tls_pem`.
 //! * `RedisContainer` (feature `testcontainers`) starts Redis in Docker instead.
@@ -33,6 +35,7 @@ mod cluster;
 mod container;
 mod error;
 mod logs;
+mod process;
 mod proxy;
 pub mod resp;
 pub mod sentinel;
@@ -44,6 +47,7 @@ pub use cluster::{RedisCluster, SLOTS};
 pub use container::{DEFAULT_IMAGE, RedisContainer};
 pub use error::{Result, TestkitError};
 pub use logs::LogCapture;
+pub use process::WorkerProcess;
 pub use proxy::FaultProxy;
 pub use sentinel::SentinelGroup;
 pub use server::{REDIS_SERVER_ENV, RedisServer, RedisServerBuilder, free_port, ping};

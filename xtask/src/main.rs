@@ -5,8 +5,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod api;
+mod chaos;
 mod coverage;
 mod flags;
+mod fuzz;
 mod hooks;
 mod tests;
 
@@ -41,6 +43,8 @@ fn main() -> ExitCode {
                 Ok(())
             }
             "coverage" => coverage::run(sh),
+            "fuzz" => fuzz::run(sh, &args[1..]),
+            "chaos" => chaos::run(sh, &args[1..]),
             "install-hooks" => hooks::install(sh),
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
@@ -87,6 +91,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// Seconds of fuzzing per target in `ci`; `cargo xtask fuzz --seconds N` is the long run.
+const CI_FUZZ_SECONDS: u64 = 10;
+
 /// Everything CI checks, in order of cost.
 fn ci(sh: &Shell) -> crate::Result<()> {
     lint(sh)?;
@@ -94,6 +101,9 @@ fn ci(sh: &Shell) -> crate::Result<()> {
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
     let loom = tests::run_loom(sh)?;
+    chaos::ci(sh)?;
+    // Replays each committed corpus, then a few seconds of fuzzing per target.
+    fuzz::fuzz(sh, CI_FUZZ_SECONDS, None)?;
     println!();
     println!("in-process tests: {local}");
     println!("Redis-backed tests: {redis}");

@@ -228,13 +228,24 @@ pub async fn half_open_probes_are_rationed_fleet_wide(factory: &impl BackendFact
     sleep(recovery).await;
 
     // Every worker keeps trying, as a busy fleet would; hold the admitted probe (the call is
-    // in flight) while counting.
+    // in flight) while counting. The count is over until every worker has been refused
+    // enough times while half-open (evidence that each one was in the period and asked),
+    // not over a wall-clock window.
+    const REFUSALS: u32 = 50;
     let mut probes: Vec<Permit<'_>> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        for worker in &workers {
-            if let Ok(permit) = worker.breaker("x").try_acquire() {
-                probes.push(permit);
+    let mut refused = vec![0u32; workers.len()];
+    let start = Instant::now();
+    while refused.iter().any(|&n| n < REFUSALS) {
+        assert!(
+            start.elapsed() < CONVERGE,
+            "refusals per worker: {refused:?}"
+        );
+        for (worker, refused) in workers.iter().zip(&mut refused) {
+            let breaker = worker.breaker("x");
+            match breaker.try_acquire() {
+                Ok(permit) => probes.push(permit),
+                Err(_) if breaker.state() == CircuitState::HalfOpen => *refused += 1,
+                Err(_) => {}
             }
         }
         sleep(Duration::from_millis(5)).await;
@@ -260,11 +271,20 @@ pub async fn a_late_joiner_starts_with_the_fleet_state(factory: &impl BackendFac
     let config = config(2, Duration::from_secs(60));
     let first = worker(Arc::clone(&backends[0]), &["x"], &config).await;
     first.breaker("x").force_open();
-    eventually("the store holds the transition", || {
-        first.manager.metrics().events_published > 0
-    })
-    .await;
-    sleep(Duration::from_millis(50)).await;
+    // Evidence that the store holds the transition (not just the start-up write).
+    let start = Instant::now();
+    while backends[1]
+        .get_state("x")
+        .await
+        .unwrap()
+        .is_none_or(|s| s.state != CircuitState::ForcedOpen)
+    {
+        assert!(
+            start.elapsed() < CONVERGE,
+            "the transition was never stored"
+        );
+        sleep(Duration::from_millis(2)).await;
+    }
     let late = worker(Arc::clone(&backends[1]), &["x"], &config).await;
     assert_eq!(
         late.breaker("x").state(),
@@ -373,16 +393,27 @@ pub async fn stop_and_drop_are_clean(factory: &impl BackendFactory) {
         workers[0].manager.stop().await.is_err(),
         "stopping twice is an error, not a hang"
     );
-    // A stopped worker's breaker is standalone again: its transitions stay local.
+    // A stopped worker's breaker is standalone again: its transitions stay local. Evidence,
+    // not a pause: worker 1 re-reads the store twice after the transition (so one read
+    // began after it) and the store holds nothing newer.
+    let published = workers[0].manager.metrics().events_published;
     workers[0].breaker("x").force_open();
-    sleep(Duration::from_millis(200)).await;
+    let reconciles = workers[1].manager.metrics().reconciles;
+    eventually("worker 1 re-reads the store after the transition", || {
+        workers[1].manager.metrics().reconciles >= reconciles + 2
+    })
+    .await;
     assert_eq!(workers[1].breaker("x").state(), CircuitState::Closed);
-    let started = Instant::now();
-    drop(workers);
     assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "drop must not block"
+        backend
+            .get_state("x")
+            .await
+            .unwrap()
+            .is_none_or(|s| s.state == CircuitState::Closed)
     );
+    assert_eq!(workers[0].manager.metrics().events_published, published);
+    // Dropping returns (a blocking drop would hang the test here).
+    drop(workers);
 }
 
 /// An operator's override (no breaker of its own) reaches every worker, and a reset undoes it.
@@ -439,11 +470,20 @@ pub async fn idle_workers_leave_the_probe_to_busy_ones(factory: &impl BackendFac
                 break permit;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "round {round}: the busy worker got no probe within 2 s (lease TTL is 5 s)"
+                started.elapsed() < CONVERGE,
+                "round {round}: the busy worker never got a probe"
             );
             sleep(Duration::from_millis(5)).await;
         };
+        // Evidence that it came promptly rather than after an idle holder's lease expired:
+        // no idle worker (fresh this round) won the lease.
+        for (i, w) in workers.iter().take(3).enumerate() {
+            assert_eq!(
+                w.manager.metrics().probe_leases,
+                0,
+                "round {round}: idle worker {i} took the probe lease"
+            );
+        }
         probe.success();
         eventually("closed everywhere", || {
             workers
