@@ -126,7 +126,7 @@ pub enum Profile {
     Network,
     /// Providers that fail, flap, rate-limit and slow down; nothing else.
     Providers,
-    /// Operator overrides with providers failing and store wipes.
+    /// Operator overrides with providers failing, store wipes and Python-shaped workers.
     Operators,
     /// Python-shaped workers on the channel, with failing providers.
     MixedFleet,
@@ -313,7 +313,7 @@ fn draw_action(rng: &mut Rng, profile: Profile, workers: usize, providers: usize
     let kinds: &[u8] = match profile {
         Profile::Network => &[0, 1, 2, 4],
         Profile::Providers => &[7],
-        Profile::Operators => &[5, 5, 3, 7],
+        Profile::Operators => &[5, 5, 3, 6, 7],
         Profile::MixedFleet => &[6, 6, 7],
         Profile::Chaos => &[0, 1, 2, 3, 4, 5, 6, 7],
     };
