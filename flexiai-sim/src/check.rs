@@ -31,8 +31,9 @@ pub fn check_all(history: &History, half_open_max_calls: u32) -> Vec<Violation> 
 }
 
 /// **One linear history per provider**: a stored snapshot is only replaced by a successor
-/// of it, i.e. a write whose writer's state descends from exactly the snapshot it replaced
-/// (it adopted it, wrote it, or read it and agreed). Writing into an empty store is fine
+/// of it, i.e. a write whose writer's state descends from the snapshot it replaced (it
+/// adopted it, wrote it, or read it and agreed; a snapshot of the same version and state
+/// counts as the same point). Writing into an empty store is fine
 /// (Redis restarted empty); writing over a snapshot the writer never adopted is a lost
 /// update.
 pub fn check_linear_history(history: &History) -> Vec<Violation> {
@@ -49,7 +50,9 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
             continue;
         };
         let ok = match base {
-            Base::Known(id) => id == before,
+            // The same point of the history: same version and state (two workers that made
+            // the same transition and tied, or one that rewrote its own after a wipe).
+            Base::Known(id) => id.version == before.version && id.state == before.state,
             Base::Unknown => true,
             Base::Fresh => false,
         };
@@ -123,14 +126,34 @@ pub fn check_operator_precedence(history: &History) -> Vec<Violation> {
                 to,
                 version,
                 ..
-            } => view_change(&held, &mut holding, &mut out, index, *worker, provider, Some(*to), *version, "a local transition"),
+            } => view_change(
+                &held,
+                &mut holding,
+                &mut out,
+                index,
+                *worker,
+                provider,
+                Some(*to),
+                *version,
+                "a local transition",
+            ),
             Record::Seen {
                 worker,
                 provider,
                 version,
                 state,
                 via,
-            } => view_change(&held, &mut holding, &mut out, index, *worker, provider, *state, *version, via),
+            } => view_change(
+                &held,
+                &mut holding,
+                &mut out,
+                index,
+                *worker,
+                provider,
+                *state,
+                *version,
+                via,
+            ),
             _ => {}
         }
     }
@@ -190,7 +213,9 @@ pub fn check_probe_budget(history: &History, half_open_max_calls: u32) -> Vec<Vi
                 let period = in_flight.entry((provider, *version)).or_default();
                 *period.entry(*worker).or_insert(0) += 1;
                 let total: u32 = period.values().sum();
-                if total > half_open_max_calls && !reported.contains_key(&(provider.as_str(), *version)) {
+                if total > half_open_max_calls
+                    && !reported.contains_key(&(provider.as_str(), *version))
+                {
                     reported.insert((provider, *version), true);
                     let who: Vec<String> = period.iter().map(|(w, n)| format!("{w}x{n}")).collect();
                     out.push(Violation {
@@ -337,27 +362,36 @@ mod tests {
     fn a_write_over_a_snapshot_the_writer_never_adopted_is_a_lost_update() {
         let mut h = History::default();
         let operator = id(1, CircuitState::ForcedOpen, "operator");
-        h.push(0, Record::StoreWrite {
-            by: Actor::Operator,
-            provider: "openai".into(),
-            before: None,
-            after: operator.clone(),
-            base: Base::Fresh,
-        });
-        h.push(1, Record::StoreWrite {
-            by: W,
-            provider: "openai".into(),
-            before: Some(operator.clone()),
-            after: id(6, CircuitState::Closed, "w0.0"),
-            base: Base::Known(id(6, CircuitState::Closed, "w0.0")),
-        });
-        h.push(2, Record::StoreWrite {
-            by: W,
-            provider: "openai".into(),
-            before: Some(id(6, CircuitState::Closed, "w0.0")),
-            after: id(7, CircuitState::Open, "w0.0"),
-            base: Base::Known(id(6, CircuitState::Closed, "w0.0")),
-        });
+        h.push(
+            0,
+            Record::StoreWrite {
+                by: Actor::Operator,
+                provider: "openai".into(),
+                before: None,
+                after: operator.clone(),
+                base: Base::Fresh,
+            },
+        );
+        h.push(
+            1,
+            Record::StoreWrite {
+                by: W,
+                provider: "openai".into(),
+                before: Some(operator.clone()),
+                after: id(6, CircuitState::Closed, "w0.0"),
+                base: Base::Known(id(6, CircuitState::Closed, "w0.0")),
+            },
+        );
+        h.push(
+            2,
+            Record::StoreWrite {
+                by: W,
+                provider: "openai".into(),
+                before: Some(id(6, CircuitState::Closed, "w0.0")),
+                after: id(7, CircuitState::Open, "w0.0"),
+                base: Base::Known(id(6, CircuitState::Closed, "w0.0")),
+            },
+        );
         let found = check_linear_history(&h);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].index, 1);
@@ -366,12 +400,61 @@ mod tests {
     #[test]
     fn leaving_an_acknowledged_override_without_an_operator_is_reported() {
         let mut h = History::default();
-        h.push(0, Record::OperatorAction { id: 1, provider: "p".into(), state: CircuitState::ForcedOpen });
-        h.push(1, Record::OperatorAck { id: 1, provider: "p".into(), state: CircuitState::ForcedOpen, version: 3 });
-        h.push(2, Record::Seen { worker: W, provider: "p".into(), version: 3, state: Some(CircuitState::ForcedOpen), via: "operator".into() });
-        h.push(3, Record::Seen { worker: W, provider: "p".into(), version: 4, state: Some(CircuitState::Closed), via: "python".into() });
-        h.push(4, Record::OperatorAction { id: 2, provider: "p".into(), state: CircuitState::Closed });
-        h.push(5, Record::Seen { worker: W, provider: "p".into(), version: 5, state: Some(CircuitState::Closed), via: "operator".into() });
+        h.push(
+            0,
+            Record::OperatorAction {
+                id: 1,
+                provider: "p".into(),
+                state: CircuitState::ForcedOpen,
+            },
+        );
+        h.push(
+            1,
+            Record::OperatorAck {
+                id: 1,
+                provider: "p".into(),
+                state: CircuitState::ForcedOpen,
+                version: 3,
+            },
+        );
+        h.push(
+            2,
+            Record::Seen {
+                worker: W,
+                provider: "p".into(),
+                version: 3,
+                state: Some(CircuitState::ForcedOpen),
+                via: "operator".into(),
+            },
+        );
+        h.push(
+            3,
+            Record::Seen {
+                worker: W,
+                provider: "p".into(),
+                version: 4,
+                state: Some(CircuitState::Closed),
+                via: "python".into(),
+            },
+        );
+        h.push(
+            4,
+            Record::OperatorAction {
+                id: 2,
+                provider: "p".into(),
+                state: CircuitState::Closed,
+            },
+        );
+        h.push(
+            5,
+            Record::Seen {
+                worker: W,
+                provider: "p".into(),
+                version: 5,
+                state: Some(CircuitState::Closed),
+                via: "operator".into(),
+            },
+        );
         let found = check_operator_precedence(&h);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].index, 3);
@@ -379,9 +462,21 @@ mod tests {
 
     #[test]
     fn concurrent_probes_beyond_the_budget_are_reported_sequential_ones_are_not() {
-        let other = Actor::Worker { slot: 1, incarnation: 0 };
-        let admit = |w, synced| Record::ProbeAdmitted { worker: w, provider: "p".into(), version: 2, synced };
-        let settle = |w| Record::ProbeSettled { worker: w, provider: "p".into(), version: 2 };
+        let other = Actor::Worker {
+            slot: 1,
+            incarnation: 0,
+        };
+        let admit = |w, synced| Record::ProbeAdmitted {
+            worker: w,
+            provider: "p".into(),
+            version: 2,
+            synced,
+        };
+        let settle = |w| Record::ProbeSettled {
+            worker: w,
+            provider: "p".into(),
+            version: 2,
+        };
         let mut h = History::default();
         h.push(0, admit(W, true));
         h.push(1, settle(W));
@@ -395,18 +490,69 @@ mod tests {
     #[test]
     fn failures_reported_under_a_later_version_are_reported() {
         let mut h = History::default();
-        h.push(0, Record::Outcome { worker: W, provider: "p".into(), version: 5, failure: true, counted: true });
-        h.push(1, Record::OutcomesPublished { worker: W, provider: "p".into(), version: Some(6), failures: 1, successes: 0 });
+        h.push(
+            0,
+            Record::Outcome {
+                worker: W,
+                provider: "p".into(),
+                version: 5,
+                failure: true,
+                counted: true,
+            },
+        );
+        h.push(
+            1,
+            Record::OutcomesPublished {
+                worker: W,
+                provider: "p".into(),
+                version: Some(6),
+                failures: 1,
+                successes: 0,
+            },
+        );
         assert_eq!(check_outcome_periods(&h).len(), 1);
     }
 
     #[test]
     fn a_worker_stuck_half_open_or_apart_from_the_store_fails_liveness() {
         let mut h = History::default();
-        h.push(0, Record::Final { worker: W, provider: "p".into(), state: CircuitState::HalfOpen, version: 4, stored: Some(id(4, CircuitState::HalfOpen, "w0.0")), expected: CircuitState::Closed });
-        h.push(1, Record::Final { worker: W, provider: "q".into(), state: CircuitState::Closed, version: 4, stored: Some(id(5, CircuitState::Closed, "w1.0")), expected: CircuitState::Closed });
-        h.push(2, Record::Final { worker: W, provider: "r".into(), state: CircuitState::Closed, version: 4, stored: Some(id(4, CircuitState::Closed, "w1.0")), expected: CircuitState::Closed });
+        h.push(
+            0,
+            Record::Final {
+                worker: W,
+                provider: "p".into(),
+                state: CircuitState::HalfOpen,
+                version: 4,
+                stored: Some(id(4, CircuitState::HalfOpen, "w0.0")),
+                expected: CircuitState::Closed,
+            },
+        );
+        h.push(
+            1,
+            Record::Final {
+                worker: W,
+                provider: "q".into(),
+                state: CircuitState::Closed,
+                version: 4,
+                stored: Some(id(5, CircuitState::Closed, "w1.0")),
+                expected: CircuitState::Closed,
+            },
+        );
+        h.push(
+            2,
+            Record::Final {
+                worker: W,
+                provider: "r".into(),
+                state: CircuitState::Closed,
+                version: 4,
+                stored: Some(id(4, CircuitState::Closed, "w1.0")),
+                expected: CircuitState::Closed,
+            },
+        );
         let found = check_liveness(&h);
-        assert_eq!(found.iter().map(|v| v.index).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 }

@@ -296,8 +296,14 @@ impl History {
 
     /// The records up to `index` (inclusive) that concern `provider` or no provider, the
     /// last `count` of them: the context of a violation.
-    pub fn slice(&self, index: usize, provider: Option<&str>, count: usize) -> Vec<(usize, &Entry)> {
-        let mut out: Vec<(usize, &Entry)> = self.entries[..=index.min(self.entries.len().saturating_sub(1))]
+    pub fn slice(
+        &self,
+        index: usize,
+        provider: Option<&str>,
+        count: usize,
+    ) -> Vec<(usize, &Entry)> {
+        let mut out: Vec<(usize, &Entry)> = self.entries
+            [..=index.min(self.entries.len().saturating_sub(1))]
             .iter()
             .enumerate()
             .rev()

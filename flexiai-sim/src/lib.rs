@@ -116,6 +116,7 @@ impl fmt::Display for FailureReport<'_> {
             report.violations.len(),
             report.broken()
         )?;
+        writeln!(f, "diagnosis: {:?}", seeds::diagnose(report))?;
         write!(f, "{}", report.plan)?;
         let mut shown: Vec<&'static str> = Vec::new();
         for violation in &report.violations {
@@ -125,11 +126,16 @@ impl fmt::Display for FailureReport<'_> {
             shown.push(violation.invariant);
             writeln!(f, "\n  {}: {}", violation.invariant, violation.message)?;
             writeln!(f, "  history up to record #{}:", violation.index)?;
-            for (index, entry) in report
-                .history
-                .slice(violation.index, violation.provider.as_deref(), 30)
+            for (index, entry) in
+                report
+                    .history
+                    .slice(violation.index, violation.provider.as_deref(), 30)
             {
-                writeln!(f, "    #{index:<6} @{:>7} ms {:?}", entry.at_ms, entry.record)?;
+                writeln!(
+                    f,
+                    "    #{index:<6} @{:>7} ms {:?}",
+                    entry.at_ms, entry.record
+                )?;
             }
         }
         writeln!(f, "\n  rerun: cargo xtask sim --seed {}", report.plan.seed)

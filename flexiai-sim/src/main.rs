@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use flexiai_sim::seeds::{KNOWN_BUGS, REGRESSION_SEEDS, ci_seeds};
+use flexiai_sim::seeds::{KNOWN_BUGS, REGRESSION_SEEDS, ci_seeds, diagnose};
 use flexiai_sim::{FailureReport, SeedReport, run_seed};
 
 const USAGE: &str = "\
@@ -135,7 +135,10 @@ fn known_bugs(args: &Args) -> ExitCode {
             Ok(report) => {
                 let broken = report.broken();
                 if broken.contains(&bug.invariant) {
-                    println!("  seed {:>6} STILL FAILS {}: {}", bug.seed, bug.invariant, bug.defect);
+                    println!(
+                        "  seed {:>6} STILL FAILS {}: {}",
+                        bug.seed, bug.invariant, bug.defect
+                    );
                 } else {
                     fixed += 1;
                     println!(
@@ -153,8 +156,10 @@ fn known_bugs(args: &Args) -> ExitCode {
 
 struct Tally {
     run: u64,
+    ran: Vec<u64>,
     simulated: Duration,
-    failed: Vec<(u64, String, Vec<&'static str>)>,
+    failed: Vec<(u64, String, Vec<&'static str>, Vec<&'static str>)>,
+    by_defect: BTreeMap<&'static str, Vec<u64>>,
     by_invariant: BTreeMap<&'static str, u64>,
     printed: u64,
 }
@@ -163,9 +168,11 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
     let started = Instant::now();
     let tally = Mutex::new(Tally {
         run: 0,
+        ran: Vec::new(),
         simulated: Duration::ZERO,
         failed: Vec::new(),
         by_invariant: BTreeMap::new(),
+        by_defect: BTreeMap::new(),
         printed: 0,
     });
     let next = Mutex::new(0usize);
@@ -177,7 +184,9 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
                         return;
                     }
                     let index = {
-                        let mut n = next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let mut n = next
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         let i = *n;
                         *n += 1;
                         i
@@ -193,7 +202,9 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
             });
         }
     });
-    let tally = tally.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tally = tally
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     println!(
         "\nsimulated {} seeds ({} requested), {:.2} simulated hours in {:.0} s of wall time",
         tally.run,
@@ -208,9 +219,27 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
     );
     let mut failed = tally.failed;
     failed.sort();
-    for (seed, profile, broken) in failed.iter().take(60) {
-        println!("  seed {seed:>6} {profile:<10} {broken:?}");
+    for (seed, profile, broken, defects) in failed.iter().take(60) {
+        println!("  seed {seed:>6} {profile:<10} {broken:?} {defects:?}");
     }
+    println!("by defect (first seeds):");
+    for (defect, seeds) in &tally.by_defect {
+        let mut seeds = seeds.clone();
+        seeds.sort_unstable();
+        let shown: Vec<u64> = seeds.iter().copied().take(12).collect();
+        println!("  {defect}: {} seeds, e.g. {shown:?}", seeds.len());
+    }
+    let mut passing: Vec<u64> = seeds
+        .iter()
+        .copied()
+        .filter(|s| tally.ran.contains(s) && !failed.iter().any(|f| f.0 == *s))
+        .collect();
+    passing.sort_unstable();
+    println!(
+        "passing seeds ({}): {:?}",
+        passing.len(),
+        passing.iter().take(80).collect::<Vec<_>>()
+    );
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -219,8 +248,11 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
 }
 
 fn record(tally: &Mutex<Tally>, report: &SeedReport) {
-    let mut t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut t = tally
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     t.run += 1;
+    t.ran.push(report.plan.seed);
     t.simulated += report.simulated;
     if report.violations.is_empty() {
         return;
@@ -229,12 +261,23 @@ fn record(tally: &Mutex<Tally>, report: &SeedReport) {
     for name in &broken {
         *t.by_invariant.entry(name).or_insert(0) += 1;
     }
-    t.failed
-        .push((report.plan.seed, format!("{:?}", report.plan.profile), broken));
+    let defects = diagnose(report);
+    for defect in &defects {
+        t.by_defect
+            .entry(defect)
+            .or_default()
+            .push(report.plan.seed);
+    }
+    t.failed.push((
+        report.plan.seed,
+        format!("{:?}", report.plan.profile),
+        broken,
+        defects,
+    ));
     if t.printed < 3 {
         t.printed += 1;
         println!("{}", FailureReport(report));
     } else {
-        println!("seed {} FAILED {:?}", report.plan.seed, report.broken());
+        println!("seed {} FAILED {:?}", report.plan.seed, diagnose(report));
     }
 }

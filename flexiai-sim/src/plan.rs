@@ -183,7 +183,8 @@ impl Plan {
             _ => Profile::Chaos,
         };
         let workers = usize::try_from(rng.range(2, 5)).unwrap_or(2);
-        let providers: Vec<String> = ["openai", "anthropic"][..usize::try_from(rng.range(1, 2)).unwrap_or(1)]
+        let providers: Vec<String> = ["openai", "anthropic"]
+            [..usize::try_from(rng.range(1, 2)).unwrap_or(1)]
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
@@ -307,7 +308,12 @@ impl Plan {
     }
 }
 
-fn draw_action(rng: &mut Rng, profile: Profile, workers: usize, providers: usize) -> Option<Action> {
+fn draw_action(
+    rng: &mut Rng,
+    profile: Profile,
+    workers: usize,
+    providers: usize,
+) -> Option<Action> {
     let slot = rng.index(workers);
     let provider = rng.index(providers);
     let kinds: &[u8] = match profile {
@@ -326,7 +332,11 @@ fn draw_action(rng: &mut Rng, profile: Profile, workers: usize, providers: usize
     Some(match kind {
         0 => Action::Partition {
             slot,
-            mode: if mode == CallFault::LostReply { CallFault::Hang } else { mode },
+            mode: if mode == CallFault::LostReply {
+                CallFault::Hang
+            } else {
+                mode
+            },
             dur_ms: rng.range(1, 15) * 1000,
         },
         1 => Action::Flaky {

@@ -150,7 +150,12 @@ impl State {
     }
 
     /// Installs a new incarnation's breakers in `slot`.
-    pub(crate) fn install(&mut self, slot: usize, actor: Actor, breakers: Vec<Arc<CircuitBreaker>>) {
+    pub(crate) fn install(
+        &mut self,
+        slot: usize,
+        actor: Actor,
+        breakers: Vec<Arc<CircuitBreaker>>,
+    ) {
         let s = &mut self.slots[slot];
         s.actor = actor;
         s.alive = true;
@@ -348,7 +353,11 @@ impl State {
         if self.rng.chance(faults.drop) {
             return Vec::new();
         }
-        let copies = if self.rng.chance(faults.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.chance(faults.duplicate) {
+            2
+        } else {
+            1
+        };
         (0..copies)
             .map(|_| self.rng.range(0, faults.delay_max_ms))
             .collect()

@@ -33,7 +33,9 @@ pub(crate) struct SimBackend {
 
 impl fmt::Debug for SimBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimBackend").field("actor", &self.actor).finish()
+        f.debug_struct("SimBackend")
+            .field("actor", &self.actor)
+            .finish()
     }
 }
 
@@ -127,8 +129,7 @@ impl SyncBackend for SimBackend {
         let inner = self.shared.memory.subscribe().await?;
         let (tx, outer) = Subscription::channel(1024);
         let (gap_tx, gap_rx) = mpsc::unbounded_channel();
-        self.shared
-            .with(|s| s.slots[slot].resubscribe.push(gap_tx));
+        self.shared.with(|s| s.slots[slot].resubscribe.push(gap_tx));
         tokio::spawn(forward(Arc::clone(&self.shared), slot, inner, tx, gap_rx));
         Ok(outer)
     }
@@ -334,7 +335,12 @@ async fn forward(
     }
 }
 
-fn deliver(shared: &Shared, slot: usize, tx: &SubscriptionSender, notification: Notification) -> bool {
+fn deliver(
+    shared: &Shared,
+    slot: usize,
+    tx: &SubscriptionSender,
+    notification: Notification,
+) -> bool {
     shared.with(|s| {
         s.sync_slot(slot);
         if let Notification::Event(event) = &notification {

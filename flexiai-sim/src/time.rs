@@ -39,21 +39,22 @@ pub(crate) fn uninstall() {
 
 /// Milliseconds of virtual time since the run started.
 pub(crate) fn elapsed_ms() -> u64 {
-    let elapsed = ORIGIN
-        .with(Cell::get)
-        .map_or(Duration::ZERO, |o| Instant::now().saturating_duration_since(o));
+    let elapsed = ORIGIN.with(Cell::get).map_or(Duration::ZERO, |o| {
+        Instant::now().saturating_duration_since(o)
+    });
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Virtual wall time shifted by `offset_ms` (a host whose clock is off by that much).
 pub(crate) fn wall_with_offset(offset_ms: i64) -> Timestamp {
-    let elapsed = ORIGIN
-        .with(Cell::get)
-        .map_or(Duration::ZERO, |o| Instant::now().saturating_duration_since(o));
+    let elapsed = ORIGIN.with(Cell::get).map_or(Duration::ZERO, |o| {
+        Instant::now().saturating_duration_since(o)
+    });
     let micros = EPOCH_MICROS
         .saturating_add(i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
         .saturating_add(offset_ms.saturating_mul(1000));
-    Timestamp::from_unix_micros(micros).unwrap_or(Timestamp::from_unix_micros(EPOCH_MICROS).unwrap_or_else(Timestamp::now))
+    Timestamp::from_unix_micros(micros)
+        .unwrap_or(Timestamp::from_unix_micros(EPOCH_MICROS).unwrap_or_else(Timestamp::now))
 }
 
 fn virtual_now() -> Timestamp {

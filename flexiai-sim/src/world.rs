@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flexiai_backend::{MemoryBackend, SyncBackend};
 use flexiai_breaker::{
-    BreakerObserver, CircuitBreaker, CircuitState, OutcomeEvent, Outcome, Transition,
+    BreakerObserver, CircuitBreaker, CircuitState, Outcome, OutcomeEvent, Transition,
 };
 use flexiai_events::WorkerId;
 use flexiai_sync::{StateSyncManager, override_state};
@@ -280,7 +280,8 @@ impl Run<'_> {
                 state,
             });
         });
-        let backend: Arc<dyn SyncBackend> = Arc::new(SimBackend::operator(Arc::clone(&self.shared)));
+        let backend: Arc<dyn SyncBackend> =
+            Arc::new(SimBackend::operator(Arc::clone(&self.shared)));
         let record = match WorkerId::new("operator") {
             Ok(actor) => match timeout(
                 Duration::from_secs(5),
@@ -320,7 +321,9 @@ impl Run<'_> {
             Step::Act(action) => self.act(action, now).await?,
             Step::EndPartition { slot, generation } => {
                 let ended = self.shared.with(|s| {
-                    let ends = s.slots[slot].partition.is_some_and(|(_, g)| g == generation);
+                    let ends = s.slots[slot]
+                        .partition
+                        .is_some_and(|(_, g)| g == generation);
                     if ends {
                         s.slots[slot].partition = None;
                         s.signal_resubscribe(slot);
@@ -574,9 +577,7 @@ async fn lane(
         let probe = permit.is_probe();
         let version = permit.version();
         if probe {
-            let synced = manager
-                .upgrade()
-                .is_some_and(|m| m.health().is_synced());
+            let synced = manager.upgrade().is_some_and(|m| m.health().is_synced());
             shared.with(|s| {
                 s.record(Record::ProbeAdmitted {
                     worker: actor,
@@ -632,7 +633,7 @@ fn provider_answer(s: &mut State, provider: usize) -> (Duration, Answer) {
         Health::Healthy => healthy(s),
         Health::Down => down(s),
         Health::Flapping { period_ms } => {
-            if (time::elapsed_ms() / period_ms.max(1)) % 2 == 0 {
+            if (time::elapsed_ms() / period_ms.max(1)).is_multiple_of(2) {
                 down(s)
             } else {
                 healthy(s)

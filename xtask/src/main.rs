@@ -7,6 +7,7 @@
 mod coverage;
 mod flags;
 mod hooks;
+mod sim;
 mod tests;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
             "install-hooks" => hooks::install(sh),
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
+            "sim" => sim::run(sh, &args[1..]),
             "bench" => {
                 // The fleet benchmarks (flexiai-bench): release build, then a run that spawns
                 // its own redis-server instances and rewrites the fleet section of
@@ -89,6 +91,7 @@ fn ci(sh: &Shell) -> crate::Result<()> {
     lint(sh)?;
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
+    sim::ci(sh)?;
     println!();
     println!("in-process tests: {local}");
     println!("Redis-backed tests: {redis}");
