@@ -6,7 +6,7 @@
 //! Three readers follow that clock: the breakers (through [`VirtualClock`], a
 //! `flexiai_breaker::Clock`), the backend (MemoryBackend already reads tokio's clock), and
 //! every wall-clock read of the shipped code (`Timestamp::now`, redirected on this thread by
-//! [`install`]). Wall time starts at [`EPOCH_MICROS`]; a worker's clock offset shifts the
+//! `install`). Wall time starts at [`EPOCH_MICROS`]; a worker's clock offset shifts the
 //! wall anchor its breakers take when they are built.
 
 use std::cell::Cell;
