@@ -12,7 +12,7 @@ use flexiai_backend::{
     BackendError, CasOutcome, Health, LockLease, Subscription, SyncBackend, lock_token,
     validate_lock_name, validate_provider, validate_ttl,
 };
-use flexiai_events::{BreakerSnapshot, Event, WorkerId};
+use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use flexiai_serde::StateSerializer;
 use redis::{AsyncConnectionConfig, ProtocolVersion, RedisError, Value};
 use tokio::sync::watch;
@@ -449,11 +449,16 @@ impl SyncBackend for RedisBackend {
         &self,
         provider: &str,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
         self.ensure_open()?;
         validate_provider(provider)?;
         let key = self.inner.keys.state(provider);
+        let expected_args = match expected {
+            Some(grew_from) => ("1", grew_from.epoch, grew_from.version),
+            None => ("0", 0, 0),
+        };
         let payload = self.inner.serializer.serialize_state_for(&key, snapshot)?;
         let event_payload = event
             .map(|e| self.encode_event(e))
@@ -481,6 +486,10 @@ impl SyncBackend for RedisBackend {
                         .arg(&event_payload)
                         .arg(signed)
                         .arg(&unreadable)
+                        .arg(snapshot.epoch)
+                        .arg(expected_args.0)
+                        .arg(expected_args.1)
+                        .arg(expected_args.2)
                         .invoke_async::<Value>(&mut conn)
                         .await
                         .map_err(|e| self.redis_error(&e, "compare_and_set"))

@@ -14,8 +14,8 @@ use flexiai_backend::{
 };
 use flexiai_breaker::ProbeMode;
 use flexiai_events::{
-    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, EventType, StateUpdateEvent,
-    Timestamp, WorkerId,
+    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, EventType, Revision,
+    StateUpdateEvent, Timestamp, WorkerId,
 };
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
@@ -24,6 +24,16 @@ use tracing::{debug, info, warn};
 use crate::health::{Counters, ModeCell};
 use crate::registry::{Entry, Registry};
 use crate::{SyncMode, SyncOptions};
+
+/// Open deadlines closer than this count as the same one: a tie between workers that opened
+/// at the same moment (ms apart) is not worth another write.
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(250);
+
+/// Backend operations that must fail in a row before the manager degrades.
+pub const DEGRADE_AFTER_FAILURES: u64 = 3;
+
+/// Backend operations that must succeed in a row before a degraded manager reports `Synced`.
+pub const RECOVER_AFTER_SUCCESSES: u64 = 2;
 
 /// State shared by the manager handle and its driver task.
 pub(crate) struct Shared {
@@ -39,8 +49,53 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Runs one backend operation within the time bound, counting and degrading on failure.
+    /// Runs one backend operation within the time bound. Its outcome is evidence about the
+    /// backend: [`DEGRADE_AFTER_FAILURES`] failures in a row degrade the manager (one lost
+    /// call is not an outage, and degrading flips every breaker to local probes, the
+    /// stampede fleet probes exist to prevent), and any success resets the count.
     pub(crate) async fn op<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let result = self.bounded(name, fut).await;
+        match &result {
+            Ok(_) => {
+                self.counters.failures_in_a_row.store(0, Ordering::Relaxed);
+                Counters::bump(&self.counters.successes_in_a_row);
+            }
+            Err(error) => {
+                self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
+                let failures = self
+                    .counters
+                    .failures_in_a_row
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if failures >= DEGRADE_AFTER_FAILURES {
+                    self.degrade(format!("{name}: {error} ({failures} failures in a row)"));
+                } else {
+                    debug!(operation = name, %error, failures, "backend operation failed");
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs a best-effort operation (releasing a lease that expires anyway) within the time
+    /// bound. Failures are counted in `backend_errors` but are no evidence either way.
+    pub(crate) async fn best_effort<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let result = self.bounded(name, fut).await;
+        if let Err(error) = &result {
+            debug!(operation = name, %error, "best-effort backend operation failed");
+        }
+        result
+    }
+
+    async fn bounded<T>(
         &self,
         name: &'static str,
         fut: impl Future<Output = Result<T, BackendError>>,
@@ -53,11 +108,18 @@ impl Shared {
                 timeout: bound,
             }),
         };
-        if let Err(error) = &result {
+        if result.is_err() {
             Counters::bump(&self.counters.backend_errors);
-            self.degrade(format!("{name}: {error}"));
         }
         result
+    }
+
+    /// The event subscription dropped: events are being missed, so this worker is not in
+    /// step, whatever the command connection says.
+    pub(crate) fn subscription_dropped(&self, reason: &str) {
+        Counters::bump(&self.counters.subscription_drops);
+        self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
+        self.degrade(reason.to_owned());
     }
 
     pub(crate) fn is_degraded(&self) -> bool {
@@ -79,7 +141,15 @@ impl Shared {
         }
     }
 
+    /// Reports `Synced` again, but out of degraded mode only after
+    /// [`RECOVER_AFTER_SUCCESSES`] backend operations in a row succeeded (hysteresis: a
+    /// flapping backend does not flap every breaker's probe mode).
     pub(crate) fn mark_synced(&self) {
+        if self.is_degraded()
+            && self.counters.successes_in_a_row.load(Ordering::Relaxed) < RECOVER_AFTER_SUCCESSES
+        {
+            return;
+        }
         if let Some(previous) = self.mode.set(SyncMode::Synced) {
             info!(worker = %self.worker_id, ?previous, "sync established");
             self.apply_probe_mode();
@@ -94,9 +164,8 @@ impl Shared {
         }
     }
 
-    /// Re-reads every provider from the store in one batch and converges: newer stored
-    /// state is applied, older or missing stored state is overwritten with ours (with a
-    /// `StateUpdateEvent`, so workers that missed our transitions catch up now).
+    /// Re-reads every provider from the store in one batch and converges each (see
+    /// [`converge`](Self::converge)).
     pub(crate) async fn reconcile(&self) -> Result<(), BackendError> {
         let entries = self.registry.all();
         if entries.is_empty() {
@@ -108,24 +177,47 @@ impl Shared {
             .await?;
         Counters::bump(&self.counters.reconciles);
         for (entry, stored) in entries.iter().zip(stored) {
-            let local_version = entry.breaker.version();
-            match stored {
-                Some(stored) if stored.version > local_version => {
-                    if entry.breaker.apply_remote(&stored) {
-                        Counters::bump(&self.counters.events_applied);
-                        debug!(provider = %entry.name, version = stored.version, state = %stored.state, "reconciled from store");
-                    }
+            self.converge(entry, stored).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings one provider in line with the store.
+    ///
+    /// - Nothing stored (first start, expired, or the store lost everything): ours is the
+    ///   only history there is, so it is written back.
+    /// - The store holds what we grew from: local transitions not yet stored go out next.
+    /// - The store holds less than we know (emptied, then refilled by a worker that had not
+    ///   seen the latest decisions): ours is written back on top of it, as its successor.
+    /// - Anything else is a decision we did not see: adopted, dropping any local branch.
+    async fn converge(
+        &self,
+        entry: &Entry,
+        stored: Option<BreakerSnapshot>,
+    ) -> Result<(), BackendError> {
+        let base = entry.lineage(|l| l.base);
+        let Some(stored) = stored else {
+            let snapshot = self.own_snapshot(entry);
+            let event = self.event_for(entry, &snapshot, base);
+            return self.write(entry, &snapshot, base, &event).await;
+        };
+        let held = stored.revision();
+        match base {
+            Some(base) if held == base => {
+                if entry.local_revision() != base {
+                    entry.signals.mark_dirty();
                 }
-                Some(stored) if stored.version == local_version => {}
-                _ => {
-                    let snapshot = self.own_snapshot(entry);
-                    let event = Event::from(StateUpdateEvent {
-                        provider_name: entry.name.clone(),
-                        state_data: snapshot.clone(),
-                        worker_id: self.worker_id.clone(),
-                        timestamp: Timestamp::now(),
-                    });
-                    self.write(entry, &snapshot, &event).await?;
+            }
+            Some(base) if held < base => {
+                let snapshot = self.own_snapshot(entry);
+                let event = self.event_for(entry, &snapshot, Some(base));
+                debug!(provider = %entry.name, %held, %base, "the store lost history we hold: writing it back");
+                self.write(entry, &snapshot, Some(held), &event).await?;
+            }
+            _ => {
+                if self.adopt(entry, &stored, None) {
+                    Counters::bump(&self.counters.events_applied);
+                    debug!(provider = %entry.name, revision = %held, state = %stored.state, "reconciled from store");
                 }
             }
         }
@@ -134,53 +226,153 @@ impl Shared {
 
     fn own_snapshot(&self, entry: &Entry) -> BreakerSnapshot {
         let mut snapshot = entry.breaker.snapshot();
+        snapshot.epoch = entry.lineage(|l| l.epoch);
         snapshot.updated_by = Some(self.worker_id.clone());
         snapshot
     }
 
-    /// Compare-and-sets `snapshot` with `event`; on losing, adopts the stored winner.
+    /// The event that goes with storing `snapshot`. A transition Python workers have not seen
+    /// is a `CircuitBreakerEvent` (the only kind Python acts on); a state the fleet already
+    /// knows (put back into an emptied store, a fresh worker's closed v0) or one learned from
+    /// a Python worker (which must not be echoed back to Python) is a `StateUpdateEvent`.
+    fn event_for(
+        &self,
+        entry: &Entry,
+        snapshot: &BreakerSnapshot,
+        base: Option<Revision>,
+    ) -> Event {
+        let learned = entry.lineage(|l| l.learned_from_python);
+        let unseen = snapshot.version != 0
+            && base != Some(snapshot.revision())
+            && learned != Some(snapshot.version);
+        if unseen {
+            Event::from(transition_event(&entry.name, &self.worker_id, snapshot))
+        } else {
+            Event::from(StateUpdateEvent {
+                provider_name: entry.name.clone(),
+                state_data: snapshot.clone(),
+                worker_id: self.worker_id.clone(),
+                timestamp: Timestamp::now(),
+            })
+        }
+    }
+
+    /// Makes the stored `stored` this worker's state and its new base: the store sequences
+    /// the fleet, so a local branch that grew from anything older is dropped. `attempted` is
+    /// the snapshot a lost write tried to store (else the breaker's current one): when it is
+    /// the same transition (same revision and state), the breaker is left alone, keeping its
+    /// probe credits and any later local transition. Returns whether the breaker changed.
+    fn adopt(
+        &self,
+        entry: &Entry,
+        stored: &BreakerSnapshot,
+        attempted: Option<&BreakerSnapshot>,
+    ) -> bool {
+        let local = attempted
+            .cloned()
+            .unwrap_or_else(|| self.own_snapshot(entry));
+        let unstored = entry
+            .lineage(|l| l.base)
+            .is_none_or(|base| local.revision() > base);
+        entry.lineage(|l| {
+            l.base = Some(stored.revision());
+            l.epoch = stored.epoch;
+            l.learned_from_python = None;
+        });
+        if unstored && let Some(rebased) = self.later_deadline(&local, stored) {
+            entry.breaker.restore(&rebased);
+            entry.signals.mark_dirty();
+            debug!(provider = %entry.name, remaining_ms = ?rebased.open_remaining_ms, "rebased a later open deadline onto the store's history");
+            return true;
+        }
+        if local.revision() == stored.revision() && local.state == stored.state {
+            return false;
+        }
+        entry.breaker.restore(stored);
+        true
+    }
+
+    /// When a local open period not yet stored ends later than what the store holds (a
+    /// `Retry-After` that lost a race to a shorter one, or to a breaker-made transition), the
+    /// successor of `stored` that keeps it: the fleet's open period is the latest deadline
+    /// anyone asked for. Never over an operator's state. Deadlines within
+    /// [`DEADLINE_SLACK`] count as the same.
+    fn later_deadline(
+        &self,
+        local: &BreakerSnapshot,
+        stored: &BreakerSnapshot,
+    ) -> Option<BreakerSnapshot> {
+        if local.state != CircuitState::Open
+            || matches!(
+                stored.state,
+                CircuitState::ForcedOpen | CircuitState::Disabled
+            )
+        {
+            return None;
+        }
+        let ours = local.open_remaining_ms?;
+        let theirs = match stored.state {
+            CircuitState::Open => stored.open_remaining_ms.unwrap_or(u64::MAX),
+            _ => 0,
+        };
+        let slack = u64::try_from(DEADLINE_SLACK.as_millis()).unwrap_or(u64::MAX);
+        if ours <= theirs.saturating_add(slack) {
+            return None;
+        }
+        let mut rebased = stored.clone();
+        rebased.state = CircuitState::Open;
+        rebased.version = stored.version.saturating_add(1);
+        rebased.open_remaining_ms = Some(ours);
+        rebased.state_changed_at = local.state_changed_at.or(Some(Timestamp::now()));
+        rebased.updated_by = Some(self.worker_id.clone());
+        Some(rebased)
+    }
+
+    /// Compare-and-sets `snapshot`, grown from `expected`, with `event`. Applied, it becomes
+    /// the base. Lost, the stored winner is adopted, or, when the store holds less than our
+    /// base (it lost history), ours is queued to go back on top of it.
     async fn write(
         &self,
         entry: &Entry,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: &Event,
     ) -> Result<(), BackendError> {
         let outcome = self
             .op(
                 "compare_and_set",
                 self.backend
-                    .compare_and_set(&entry.name, snapshot, Some(event)),
+                    .compare_and_set(&entry.name, snapshot, expected, Some(event)),
             )
             .await?;
         match outcome {
             CasOutcome::Applied => {
                 Counters::bump(&self.counters.events_published);
+                entry.lineage(|l| {
+                    l.base = Some(snapshot.revision());
+                    if l.learned_from_python == Some(snapshot.version) {
+                        l.learned_from_python = None;
+                    }
+                });
             }
             CasOutcome::Stale { current } => {
                 Counters::bump(&self.counters.cas_conflicts);
-                let local = entry.breaker.version();
-                if current.version > local {
-                    entry.breaker.apply_remote(&current);
-                } else if current.version == local && local == snapshot.version {
-                    // Another worker reached the same version first. The same state (e.g.
-                    // every worker's open period ending at once) needs nothing, and keeping
-                    // ours keeps any probe credits; a different state loses to the store,
-                    // which sequences the fleet.
-                    if current.state != snapshot.state {
-                        entry.breaker.restore(&current);
-                    }
-                } else {
-                    // We moved on while writing; the newer local version goes next.
+                let held = current.revision();
+                let base = entry.lineage(|l| l.base);
+                if base.is_some_and(|base| held < base) {
+                    entry.lineage(|l| l.base = Some(held));
                     entry.signals.mark_dirty();
+                } else {
+                    self.adopt(entry, &current, Some(snapshot));
                 }
-                debug!(provider = %entry.name, stored = current.version, local, "lost compare-and-set, adopted the store's history");
+                debug!(provider = %entry.name, stored = %held, tried = %snapshot.revision(), "lost compare-and-set, adopted the store's history");
             }
         }
         Ok(())
     }
 
     /// Publishes every breaker's pending transition (the latest snapshot stands for all the
-    /// transitions since the last publication).
+    /// transitions since the last publication), grown from the last stored revision we know.
     pub(crate) async fn publish_transitions(&self) {
         if self.is_degraded() {
             return; // kept dirty; reconcile writes it when the backend is back
@@ -190,8 +382,12 @@ impl Shared {
                 continue;
             }
             let snapshot = self.own_snapshot(&entry);
-            let event = Event::from(transition_event(&entry.name, &self.worker_id, &snapshot));
-            if self.write(&entry, &snapshot, &event).await.is_err() {
+            let base = entry.lineage(|l| l.base);
+            if base == Some(snapshot.revision()) {
+                continue; // already stored: adopted from the store or the channel
+            }
+            let event = self.event_for(&entry, &snapshot, base);
+            if self.write(&entry, &snapshot, base, &event).await.is_err() {
                 entry.signals.mark_dirty();
                 return;
             }
@@ -240,6 +436,9 @@ impl Shared {
                 // The error is safe to log (no payload, no key); the payload is never logged.
                 warn!(reason = error.reason(), error = %error, "rejected a payload on the events channel");
             }
+            Notification::Disconnected => {
+                self.subscription_dropped("event subscription disconnected");
+            }
             Notification::Resubscribed | Notification::Lagged { .. } => {
                 debug!(?notification, "possible gap in events: reconciling");
                 if self.reconcile().await.is_ok() {
@@ -264,20 +463,17 @@ impl Shared {
         };
         let applied = match event {
             Event::StateUpdateEvent(update) => {
-                let applied = entry.breaker.apply_remote(&update.state_data);
-                if !applied {
-                    self.replayed(event, update.state_data.version, &entry);
-                }
-                applied
+                self.apply_versioned(&entry, &update.state_data, event)
             }
             Event::CircuitBreakerEvent(transition) => match transition.target_state() {
-                Some(state) => {
-                    let applied = apply_transition(&entry, transition, state);
-                    if let (false, Some(version)) = (applied, transition.metadata.version) {
-                        self.replayed(event, version, &entry);
+                Some(state) => match transition.metadata.version {
+                    Some(version) => {
+                        let mut remote = snapshot_from_event(transition, state, version);
+                        remote.epoch = transition.metadata.epoch.unwrap_or(0);
+                        self.apply_versioned(&entry, &remote, event)
                     }
-                    applied
-                }
+                    None => apply_python_transition(&entry, transition, state),
+                },
                 None => {
                     // Outcomes recorded under another version belong to a period this
                     // worker has left (or not reached): the transitions carry their effect.
@@ -300,6 +496,21 @@ impl Shared {
 }
 
 impl Shared {
+    /// Applies a stored revision announced on the channel when it is later than the one
+    /// this worker's state grew from (events are only published by winning writes, so a
+    /// later one is a decision of the fleet's history); anything else is a duplicate or a
+    /// replay.
+    fn apply_versioned(&self, entry: &Entry, remote: &BreakerSnapshot, event: &Event) -> bool {
+        let base = entry
+            .lineage(|l| l.base)
+            .unwrap_or_else(|| entry.local_revision());
+        if remote.revision() <= base {
+            self.replayed(event, remote.version, entry);
+            return false;
+        }
+        self.adopt(entry, remote, None)
+    }
+
     /// Counts and reports a versioned event that was not newer than the local breaker. The
     /// payload is not logged: only who sent it, for which provider, and the versions. The
     /// same version is routine (workers racing to one transition, or the event of a race
@@ -327,33 +538,52 @@ impl Shared {
     }
 }
 
-/// Applies a transition event. Versioned events apply only when newer. Unversioned ones
-/// (Python workers) are ordered by timestamp against the local last state change and, when
-/// applied, re-published into the versioned history as this worker's next version.
-fn apply_transition(entry: &Entry, event: &CircuitBreakerEvent, state: CircuitState) -> bool {
-    match event.metadata.version {
-        Some(version) => entry
-            .breaker
-            .apply_remote(&snapshot_from_event(event, state, version)),
-        None => {
-            let local = entry.breaker.snapshot();
-            if local.state == state
-                || local
-                    .state_changed_at
-                    .is_some_and(|at| event.timestamp <= at)
-            {
-                return false;
-            }
-            let applied = entry.breaker.apply_remote(&snapshot_from_event(
-                event,
-                state,
-                local.version.saturating_add(1),
-            ));
-            if applied {
-                entry.signals.mark_dirty();
-            }
-            applied
-        }
+/// How far ahead of this worker's clock a Python event's timestamp is believed. Python events
+/// are ordered by their sender's wall clock; a later one is clamped to now + this bound, so a
+/// host whose clock runs ahead can hold back later transitions for at most this long.
+pub const PYTHON_CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// Applies an unversioned (Python) transition: ordered by its timestamp (trusted up to
+/// [`PYTHON_CLOCK_SKEW`] ahead) against the local last state change, never over an operator's
+/// `forced_open` or `disabled`, and, when applied, recorded in the versioned history as this
+/// worker's next version (with a `StateUpdateEvent`, so Python does not hear it twice).
+fn apply_python_transition(
+    entry: &Entry,
+    event: &CircuitBreakerEvent,
+    state: CircuitState,
+) -> bool {
+    let local = entry.breaker.snapshot();
+    if matches!(
+        local.state,
+        CircuitState::ForcedOpen | CircuitState::Disabled
+    ) || local.state == state
+    {
+        return false;
+    }
+    let at = trusted_python_time(event.timestamp);
+    if local.state_changed_at.is_some_and(|changed| at <= changed) {
+        return false;
+    }
+    let version = local.version.saturating_add(1);
+    let mut snapshot = snapshot_from_event(event, state, version);
+    snapshot.state_changed_at = Some(at);
+    let applied = entry.breaker.apply_remote(&snapshot);
+    if applied {
+        entry.lineage(|l| l.learned_from_python = Some(version));
+        entry.signals.mark_dirty();
+    }
+    applied
+}
+
+/// A Python timestamp, clamped to at most [`PYTHON_CLOCK_SKEW`] ahead of this worker's clock.
+fn trusted_python_time(at: Timestamp) -> Timestamp {
+    let now = Timestamp::now().unix_micros();
+    let bound =
+        now.saturating_add(i64::try_from(PYTHON_CLOCK_SKEW.as_micros()).unwrap_or(i64::MAX));
+    if at.unix_micros() > bound {
+        Timestamp::from_unix_micros(bound).unwrap_or(at)
+    } else {
+        at
     }
 }
 
@@ -396,12 +626,16 @@ pub(crate) fn transition_event(
     event.metadata.failure_count = Some(snapshot.failure_count);
     event.metadata.success_count = Some(snapshot.success_count);
     event.metadata.open_remaining_ms = snapshot.open_remaining_ms;
+    event.metadata.epoch = (snapshot.epoch != 0).then_some(snapshot.epoch);
     event
 }
 
 struct HeldLease {
     lease: LockLease,
     version: u64,
+    /// When to extend it next: a third of the TTL after the last extension, so a slow
+    /// backend still has two chances before it expires.
+    renew_at: Instant,
 }
 
 /// The background task.
@@ -409,6 +643,9 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     subscription: Option<Subscription>,
     leases: BTreeMap<String, HeldLease>,
+    /// The highest fencing token seen per probe lock: a lease that does not beat it is stale
+    /// (handed out before one this worker already saw) and is not acted on.
+    fences: BTreeMap<String, u64>,
     /// Per half-open provider: the version of the period and the breaker's rejected-call
     /// count when it was first seen, to tell a worker with demand from an idle one.
     demand: BTreeMap<String, (u64, u64)>,
@@ -423,6 +660,7 @@ impl Driver {
             shared,
             subscription,
             leases: BTreeMap::new(),
+            fences: BTreeMap::new(),
             demand: BTreeMap::new(),
             next_subscribe: Instant::now() + backoff,
             backoff,
@@ -471,7 +709,7 @@ impl Driver {
                     None => {
                         self.subscription = None;
                         self.schedule_resubscribe();
-                        self.shared.degrade("event subscription ended".into());
+                        self.shared.subscription_dropped("event subscription ended");
                     }
                 },
             }
@@ -547,12 +785,13 @@ impl Driver {
             let version = entry.breaker.version();
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
+                self.keep_lease(&entry.name).await;
                 continue;
             }
             if let Some(held) = self.leases.remove(&entry.name) {
                 // Best effort: an unreleased lease expires by its TTL.
                 let _ = shared
-                    .op("release_lock", shared.backend.release_lock(&held.lease))
+                    .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                     .await;
             }
             if state != CircuitState::HalfOpen || entry.breaker.probe_credits() > 0 {
@@ -583,20 +822,66 @@ impl Driver {
                 )
                 .await;
             if let Ok(Some(lease)) = acquired {
+                let seen = self.fences.get(&lock).copied().unwrap_or(0);
+                if lease.fencing_token() <= seen {
+                    warn!(provider = %entry.name, fence = lease.fencing_token(), seen, "stale probe lease (fencing token not newer): not granting");
+                    let _ = shared
+                        .best_effort("release_lock", shared.backend.release_lock(&lease))
+                        .await;
+                    continue;
+                }
+                self.fences.insert(lock.clone(), lease.fencing_token());
                 let max = entry.breaker.config().half_open_max_calls;
                 let granted = entry.breaker.grant_probes_at(version, max);
                 if granted == 0 {
                     // The half-open period ended while we took the lease: hand it back.
                     let _ = shared
-                        .op("release_lock", shared.backend.release_lock(&lease))
+                        .best_effort("release_lock", shared.backend.release_lock(&lease))
                         .await;
                     continue;
                 }
                 Counters::bump(&shared.counters.probe_leases);
                 debug!(provider = %entry.name, version, granted, fence = lease.fencing_token(), "won the probe lease");
-                self.leases
-                    .insert(entry.name.clone(), HeldLease { lease, version });
+                let renew_at = Instant::now() + shared.options.probe_lease_ttl / 3;
+                self.leases.insert(
+                    entry.name.clone(),
+                    HeldLease {
+                        lease,
+                        version,
+                        renew_at,
+                    },
+                );
             }
+        }
+    }
+
+    /// Extends the probe lease of a half-open period that is still running (its probe may
+    /// take longer than the TTL), so no other worker can take it and probe too. A lease
+    /// found lost (expired, taken over) is dropped and never acted on again.
+    async fn keep_lease(&mut self, provider: &str) {
+        let shared = Arc::clone(&self.shared);
+        let ttl = shared.options.probe_lease_ttl;
+        let Some(held) = self.leases.get_mut(provider) else {
+            return;
+        };
+        if Instant::now() < held.renew_at {
+            return;
+        }
+        match shared
+            .op("extend_lock", shared.backend.extend_lock(&held.lease, ttl))
+            .await
+        {
+            Ok(true) => held.renew_at = Instant::now() + ttl / 3,
+            Ok(false) => {
+                Counters::bump(&shared.counters.probe_leases_lost);
+                warn!(
+                    provider,
+                    fence = held.lease.fencing_token(),
+                    "lost the probe lease: granting no more probes under it"
+                );
+                self.leases.remove(provider);
+            }
+            Err(_) => {} // tried again next flush; failures count toward degraded mode
         }
     }
 
@@ -608,7 +893,7 @@ impl Driver {
         }
         for held in std::mem::take(&mut self.leases).into_values() {
             let _ = shared
-                .op("release_lock", shared.backend.release_lock(&held.lease))
+                .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                 .await;
         }
         if !shared.is_degraded() {

@@ -23,6 +23,9 @@ use tokio::time::sleep;
 
 use crate::{StateSyncManager, SyncOptions};
 
+mod protocol;
+pub use protocol::*;
+
 /// Expands to one `#[tokio::test]` per fleet scenario, each building its backends with
 /// `$factory` (an expression evaluated inside the async test, so it may `.await`), as
 /// `flexiai_backend::conformance_tests!` does for single backends.
@@ -39,6 +42,13 @@ macro_rules! fleet_scenarios {
             stop_and_drop_are_clean,
             an_operator_override_reaches_every_worker,
             idle_workers_leave_the_probe_to_busy_ones,
+            an_override_after_a_store_reset_holds,
+            an_override_beats_concurrent_local_transitions,
+            operator_states_outrank_python_transitions,
+            a_retry_after_tie_keeps_the_latest_deadline,
+            a_probe_longer_than_its_lease_stays_the_only_one,
+            a_latency_spike_does_not_flip_probe_mode,
+            a_mixed_fleet_with_a_python_worker_converges,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -106,8 +116,18 @@ pub async fn worker(
     providers: &[&str],
     config: &BreakerConfig,
 ) -> Worker {
+    worker_with(backend, providers, config, fast_options()).await
+}
+
+/// Starts one worker over `backend` with `options`.
+pub async fn worker_with(
+    backend: Arc<dyn flexiai_backend::SyncBackend>,
+    providers: &[&str],
+    config: &BreakerConfig,
+    options: SyncOptions,
+) -> Worker {
     let manager = StateSyncManager::builder(backend)
-        .options(fast_options())
+        .options(options)
         .build()
         .unwrap();
     let mut breakers = Vec::new();
@@ -132,7 +152,7 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration
     start.elapsed()
 }
 
-fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
+pub(crate) fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
     BreakerConfig {
         failure_threshold: threshold,
         ..BreakerConfig::default()
@@ -140,7 +160,7 @@ fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
     .with_recovery_timeout(recovery)
 }
 
-fn fail(breaker: &CircuitBreaker, times: u32) {
+pub(crate) fn fail(breaker: &CircuitBreaker, times: u32) {
     for _ in 0..times {
         if let Ok(permit) = breaker.try_acquire() {
             permit.failure();
