@@ -45,16 +45,33 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
             before: Some(before),
             after,
             base,
+            path,
         } = &entry.record
         else {
             continue;
         };
+        // The writer descends from `before` if it adopted it (its base) or went through the
+        // same point (epoch, version, state) by itself since: two workers that made the same
+        // transition from one base are on one history.
         let ok = match base {
-            // The same point of the history: same version and state (two workers that made
-            // the same transition and tied, or one that rewrote its own after a wipe).
-            Base::Known(id) => id.version == before.version && id.state == before.state,
+            Base::Known(id) => {
+                (id.epoch == before.epoch
+                    && id.version == before.version
+                    && id.state == before.state)
+                    || (id.epoch == before.epoch
+                        && path
+                            .iter()
+                            .any(|(v, s)| *v == before.version && *s == before.state))
+            }
             Base::Unknown => true,
-            Base::Fresh => false,
+            // A fresh breaker starts at the first point of every history: closed, v0.
+            Base::Fresh => {
+                before.epoch == 0
+                    && ((before.version == 0 && before.state == CircuitState::Closed)
+                        || path
+                            .iter()
+                            .any(|(v, s)| *v == before.version && *s == before.state))
+            }
         };
         if !ok {
             let from = match base {
@@ -347,6 +364,7 @@ mod tests {
 
     fn id(version: u64, state: CircuitState, by: &str) -> SnapId {
         SnapId {
+            epoch: 0,
             version,
             state,
             by: by.into(),
@@ -360,41 +378,72 @@ mod tests {
 
     #[test]
     fn a_write_over_a_snapshot_the_writer_never_adopted_is_a_lost_update() {
-        let mut h = History::default();
+        let write = |before, after, base, path| Record::StoreWrite {
+            by: W,
+            provider: "openai".into(),
+            before,
+            after,
+            base,
+            path,
+        };
         let operator = id(1, CircuitState::ForcedOpen, "operator");
-        h.push(
-            0,
-            Record::StoreWrite {
-                by: Actor::Operator,
-                provider: "openai".into(),
-                before: None,
-                after: operator.clone(),
-                base: Base::Fresh,
-            },
-        );
+        let mine = id(6, CircuitState::Closed, "w0.0");
+        let mut h = History::default();
+        // Into an empty store (Redis restarted empty): nothing to overwrite.
+        h.push(0, write(None, operator.clone(), Base::Fresh, vec![]));
+        // A worker at v6 writes over the operator's v1 it never adopted: lost update.
         h.push(
             1,
-            Record::StoreWrite {
-                by: W,
-                provider: "openai".into(),
-                before: Some(operator.clone()),
-                after: id(6, CircuitState::Closed, "w0.0"),
-                base: Base::Known(id(6, CircuitState::Closed, "w0.0")),
-            },
+            write(
+                Some(operator),
+                mine.clone(),
+                Base::Known(mine.clone()),
+                vec![],
+            ),
         );
+        // Two local transitions from what it replaced: a successor.
         h.push(
             2,
-            Record::StoreWrite {
-                by: W,
-                provider: "openai".into(),
-                before: Some(id(6, CircuitState::Closed, "w0.0")),
-                after: id(7, CircuitState::Open, "w0.0"),
-                base: Base::Known(id(6, CircuitState::Closed, "w0.0")),
-            },
+            write(
+                Some(mine.clone()),
+                id(8, CircuitState::Closed, "w0.0"),
+                Base::Known(mine.clone()),
+                vec![(7, CircuitState::Open), (8, CircuitState::Closed)],
+            ),
+        );
+        // Another worker stored the v7 open this one made too: the same point, one history.
+        h.push(
+            3,
+            write(
+                Some(id(7, CircuitState::Open, "w1.0")),
+                id(8, CircuitState::HalfOpen, "w0.0"),
+                Base::Known(mine.clone()),
+                vec![(7, CircuitState::Open), (8, CircuitState::HalfOpen)],
+            ),
+        );
+        // A fresh worker starts at closed v0 like every history.
+        h.push(
+            4,
+            write(
+                Some(id(0, CircuitState::Closed, "w1.0")),
+                id(1, CircuitState::Open, "w0.1"),
+                Base::Fresh,
+                vec![(1, CircuitState::Open)],
+            ),
+        );
+        // Its own v7 half-open is not the stored v7 forced_open.
+        h.push(
+            5,
+            write(
+                Some(id(7, CircuitState::ForcedOpen, "operator")),
+                id(8, CircuitState::Closed, "w0.0"),
+                Base::Known(mine),
+                vec![(7, CircuitState::HalfOpen), (8, CircuitState::Closed)],
+            ),
         );
         let found = check_linear_history(&h);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].index, 1);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![1, 5], "{found:?}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ impl fmt::Display for Actor {
 /// One stored snapshot's identity in a provider's history: version, state and writer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SnapId {
+    /// The snapshot's epoch (0 until an operator override starts a new history).
+    pub epoch: u64,
     /// The snapshot's version.
     pub version: u64,
     /// Its state.
@@ -45,6 +47,7 @@ impl SnapId {
     /// The identity of `snapshot`.
     pub fn of(snapshot: &BreakerSnapshot) -> Self {
         Self {
+            epoch: snapshot.epoch,
             version: snapshot.version,
             state: snapshot.state,
             by: snapshot
@@ -58,7 +61,15 @@ impl SnapId {
 
 impl fmt::Display for SnapId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "v{} {} by {}", self.version, self.state, self.by)
+        if self.epoch == 0 {
+            write!(f, "v{} {} by {}", self.version, self.state, self.by)
+        } else {
+            write!(
+                f,
+                "e{} v{} {} by {}",
+                self.epoch, self.version, self.state, self.by
+            )
+        }
     }
 }
 
@@ -90,6 +101,8 @@ pub enum Record {
         after: SnapId,
         /// Where the writer's state came from.
         base: Base,
+        /// The points (version, state) the writer went through by itself since `base`.
+        path: Vec<(u64, CircuitState)>,
     },
     /// The store lost everything (Redis restarted empty).
     StoreWiped,

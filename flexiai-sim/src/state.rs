@@ -39,6 +39,8 @@ pub(crate) struct Track {
     version: u64,
     state: Option<CircuitState>,
     pub(crate) base: Base,
+    /// The points (version, state) this breaker went through by itself since `base`.
+    pub(crate) path: Vec<(u64, CircuitState)>,
     candidates: VecDeque<Candidate>,
 }
 
@@ -48,8 +50,14 @@ impl Track {
             version: 0,
             state: Some(CircuitState::Closed),
             base: Base::Fresh,
+            path: Vec::new(),
             candidates: VecDeque::new(),
         }
+    }
+
+    fn set_base(&mut self, base: Base) {
+        self.base = base;
+        self.path.clear();
     }
 
     fn push(&mut self, candidate: Candidate) {
@@ -176,9 +184,14 @@ impl State {
             return;
         }
         for i in 0..self.slots[slot].breakers.len() {
-            let version = self.slots[slot].breakers[i].version();
+            let breaker = &self.slots[slot].breakers[i];
+            // Both reads are free of side effects: a due open -> half-open transition is
+            // reported, not made, so `state` may say half-open where the word is still open.
+            let (version, state) = (breaker.version(), breaker.state());
             if version != self.slots[slot].tracks[i].version {
                 self.resolve(slot, i, version);
+            } else if Some(state) != self.slots[slot].tracks[i].state {
+                self.restored(slot, i, version, state);
             }
         }
     }
@@ -200,16 +213,19 @@ impl State {
             Some(id) => {
                 let via = id.by.clone();
                 let state = id.state;
-                track.base = Base::Known(id);
+                track.set_base(Base::Known(id));
                 (Some(state), via)
             }
             // An unversioned (Python) transition is applied as the worker's next version and
             // published by it: a local step on its own branch.
             None if version == track.version + 1 && python.is_some() => {
+                if let Some(state) = python {
+                    track.path.push((version, state));
+                }
                 (python, "python".to_owned())
             }
             None => {
-                track.base = Base::Unknown;
+                track.set_base(Base::Unknown);
                 (None, "unknown".to_owned())
             }
         };
@@ -222,6 +238,30 @@ impl State {
             version,
             state,
             via,
+        });
+    }
+
+    /// The breaker of (`slot`, `provider`) shows `state` at the version it had: a restore of
+    /// a stored snapshot of the same version (a diverged branch dropped), if one was handed
+    /// to it; otherwise a due half-open seen before it is made, which changes nothing.
+    fn restored(&mut self, slot: usize, provider: usize, version: u64, state: CircuitState) {
+        let actor = self.slots[slot].actor;
+        let track = &mut self.slots[slot].tracks[provider];
+        let Some(id) = track.candidates.iter().rev().find_map(|c| match c {
+            Candidate::Snap(id) if id.version == version && id.state == state => Some(id.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        track.state = Some(state);
+        track.set_base(Base::Known(id.clone()));
+        let name = self.providers[provider].clone();
+        self.record(Record::Seen {
+            worker: actor,
+            provider: name,
+            version,
+            state: Some(state),
+            via: id.by,
         });
     }
 
@@ -243,6 +283,7 @@ impl State {
         let track = &mut self.slots[slot].tracks[provider];
         track.version = transition.version;
         track.state = Some(transition.to);
+        track.path.push((transition.version, transition.to));
         let name = self.providers[provider].clone();
         self.record(Record::Transition {
             worker: actor,
@@ -264,7 +305,7 @@ impl State {
         // Same version and state: the worker agrees with the store (e.g. two workers made the
         // same transition and this one lost the tie), so it descends from what is stored.
         if id.version == track.version && Some(id.state) == track.state {
-            track.base = Base::Known(id.clone());
+            track.set_base(Base::Known(id.clone()));
         }
         track.push(Candidate::Snap(id));
     }
@@ -288,7 +329,7 @@ impl State {
         track.push(Candidate::Snap(id.clone()));
         if current.version == local && local == written.version {
             let changed = track.state != Some(current.state);
-            track.base = Base::Known(id.clone());
+            track.set_base(Base::Known(id.clone()));
             track.state = Some(current.state);
             if changed {
                 self.record(Record::Seen {
@@ -305,14 +346,18 @@ impl State {
     /// A successful compare-and-set by `slot`.
     pub(crate) fn note_written(&mut self, slot: usize, provider: &str, written: &BreakerSnapshot) {
         if let Some(i) = self.provider_index(provider) {
-            self.slots[slot].tracks[i].base = Base::Known(SnapId::of(written));
+            self.slots[slot].tracks[i].set_base(Base::Known(SnapId::of(written)));
         }
     }
 
-    /// The base the writer `slot` has for `provider` right now.
-    pub(crate) fn base_of(&self, slot: usize, provider: &str) -> Base {
+    /// The base the writer `slot` has for `provider` right now, and the points it went
+    /// through by itself since.
+    pub(crate) fn base_of(&self, slot: usize, provider: &str) -> (Base, Vec<(u64, CircuitState)>) {
         self.provider_index(provider)
-            .map_or(Base::Unknown, |i| self.slots[slot].tracks[i].base.clone())
+            .map_or((Base::Unknown, Vec::new()), |i| {
+                let track = &self.slots[slot].tracks[i];
+                (track.base.clone(), track.path.clone())
+            })
     }
 
     /// An event handed to `slot`'s subscription.
@@ -330,6 +375,7 @@ impl State {
             }
             Event::CircuitBreakerEvent(e) => match (e.target_state(), e.metadata.version) {
                 (Some(state), Some(version)) => Candidate::Snap(SnapId {
+                    epoch: e.metadata.epoch.unwrap_or(0),
                     version,
                     state,
                     by: e.worker_id.as_str().to_owned(),

@@ -15,7 +15,7 @@ use flexiai_backend::{
     BackendError, CasOutcome, Health, LockLease, Notification, Subscription, SubscriptionSender,
     SyncBackend,
 };
-use flexiai_events::{BreakerSnapshot, Event, WorkerId};
+use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -186,6 +186,7 @@ impl SyncBackend for SimBackend {
         &self,
         provider: &str,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
         let fate = self.before().await?;
@@ -195,16 +196,18 @@ impl SyncBackend for SimBackend {
         let outcome = self
             .shared
             .memory
-            .compare_and_set(provider, snapshot, event)
+            .compare_and_set(provider, snapshot, expected, event)
             .await?;
         self.shared.with(|s| match &outcome {
             CasOutcome::Applied => {
-                let base = match self.slot {
+                let (base, path) = match self.slot {
                     Some(slot) => s.base_of(slot, provider),
-                    None => s
-                        .provider_index(provider)
-                        .and_then(|i| s.operator_base[i].clone())
-                        .map_or(crate::history::Base::Fresh, crate::history::Base::Known),
+                    None => (
+                        s.provider_index(provider)
+                            .and_then(|i| s.operator_base[i].clone())
+                            .map_or(crate::history::Base::Fresh, crate::history::Base::Known),
+                        Vec::new(),
+                    ),
                 };
                 s.record(Record::StoreWrite {
                     by: self.actor,
@@ -212,6 +215,7 @@ impl SyncBackend for SimBackend {
                     before: before.as_ref().map(SnapId::of),
                     after: SnapId::of(snapshot),
                     base,
+                    path,
                 });
                 match self.slot {
                     Some(slot) => s.note_written(slot, provider, snapshot),
