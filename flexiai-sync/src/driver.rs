@@ -633,6 +633,8 @@ pub(crate) fn transition_event(
 struct HeldLease {
     lease: LockLease,
     version: u64,
+    /// Probe credits granted under it so far in this period.
+    granted: u64,
     /// When to extend it next: a third of the TTL after the last extension, so a slow
     /// backend still has two chances before it expires.
     renew_at: Instant,
@@ -786,6 +788,7 @@ impl Driver {
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
                 self.keep_lease(&entry.name).await;
+                self.regrant(&entry);
                 continue;
             }
             if let Some(held) = self.leases.remove(&entry.name) {
@@ -848,10 +851,40 @@ impl Driver {
                     HeldLease {
                         lease,
                         version,
+                        granted: u64::from(granted),
                         renew_at,
                     },
                 );
             }
+        }
+    }
+
+    /// Grants the lease holder's breaker its next probes once every probe granted so far has
+    /// settled and the period still lacks successes: with `success_threshold` above
+    /// `half_open_max_calls` one grant cannot close the period, and the fleet must still
+    /// reach the threshold. Never more than `half_open_max_calls` in flight: a grant waits
+    /// until the successes counted equal the credits granted (a failure reopens the breaker
+    /// and ends the period; a probe dropped unsettled gives its credit back).
+    fn regrant(&mut self, entry: &Entry) {
+        let Some(held) = self.leases.get_mut(&entry.name) else {
+            return;
+        };
+        let Some(progress) = entry.breaker.probe_progress() else {
+            return;
+        };
+        if progress.version != held.version
+            || progress.free > 0
+            || progress.successes >= progress.needed
+            || held.granted > progress.successes
+        {
+            return;
+        }
+        let max = u64::from(entry.breaker.config().half_open_max_calls);
+        let next = max.min(progress.needed - progress.successes);
+        let next = u32::try_from(next).unwrap_or(u32::MAX);
+        if entry.breaker.grant_probes_at(held.version, next) > 0 {
+            held.granted += u64::from(next);
+            debug!(provider = %entry.name, version = held.version, successes = progress.successes, needed = progress.needed, "granted the next probes");
         }
     }
 

@@ -532,6 +532,88 @@ pub async fn a_mixed_fleet_with_a_python_worker_converges(factory: &impl Backend
     .await;
 }
 
+/// With `success_threshold` 3 and `half_open_max_calls` 1 (more successes needed than probes
+/// allowed at once), a busy fleet of 3 still closes: the lease holder is granted the next
+/// probe as each one settles, never more than one in flight, until the fleet has its 3
+/// successes.
+pub async fn a_success_threshold_above_the_probe_budget_still_closes(
+    factory: &impl BackendFactory,
+) {
+    let recovery = Duration::from_millis(300);
+    let config = flexiai_breaker::BreakerConfig {
+        failure_threshold: 1,
+        success_threshold: 3,
+        half_open_max_calls: 1,
+        ..flexiai_breaker::BreakerConfig::default()
+    }
+    .with_recovery_timeout(recovery);
+    let workers = fleet(factory, 3, &["x"], &config).await;
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let mut successes = 0;
+    let started = std::time::Instant::now();
+    while !workers
+        .iter()
+        .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "stuck half-open after {successes} successful probes"
+        );
+        // Every worker keeps calling; at most one probe may be in flight fleet-wide.
+        let admitted: Vec<_> = workers
+            .iter()
+            .filter_map(|w| w.breaker("x").try_acquire().ok())
+            .collect();
+        assert!(admitted.len() <= 1, "{} probes at once", admitted.len());
+        for permit in admitted {
+            permit.success();
+            successes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(successes >= 3, "closed after {successes} successes");
+}
+
+/// A stored snapshot without a version (Python's `get_state_dict()` shape: revision (0, 0),
+/// the same as a fresh worker's) is adopted by a Rust worker that starts later, not
+/// ignored as "not newer" and then overwritten with `closed`.
+pub async fn an_unversioned_stored_state_is_adopted_by_a_fresh_worker(
+    factory: &impl BackendFactory,
+) {
+    let backends = factory
+        .open(
+            1,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let python: BreakerSnapshot = serde_json::from_str(
+        r#"{"state": "open", "failure_count": 5, "success_count": 0, "last_failure_time": null, "state_changed_at": null}"#,
+    )
+    .unwrap();
+    assert_eq!(python.revision(), flexiai_events::Revision::default());
+    backends[0].set_state("x", &python).await.unwrap();
+    let late = super::worker(
+        Arc::clone(&backends[0]),
+        &["x"],
+        &config(5, Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(late.breaker("x").state(), CircuitState::Open);
+    reconciled(std::slice::from_ref(&late), 1).await;
+    assert_eq!(
+        stored(&backends[0], "x").await.unwrap().state,
+        CircuitState::Open,
+        "the fresh worker wrote its closed state over the stored one"
+    );
+}
+
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
 /// land after someone else's, deterministically. Everything else passes straight through.
