@@ -19,8 +19,13 @@
 //! ([`snapshot`](CircuitBreaker::snapshot), [`restore`](CircuitBreaker::restore),
 //! [`apply_remote`](CircuitBreaker::apply_remote),
 //! [`absorb_remote_outcomes`](CircuitBreaker::absorb_remote_outcomes),
-//! [`grant_probes`](CircuitBreaker::grant_probes)) are all `flexiai-sync` needs to share one
-//! breaker's history across workers. This crate itself knows nothing of Redis.
+//! [`grant_probes`](CircuitBreaker::grant_probes),
+//! [`absorb_remote_probe_successes`](CircuitBreaker::absorb_remote_probe_successes)) are all
+//! `flexiai-sync` needs to share one breaker's history across workers. This crate itself
+//! knows nothing of Redis, and logs nothing: transitions reach observers only. Reads
+//! ([`state`](CircuitBreaker::state), [`metrics`](CircuitBreaker::metrics), `Debug`) have no
+//! side effects: an open breaker whose time is up reads as half-open, and the transition is
+//! made by the next call or by [`poll`](CircuitBreaker::poll).
 //!
 //! ```
 //! use std::sync::Arc;
