@@ -53,26 +53,32 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
         // The writer descends from `before` if it adopted it (its base) or went through the
         // same point (epoch, version, state) by itself since: two workers that made the same
         // transition from one base are on one history.
-        let ok = match base {
-            Base::Known(id) => {
-                (id.epoch == before.epoch
-                    && id.version == before.version
-                    && id.state == before.state)
-                    || (id.epoch == before.epoch
-                        && path
-                            .iter()
-                            .any(|(v, s)| *v == before.version && *s == before.state))
-            }
-            Base::Unknown => true,
-            // A fresh breaker starts at the first point of every history: closed, v0.
-            Base::Fresh => {
-                before.epoch == 0
-                    && ((before.version == 0 && before.state == CircuitState::Closed)
-                        || path
-                            .iter()
-                            .any(|(v, s)| *v == before.version && *s == before.state))
-            }
-        };
+        // Closed v0 of epoch 0 is the first point of every history (what a fresh worker writes
+        // into an empty store): replacing it overwrites no decision, as writing into an empty
+        // store does not.
+        let origin =
+            before.epoch == 0 && before.version == 0 && before.state == CircuitState::Closed;
+        let ok = origin
+            || match base {
+                Base::Known(id) => {
+                    (id.epoch == before.epoch
+                        && id.version == before.version
+                        && id.state == before.state)
+                        || (id.epoch == before.epoch
+                            && path
+                                .iter()
+                                .any(|(v, s)| *v == before.version && *s == before.state))
+                }
+                Base::Unknown => true,
+                // A fresh breaker starts at the first point of every history: closed, v0.
+                Base::Fresh => {
+                    before.epoch == 0
+                        && ((before.version == 0 && before.state == CircuitState::Closed)
+                            || path
+                                .iter()
+                                .any(|(v, s)| *v == before.version && *s == before.state))
+                }
+            };
         if !ok {
             let from = match base {
                 Base::Known(id) => format!("descends from {id}"),

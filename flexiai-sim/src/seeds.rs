@@ -24,11 +24,15 @@ const LOST_UPDATE: &str =
     "#2 lost update: CAS stores 'newer', not 'follows' (diverged branch or wiped store)";
 const PYTHON: &str = "#3 unversioned Python events undo operator states";
 const LATE: &str = "#4 outcome counts reported under a later version";
-const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, or re-taken by a worker still in the ended period)";
+const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, re-taken by a worker still in the ended period, or lost in a store wipe while its credits live on)";
 
 /// Seeds that showed a defect which is now fixed: every invariant must hold on them. Each
-/// failed on the code of 2026-12-01 and passes since the protocol v2 merge (h-proto).
+/// failed on the code of 2026-12-01 and passes since the protocol v2 merges (h-proto,
+/// h-breaker).
 pub const REGRESSION_SEEDS: &[NamedSeed] = &[
+    // Two probes succeed, the fleet needs four, nobody probes again: half-open for good.
+    named(9, "check_liveness", STUCK),
+    named(13, "check_liveness", STUCK),
     // An operator's disable written into a wiped store, overwritten by a worker's v2.
     named(1, "check_linear_history", LOST_UPDATE),
     // A partitioned worker's own branch (v2..v7) stored over the fleet's v5.
@@ -46,13 +50,13 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
 
 /// Seeds that show a defect still open on this branch.
 pub const KNOWN_BUGS: &[NamedSeed] = &[
-    // Two probes succeed, the fleet needs four, nobody probes again: half-open for good.
-    named(9, "check_liveness", STUCK),
-    named(13, "check_liveness", STUCK),
     // The lease holder adopts an operator's reset and releases the lease while its probe
     // still runs; a worker that has not heard of the reset yet (delayed messages) takes the
     // lease for the ended period and probes too.
     named(53, "check_probe_budget", LEASE),
+    // The store restarts empty right after the lease holder was granted two credits; another
+    // worker takes the (now free) lease and probes while the holder still spends its credits.
+    named(288, "check_probe_budget", LEASE),
 ];
 
 const fn named(seed: u64, invariant: &'static str, defect: &'static str) -> NamedSeed {
