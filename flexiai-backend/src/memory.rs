@@ -211,6 +211,15 @@ impl MemoryBackend {
         self.inner.rejected.load(Ordering::Relaxed)
     }
 
+    /// Forgets every stored snapshot, lock, fencing counter and heartbeat, as a Redis
+    /// restarted without persistence does (feature `testing`, for the fleet simulator).
+    /// Subscriptions stay open: a simulator reports the gap to them itself, as a reconnecting
+    /// Redis subscriber would.
+    #[cfg(feature = "testing")]
+    pub fn wipe(&self) {
+        *lock(&self.inner.store) = Store::default();
+    }
+
     fn ensure_open(&self) -> Result<(), BackendError> {
         if self.inner.closed.load(Ordering::Acquire) {
             Err(BackendError::Closed)

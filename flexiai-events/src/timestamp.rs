@@ -36,14 +36,34 @@ pub struct Timestamp {
     micros: i64,
 }
 
+#[cfg(feature = "testing")]
+thread_local! {
+    /// The wall clock [`Timestamp::now`] reads on this thread, if not the system's.
+    static THREAD_CLOCK: std::cell::Cell<Option<fn() -> Timestamp>> = const { std::cell::Cell::new(None) };
+}
+
 /// Years outside 1..=9999 have no four-digit ISO form and are rejected.
 const MIN_MICROS: i64 = -62_135_596_800_000_000; // 0001-01-01T00:00:00
 const MAX_MICROS: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999
 
 impl Timestamp {
-    /// The current time.
+    /// The current time: the system clock, or on a thread given a clock with
+    /// [`set_thread_clock`](Self::set_thread_clock) (feature `testing`), that clock.
     pub fn now() -> Self {
+        #[cfg(feature = "testing")]
+        if let Some(clock) = THREAD_CLOCK.with(std::cell::Cell::get) {
+            return clock();
+        }
         Self::from(SystemTime::now())
+    }
+
+    /// Makes [`now`](Self::now) on the calling thread read `clock` instead of the system
+    /// clock; `None` restores the system clock. For deterministic simulation (flexiai-sim),
+    /// where a whole fleet runs as tasks of one current-thread runtime on virtual time, so
+    /// every wall-clock read (event timestamps, operator overrides) must follow that time.
+    #[cfg(feature = "testing")]
+    pub fn set_thread_clock(clock: Option<fn() -> Timestamp>) {
+        THREAD_CLOCK.with(|cell| cell.set(clock));
     }
 
     /// A timestamp from microseconds since the Unix epoch, or `None` outside years 1..=9999.

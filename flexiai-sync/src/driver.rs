@@ -3,7 +3,7 @@
 //! rations half-open probes. Every backend call is bounded by `operation_timeout`; a failure
 //! degrades the manager instead of surfacing anywhere near a caller.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -677,13 +677,13 @@ struct HeldLease {
 pub(crate) struct Driver {
     shared: Arc<Shared>,
     subscription: Option<Subscription>,
-    leases: HashMap<String, HeldLease>,
+    leases: BTreeMap<String, HeldLease>,
     /// The highest fencing token seen per probe lock: a lease that does not beat it is stale
     /// (handed out before one this worker already saw) and is not acted on.
-    fences: HashMap<String, u64>,
+    fences: BTreeMap<String, u64>,
     /// Per half-open provider: the version of the period and the breaker's rejected-call
     /// count when it was first seen, to tell a worker with demand from an idle one.
-    demand: HashMap<String, (u64, u64)>,
+    demand: BTreeMap<String, (u64, u64)>,
     next_subscribe: Instant,
     backoff: Duration,
 }
@@ -694,9 +694,9 @@ impl Driver {
         Self {
             shared,
             subscription,
-            leases: HashMap::new(),
-            fences: HashMap::new(),
-            demand: HashMap::new(),
+            leases: BTreeMap::new(),
+            fences: BTreeMap::new(),
+            demand: BTreeMap::new(),
             next_subscribe: Instant::now() + backoff,
             backoff,
         }
@@ -716,16 +716,12 @@ impl Driver {
         let wake = Arc::clone(&self.shared.wake);
         loop {
             let subscribed = self.subscription.is_some();
+            // Biased: branches are polled in this order, not from a random start, so a run is
+            // a function of its inputs (the fleet simulator replays seeds exactly), and the
+            // periodic work comes before the channel, so a flood of events cannot starve it.
             tokio::select! {
+                biased;
                 _ = shutdown.changed() => break,
-                notification = next_notification(&mut self.subscription) => match notification {
-                    Some(notification) => self.shared.handle(notification).await,
-                    None => {
-                        self.subscription = None;
-                        self.schedule_resubscribe();
-                        self.shared.subscription_dropped("event subscription ended");
-                    }
-                },
                 () = wake.notified() => {
                     self.reconcile_if_needed().await;
                     self.shared.publish_transitions().await;
@@ -743,6 +739,14 @@ impl Driver {
                 }
                 _ = heartbeat.tick() => self.heartbeat().await,
                 () = sleep_until(self.next_subscribe), if !subscribed => self.resubscribe().await,
+                notification = next_notification(&mut self.subscription) => match notification {
+                    Some(notification) => self.shared.handle(notification).await,
+                    None => {
+                        self.subscription = None;
+                        self.schedule_resubscribe();
+                        self.shared.subscription_dropped("event subscription ended");
+                    }
+                },
             }
         }
         self.shutdown().await;
@@ -956,7 +960,7 @@ impl Driver {
             shared.publish_transitions().await;
             shared.flush_outcomes().await;
         }
-        for (_, held) in self.leases.drain() {
+        for held in std::mem::take(&mut self.leases).into_values() {
             let _ = shared
                 .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                 .await;

@@ -4,13 +4,14 @@ pub(crate) const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci          everything CI runs: lint, api, test, test-redis, loom, chaos (seed 1, 45 s),
-              fuzz (10 s per target)
+  ci          everything CI runs: lint, api, test, test-redis, loom, the bounded sim seeds,
+              chaos (seed 1, 45 s), fuzz (10 s per target)
   api         check the public-API snapshots in api/ (--bless to accept changes)
   lint        cargo fmt --check, clippy -D warnings, rustdoc -D warnings
   test        every test that runs in-process (no Redis server needed)
   test-redis  every Redis-backed test, against redis-server instances the tests spawn
   loom        the loom models of the breaker's state word (--cfg loom, target/loom)
+  sim         the deterministic fleet simulation: --seeds N, --seed S, --known-bugs, --ci
   bench       the fleet benchmarks (writes BENCHMARKS.md); --quick, --criterion
   chaos       real-process chaos run; --seconds S (60), --seed N (1), --workers W (4), --exclude CHECKS
   fuzz        libFuzzer targets on stable (fuzz/); --seconds N (60), --target T

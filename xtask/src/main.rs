@@ -10,6 +10,7 @@ mod coverage;
 mod flags;
 mod fuzz;
 mod hooks;
+mod sim;
 mod tests;
 
 use std::process::ExitCode;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
             "loom" => tests::run_loom(sh).map(|_| ()),
+            "sim" => sim::run(sh, &args[1..]),
             "bench" => {
                 // The fleet benchmarks (flexiai-bench): release build, then a run that spawns
                 // its own redis-server instances and rewrites the fleet section of
@@ -101,6 +103,7 @@ fn ci(sh: &Shell) -> crate::Result<()> {
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
     let loom = tests::run_loom(sh)?;
+    sim::ci(sh)?;
     chaos::ci(sh)?;
     // Replays each committed corpus, then a few seconds of fuzzing per target.
     fuzz::fuzz(sh, CI_FUZZ_SECONDS, None)?;

@@ -1,0 +1,613 @@
+//! The invariant checker: reads a recorded history and reports every violation, each with
+//! the index of the record that broke it. Each invariant is one function.
+
+use std::collections::BTreeMap;
+
+use flexiai_breaker::CircuitState;
+
+use crate::history::{Actor, Base, History, Record};
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The check function that found it.
+    pub invariant: &'static str,
+    /// The record that broke it.
+    pub index: usize,
+    /// The provider concerned.
+    pub provider: Option<String>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Runs every check.
+pub fn check_all(history: &History, half_open_max_calls: u32) -> Vec<Violation> {
+    let mut out = check_linear_history(history);
+    out.extend(check_operator_precedence(history));
+    out.extend(check_probe_budget(history, half_open_max_calls));
+    out.extend(check_outcome_periods(history));
+    out.extend(check_liveness(history));
+    out
+}
+
+/// **One linear history per provider**: a stored snapshot is only replaced by a successor
+/// of it, i.e. a write whose writer's state descends from the snapshot it replaced (it
+/// adopted it, wrote it, or read it and agreed; a snapshot of the same version and state
+/// counts as the same point). Writing into an empty store is fine
+/// (Redis restarted empty); writing over a snapshot the writer never adopted is a lost
+/// update.
+pub fn check_linear_history(history: &History) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (index, entry) in history.entries.iter().enumerate() {
+        let Record::StoreWrite {
+            by,
+            provider,
+            before: Some(before),
+            after,
+            base,
+            path,
+        } = &entry.record
+        else {
+            continue;
+        };
+        // The writer descends from `before` if it adopted it (its base) or went through the
+        // same point (epoch, version, state) by itself since: two workers that made the same
+        // transition from one base are on one history.
+        // Closed v0 of epoch 0 is the first point of every history (what a fresh worker writes
+        // into an empty store): replacing it overwrites no decision, as writing into an empty
+        // store does not.
+        let origin =
+            before.epoch == 0 && before.version == 0 && before.state == CircuitState::Closed;
+        let ok = origin
+            || match base {
+                Base::Known(id) => {
+                    (id.epoch == before.epoch
+                        && id.version == before.version
+                        && id.state == before.state)
+                        || (id.epoch == before.epoch
+                            && path
+                                .iter()
+                                .any(|(v, s)| *v == before.version && *s == before.state))
+                }
+                Base::Unknown => true,
+                // A fresh breaker starts at the first point of every history: closed, v0.
+                Base::Fresh => {
+                    before.epoch == 0
+                        && ((before.version == 0 && before.state == CircuitState::Closed)
+                            || path
+                                .iter()
+                                .any(|(v, s)| *v == before.version && *s == before.state))
+                }
+            };
+        if !ok {
+            let from = match base {
+                Base::Known(id) => format!("descends from {id}"),
+                _ => "descends from nothing stored".to_owned(),
+            };
+            out.push(Violation {
+                invariant: "check_linear_history",
+                index,
+                provider: Some(provider.clone()),
+                message: format!(
+                    "{by} stored {after} over {before}, which it never adopted (its state {from})"
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// **Operators outrank the breaker**: once an operator's `forced_open` or `disabled` was
+/// acknowledged, until the next operator action on that provider (or the store is wiped,
+/// which loses it), no store write changes that state, and no worker that took it leaves it.
+pub fn check_operator_precedence(history: &History) -> Vec<Violation> {
+    let mut out = Vec::new();
+    // provider -> (action id, state, version) of the override in force
+    let mut held: BTreeMap<&str, (u32, CircuitState, u64)> = BTreeMap::new();
+    // (worker, provider) -> whether it has taken the override in force
+    let mut holding: BTreeMap<(Actor, &str), bool> = BTreeMap::new();
+    for (index, entry) in history.entries.iter().enumerate() {
+        match &entry.record {
+            Record::OperatorAction { provider, .. } => {
+                held.remove(provider.as_str());
+                holding.retain(|(_, p), _| p != provider);
+            }
+            Record::OperatorAck {
+                id,
+                provider,
+                state: state @ (CircuitState::ForcedOpen | CircuitState::Disabled),
+                version,
+            } => {
+                held.insert(provider, (*id, *state, *version));
+            }
+            Record::StoreWiped => {
+                held.clear();
+                holding.clear();
+            }
+            Record::StoreWrite {
+                by,
+                provider,
+                after,
+                ..
+            } => {
+                if let Some((id, state, version)) = held.get(provider.as_str())
+                    && after.state != *state
+                {
+                    out.push(Violation {
+                        invariant: "check_operator_precedence",
+                        index,
+                        provider: Some(provider.clone()),
+                        message: format!(
+                            "{by} stored {after} while operator action #{id} ({state} v{version}) was in force"
+                        ),
+                    });
+                }
+            }
+            Record::Transition {
+                worker,
+                provider,
+                to,
+                version,
+                ..
+            } => view_change(
+                &held,
+                &mut holding,
+                &mut out,
+                index,
+                *worker,
+                provider,
+                Some(*to),
+                *version,
+                "a local transition",
+            ),
+            Record::Seen {
+                worker,
+                provider,
+                version,
+                state,
+                via,
+            } => view_change(
+                &held,
+                &mut holding,
+                &mut out,
+                index,
+                *worker,
+                provider,
+                *state,
+                *version,
+                via,
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn view_change<'h>(
+    held: &BTreeMap<&str, (u32, CircuitState, u64)>,
+    holding: &mut BTreeMap<(Actor, &'h str), bool>,
+    out: &mut Vec<Violation>,
+    index: usize,
+    worker: Actor,
+    provider: &'h str,
+    state: Option<CircuitState>,
+    version: u64,
+    via: &str,
+) {
+    let Some((id, held_state, held_version)) = held.get(provider) else {
+        return;
+    };
+    let Some(state) = state else {
+        return;
+    };
+    let key = (worker, provider);
+    if state == *held_state && version >= *held_version {
+        holding.insert(key, true);
+    } else if holding.get(&key).copied().unwrap_or(false) {
+        out.push(Violation {
+            invariant: "check_operator_precedence",
+            index,
+            provider: Some(provider.to_owned()),
+            message: format!(
+                "{worker} left {held_state} (operator action #{id}, v{held_version}) for {state} v{version} via {via}"
+            ),
+        });
+        holding.insert(key, false);
+    }
+}
+
+/// **Fleet-wide probe budget**: while synced, at most `half_open_max_calls` trial calls of
+/// one half-open period (one version) are in flight across the whole fleet. Only probes
+/// admitted by a worker whose manager reported `Synced` count (a degraded worker probes for
+/// itself by design), and a store wipe starts the count afresh (the lease went with it).
+pub fn check_probe_budget(history: &History, half_open_max_calls: u32) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut in_flight: BTreeMap<(&str, u64), BTreeMap<Actor, u32>> = BTreeMap::new();
+    let mut reported: BTreeMap<(&str, u64), bool> = BTreeMap::new();
+    for (index, entry) in history.entries.iter().enumerate() {
+        match &entry.record {
+            Record::ProbeAdmitted {
+                worker,
+                provider,
+                version,
+                synced: true,
+            } => {
+                let period = in_flight.entry((provider, *version)).or_default();
+                *period.entry(*worker).or_insert(0) += 1;
+                let total: u32 = period.values().sum();
+                if total > half_open_max_calls
+                    && !reported.contains_key(&(provider.as_str(), *version))
+                {
+                    reported.insert((provider, *version), true);
+                    let who: Vec<String> = period.iter().map(|(w, n)| format!("{w}x{n}")).collect();
+                    out.push(Violation {
+                        invariant: "check_probe_budget",
+                        index,
+                        provider: Some(provider.clone()),
+                        message: format!(
+                            "{total} probes in flight in half-open period v{version} (max {half_open_max_calls}): {}",
+                            who.join(", ")
+                        ),
+                    });
+                }
+            }
+            Record::ProbeSettled {
+                worker,
+                provider,
+                version,
+            } => {
+                if let Some(period) = in_flight.get_mut(&(provider.as_str(), *version))
+                    && let Some(n) = period.get_mut(worker)
+                {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            Record::Crashed { worker } => {
+                for period in in_flight.values_mut() {
+                    period.remove(worker);
+                }
+            }
+            // A store restarted empty lost the probe lease with everything else: the probes
+            // of the old lease are in flight and cannot be recalled, so the count restarts.
+            Record::StoreWiped => in_flight.clear(),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// **Outcomes stay in their period**: an outcome report labelled with version `v` carries
+/// no more failures than the worker counted under `v` and had not reported yet.
+pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut unreported: BTreeMap<(Actor, &str, u64), u64> = BTreeMap::new();
+    for (index, entry) in history.entries.iter().enumerate() {
+        match &entry.record {
+            Record::Outcome {
+                worker,
+                provider,
+                version,
+                failure: true,
+                counted: true,
+            } => *unreported.entry((*worker, provider, *version)).or_insert(0) += 1,
+            Record::OutcomesPublished {
+                worker,
+                provider,
+                version: Some(version),
+                failures,
+                ..
+            } => {
+                let available = unreported.entry((*worker, provider, *version)).or_insert(0);
+                if failures > available {
+                    out.push(Violation {
+                        invariant: "check_outcome_periods",
+                        index,
+                        provider: Some(provider.clone()),
+                        message: format!(
+                            "{worker} reported {failures} failures as v{version}, but counted only {available} unreported ones under v{version}"
+                        ),
+                    });
+                }
+                *available = available.saturating_sub(*failures);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// **Liveness**: at the end of the bound after everything healed, every worker is in the
+/// expected state (closed, or the operator's last override) and agrees with the store.
+pub fn check_liveness(history: &History) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for (index, entry) in history.entries.iter().enumerate() {
+        let Record::Final {
+            worker,
+            provider,
+            state,
+            version,
+            stored,
+            expected,
+        } = &entry.record
+        else {
+            continue;
+        };
+        if state != expected {
+            out.push(Violation {
+                invariant: "check_liveness",
+                index,
+                provider: Some(provider.clone()),
+                message: format!(
+                    "{worker} is {state} (v{version}) when the liveness bound ends, expected {expected}"
+                ),
+            });
+        }
+        let agrees = stored
+            .as_ref()
+            .is_some_and(|s| s.version == *version && s.state == *state);
+        if !agrees {
+            let held = stored
+                .as_ref()
+                .map_or_else(|| "nothing".to_owned(), ToString::to_string);
+            out.push(Violation {
+                invariant: "check_liveness",
+                index,
+                provider: Some(provider.clone()),
+                message: format!(
+                    "{worker} holds {state} v{version} but the store holds {held} when the liveness bound ends"
+                ),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::SnapId;
+
+    fn id(version: u64, state: CircuitState, by: &str) -> SnapId {
+        SnapId {
+            epoch: 0,
+            version,
+            state,
+            by: by.into(),
+        }
+    }
+
+    const W: Actor = Actor::Worker {
+        slot: 0,
+        incarnation: 0,
+    };
+
+    #[test]
+    fn a_write_over_a_snapshot_the_writer_never_adopted_is_a_lost_update() {
+        let write = |before, after, base, path| Record::StoreWrite {
+            by: W,
+            provider: "openai".into(),
+            before,
+            after,
+            base,
+            path,
+        };
+        let operator = id(1, CircuitState::ForcedOpen, "operator");
+        let mine = id(6, CircuitState::Closed, "w0.0");
+        let mut h = History::default();
+        // Into an empty store (Redis restarted empty): nothing to overwrite.
+        h.push(0, write(None, operator.clone(), Base::Fresh, vec![]));
+        // A worker at v6 writes over the operator's v1 it never adopted: lost update.
+        h.push(
+            1,
+            write(
+                Some(operator),
+                mine.clone(),
+                Base::Known(mine.clone()),
+                vec![],
+            ),
+        );
+        // Two local transitions from what it replaced: a successor.
+        h.push(
+            2,
+            write(
+                Some(mine.clone()),
+                id(8, CircuitState::Closed, "w0.0"),
+                Base::Known(mine.clone()),
+                vec![(7, CircuitState::Open), (8, CircuitState::Closed)],
+            ),
+        );
+        // Another worker stored the v7 open this one made too: the same point, one history.
+        h.push(
+            3,
+            write(
+                Some(id(7, CircuitState::Open, "w1.0")),
+                id(8, CircuitState::HalfOpen, "w0.0"),
+                Base::Known(mine.clone()),
+                vec![(7, CircuitState::Open), (8, CircuitState::HalfOpen)],
+            ),
+        );
+        // A fresh worker starts at closed v0 like every history.
+        h.push(
+            4,
+            write(
+                Some(id(0, CircuitState::Closed, "w1.0")),
+                id(1, CircuitState::Open, "w0.1"),
+                Base::Fresh,
+                vec![(1, CircuitState::Open)],
+            ),
+        );
+        // Its own v7 half-open is not the stored v7 forced_open.
+        h.push(
+            5,
+            write(
+                Some(id(7, CircuitState::ForcedOpen, "operator")),
+                id(8, CircuitState::Closed, "w0.0"),
+                Base::Known(mine),
+                vec![(7, CircuitState::HalfOpen), (8, CircuitState::Closed)],
+            ),
+        );
+        let found = check_linear_history(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![1, 5], "{found:?}");
+    }
+
+    #[test]
+    fn leaving_an_acknowledged_override_without_an_operator_is_reported() {
+        let mut h = History::default();
+        h.push(
+            0,
+            Record::OperatorAction {
+                id: 1,
+                provider: "p".into(),
+                state: CircuitState::ForcedOpen,
+            },
+        );
+        h.push(
+            1,
+            Record::OperatorAck {
+                id: 1,
+                provider: "p".into(),
+                state: CircuitState::ForcedOpen,
+                version: 3,
+            },
+        );
+        h.push(
+            2,
+            Record::Seen {
+                worker: W,
+                provider: "p".into(),
+                version: 3,
+                state: Some(CircuitState::ForcedOpen),
+                via: "operator".into(),
+            },
+        );
+        h.push(
+            3,
+            Record::Seen {
+                worker: W,
+                provider: "p".into(),
+                version: 4,
+                state: Some(CircuitState::Closed),
+                via: "python".into(),
+            },
+        );
+        h.push(
+            4,
+            Record::OperatorAction {
+                id: 2,
+                provider: "p".into(),
+                state: CircuitState::Closed,
+            },
+        );
+        h.push(
+            5,
+            Record::Seen {
+                worker: W,
+                provider: "p".into(),
+                version: 5,
+                state: Some(CircuitState::Closed),
+                via: "operator".into(),
+            },
+        );
+        let found = check_operator_precedence(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].index, 3);
+    }
+
+    #[test]
+    fn concurrent_probes_beyond_the_budget_are_reported_sequential_ones_are_not() {
+        let other = Actor::Worker {
+            slot: 1,
+            incarnation: 0,
+        };
+        let admit = |w, synced| Record::ProbeAdmitted {
+            worker: w,
+            provider: "p".into(),
+            version: 2,
+            synced,
+        };
+        let settle = |w| Record::ProbeSettled {
+            worker: w,
+            provider: "p".into(),
+            version: 2,
+        };
+        let mut h = History::default();
+        h.push(0, admit(W, true));
+        h.push(1, settle(W));
+        h.push(2, admit(other, true));
+        h.push(3, admit(W, false));
+        assert!(check_probe_budget(&h, 1).is_empty());
+        h.push(4, admit(W, true));
+        assert_eq!(check_probe_budget(&h, 1).len(), 1);
+    }
+
+    #[test]
+    fn failures_reported_under_a_later_version_are_reported() {
+        let mut h = History::default();
+        h.push(
+            0,
+            Record::Outcome {
+                worker: W,
+                provider: "p".into(),
+                version: 5,
+                failure: true,
+                counted: true,
+            },
+        );
+        h.push(
+            1,
+            Record::OutcomesPublished {
+                worker: W,
+                provider: "p".into(),
+                version: Some(6),
+                failures: 1,
+                successes: 0,
+            },
+        );
+        assert_eq!(check_outcome_periods(&h).len(), 1);
+    }
+
+    #[test]
+    fn a_worker_stuck_half_open_or_apart_from_the_store_fails_liveness() {
+        let mut h = History::default();
+        h.push(
+            0,
+            Record::Final {
+                worker: W,
+                provider: "p".into(),
+                state: CircuitState::HalfOpen,
+                version: 4,
+                stored: Some(id(4, CircuitState::HalfOpen, "w0.0")),
+                expected: CircuitState::Closed,
+            },
+        );
+        h.push(
+            1,
+            Record::Final {
+                worker: W,
+                provider: "q".into(),
+                state: CircuitState::Closed,
+                version: 4,
+                stored: Some(id(5, CircuitState::Closed, "w1.0")),
+                expected: CircuitState::Closed,
+            },
+        );
+        h.push(
+            2,
+            Record::Final {
+                worker: W,
+                provider: "r".into(),
+                state: CircuitState::Closed,
+                version: 4,
+                stored: Some(id(4, CircuitState::Closed, "w1.0")),
+                expected: CircuitState::Closed,
+            },
+        );
+        let found = check_liveness(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+    }
+}

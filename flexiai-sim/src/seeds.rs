@@ -1,0 +1,122 @@
+//! Named seeds: the defects the simulator found, by the seed that shows each one, and the
+//! fixed seed set CI runs.
+//!
+//! A seed whose defect is fixed is a regression seed and runs in CI
+//! (`tests/regressions.rs`, `cargo xtask sim --ci`); one whose defect is still open cannot be a
+//! passing test, so it is listed in [`KNOWN_BUGS`] and run by `cargo xtask sim --known-bugs`,
+//! which reports which of them still fail.
+
+use crate::SeedReport;
+
+/// A seed and the defect it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedSeed {
+    /// The seed (`cargo xtask sim --seed S`).
+    pub seed: u64,
+    /// The check that reports it.
+    pub invariant: &'static str,
+    /// The defect, as issue 12 numbers and names it.
+    pub defect: &'static str,
+}
+
+const STUCK: &str = "#1 fleet stuck half-open when success_threshold > half_open_max_calls";
+const LOST_UPDATE: &str =
+    "#2 lost update: CAS stores 'newer', not 'follows' (diverged branch or wiped store)";
+const PYTHON: &str = "#3 unversioned Python events undo operator states";
+const LATE: &str = "#4 outcome counts reported under a later version";
+const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, re-taken by a worker still in the ended period, or lost in a store wipe while its credits live on)";
+
+/// Seeds that showed a defect which is now fixed: every invariant must hold on them. Each
+/// failed on the code of 2026-12-01 and passes since the protocol v2 merges (h-proto,
+/// h-breaker).
+pub const REGRESSION_SEEDS: &[NamedSeed] = &[
+    // Two probes succeed, the fleet needs four, nobody probes again: half-open for good.
+    named(9, "check_liveness", STUCK),
+    named(13, "check_liveness", STUCK),
+    // An operator's disable written into a wiped store, overwritten by a worker's v2.
+    named(1, "check_linear_history", LOST_UPDATE),
+    // A partitioned worker's own branch (v2..v7) stored over the fleet's v5.
+    named(70, "check_linear_history", LOST_UPDATE),
+    // A disable after a store reset overwritten by a worker's closed v9: the fleet ends closed.
+    named(305, "check_linear_history", LOST_UPDATE),
+    // A Python `closed` undoes forced_open (a Python trial call closes a force-opened fleet).
+    named(34, "check_operator_precedence", PYTHON),
+    // A Python `opened` opens a disabled fleet.
+    named(21, "check_operator_precedence", PYTHON),
+    // Slow probes outlive the lease; four workers probe one period with max 3.
+    named(5, "check_probe_budget", LEASE),
+    named(23, "check_probe_budget", LEASE),
+];
+
+/// Seeds that show a defect still open on this branch.
+pub const KNOWN_BUGS: &[NamedSeed] = &[
+    // A partitioned worker's own open (v5 of its diverged branch) is rebased onto the
+    // operator's reset written meanwhile and stored over it: the reset is undone.
+    named(394, "check_linear_history", LOST_UPDATE),
+    // The lease holder adopts an operator's reset and releases the lease while its probe
+    // still runs; a worker that has not heard of the reset yet (delayed messages) takes the
+    // lease for the ended period and probes too.
+    named(53, "check_probe_budget", LEASE),
+    // The store restarts empty right after the lease holder was granted two credits; another
+    // worker takes the (now free) lease and probes while the holder still spends its credits.
+    named(288, "check_probe_budget", LEASE),
+];
+
+const fn named(seed: u64, invariant: &'static str, defect: &'static str) -> NamedSeed {
+    NamedSeed {
+        seed,
+        invariant,
+        defect,
+    }
+}
+
+/// The fixed seeds `cargo xtask ci` runs besides the regression seeds: the first 40 seeds of
+/// 0..200 (regression seeds aside) on which every invariant held after the protocol v2 merge.
+pub const CI_SEEDS: &[u64] = &[
+    0, 2, 3, 4, 6, 7, 8, 10, 12, 15, 16, 17, 18, 19, 22, 24, 25, 28, 29, 31, 33, 36, 37, 38, 40,
+    41, 43, 45, 46, 47, 48, 49, 51, 52, 54, 56, 57, 59, 61, 62,
+];
+
+/// The CI seed set.
+pub fn ci_seeds() -> Vec<u64> {
+    CI_SEEDS.to_vec()
+}
+
+/// Names the defect behind each violation of `report`, from the check that found it, its
+/// message and the plan's config: how a failing seed is triaged.
+pub fn diagnose(report: &SeedReport) -> Vec<&'static str> {
+    let b = &report.plan.breaker;
+    // A Python event that moved a worker out of an operator's state also makes that worker
+    // store the result: both violations are the same defect.
+    let python = report
+        .violations
+        .iter()
+        .any(|v| v.message.contains("via python"));
+    // A lost update of an operator's override leaves the fleet out of the operator's state.
+    let lost = report
+        .violations
+        .iter()
+        .any(|v| v.invariant == "check_linear_history");
+    let mut out: Vec<&'static str> = report
+        .violations
+        .iter()
+        .map(|v| match v.invariant {
+            "check_liveness"
+                if b.success_threshold > b.half_open_max_calls
+                    && v.message.contains("is half_open") =>
+            {
+                STUCK
+            }
+            "check_liveness" if lost => LOST_UPDATE,
+            "check_liveness" => "liveness (unclassified)",
+            "check_operator_precedence" if python => PYTHON,
+            "check_operator_precedence" | "check_linear_history" => LOST_UPDATE,
+            "check_probe_budget" => LEASE,
+            "check_outcome_periods" => LATE,
+            _ => "unclassified",
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}

@@ -1,0 +1,429 @@
+//! The simulator's shared state: the real store behind every view, the fault flags of each
+//! worker's view, the history being recorded, and per worker and provider where its
+//! breaker's state came from (so every store write can be judged against it).
+//!
+//! Locked briefly and never across an `.await`; breaker methods that can run observers are
+//! never called while it is held (observers lock it themselves).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use flexiai_backend::MemoryBackend;
+use flexiai_breaker::{CircuitBreaker, CircuitState};
+use flexiai_events::{BreakerSnapshot, Event};
+use tokio::sync::mpsc;
+
+use crate::history::{Actor, Base, History, Record, SnapId};
+use crate::plan::{CallFault, Health};
+use crate::rng::Rng;
+use crate::time;
+
+/// Message faults of one worker's subscription.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MessageFaults {
+    pub(crate) drop: u64,
+    pub(crate) duplicate: u64,
+    pub(crate) delay_max_ms: u64,
+}
+
+/// Something delivered to a worker that its breaker may adopt.
+#[derive(Debug, Clone)]
+enum Candidate {
+    Snap(SnapId),
+    Python(CircuitState),
+}
+
+/// Where one worker's breaker for one provider stands, as far as the history knows.
+#[derive(Debug)]
+pub(crate) struct Track {
+    version: u64,
+    state: Option<CircuitState>,
+    pub(crate) base: Base,
+    /// The points (version, state) this breaker went through by itself since `base`.
+    pub(crate) path: Vec<(u64, CircuitState)>,
+    candidates: VecDeque<Candidate>,
+}
+
+impl Track {
+    fn fresh() -> Self {
+        Self {
+            version: 0,
+            state: Some(CircuitState::Closed),
+            base: Base::Fresh,
+            path: Vec::new(),
+            candidates: VecDeque::new(),
+        }
+    }
+
+    fn set_base(&mut self, base: Base) {
+        self.base = base;
+        self.path.clear();
+    }
+
+    fn push(&mut self, candidate: Candidate) {
+        if self.candidates.len() >= 64 {
+            self.candidates.pop_front();
+        }
+        self.candidates.push_back(candidate);
+    }
+}
+
+/// One worker slot: the current incarnation's breakers and the faults of its store view.
+pub(crate) struct Slot {
+    pub(crate) actor: Actor,
+    pub(crate) alive: bool,
+    pub(crate) breakers: Vec<Arc<CircuitBreaker>>,
+    pub(crate) tracks: Vec<Track>,
+    pub(crate) partition: Option<(CallFault, u64)>,
+    pub(crate) flaky: Option<(CallFault, u64, u64)>,
+    pub(crate) messages: Option<(MessageFaults, u64)>,
+    /// One sender per live subscription forwarder: a message makes it report `Resubscribed`.
+    pub(crate) resubscribe: Vec<mpsc::UnboundedSender<()>>,
+}
+
+/// Everything the simulator's tasks share.
+pub(crate) struct State {
+    pub(crate) rng: Rng,
+    pub(crate) history: History,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) providers: Vec<String>,
+    pub(crate) health: Vec<(Health, u64)>,
+    pub(crate) healed: bool,
+    /// What the operator last read per provider (its base for the next write).
+    pub(crate) operator_base: Vec<Option<SnapId>>,
+    pub(crate) generation: u64,
+}
+
+/// The shared store and state.
+pub(crate) struct Shared {
+    pub(crate) memory: MemoryBackend,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    pub(crate) fn new(memory: MemoryBackend, state: State) -> Self {
+        Self {
+            memory,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Runs `f` on the state. `f` must not call breaker methods that run observers.
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+impl State {
+    pub(crate) fn new(rng: Rng, workers: usize, providers: Vec<String>) -> Self {
+        let n = providers.len();
+        Self {
+            rng,
+            history: History::default(),
+            slots: (0..workers)
+                .map(|slot| Slot {
+                    actor: Actor::Worker {
+                        slot,
+                        incarnation: 0,
+                    },
+                    alive: false,
+                    breakers: Vec::new(),
+                    tracks: Vec::new(),
+                    partition: None,
+                    flaky: None,
+                    messages: None,
+                    resubscribe: Vec::new(),
+                })
+                .collect(),
+            health: vec![(Health::Healthy, 0); n],
+            operator_base: vec![None; n],
+            providers,
+            healed: false,
+            generation: 0,
+        }
+    }
+
+    pub(crate) fn record(&mut self, record: Record) {
+        self.history.push(time::elapsed_ms(), record);
+    }
+
+    pub(crate) fn provider_index(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p == name)
+    }
+
+    pub(crate) fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// Installs a new incarnation's breakers in `slot`.
+    pub(crate) fn install(
+        &mut self,
+        slot: usize,
+        actor: Actor,
+        breakers: Vec<Arc<CircuitBreaker>>,
+    ) {
+        let s = &mut self.slots[slot];
+        s.actor = actor;
+        s.alive = true;
+        s.tracks = breakers.iter().map(|_| Track::fresh()).collect();
+        s.breakers = breakers;
+        self.record(Record::Started { worker: actor });
+    }
+
+    pub(crate) fn is_current(&self, slot: usize, actor: Actor) -> bool {
+        let s = &self.slots[slot];
+        s.alive && s.actor == actor
+    }
+
+    /// Notices states the worker's breakers took without a local transition (adopted
+    /// snapshots), by their versions: reading a version runs no observer.
+    pub(crate) fn sync_slot(&mut self, slot: usize) {
+        if !self.slots[slot].alive {
+            return;
+        }
+        for i in 0..self.slots[slot].breakers.len() {
+            let breaker = &self.slots[slot].breakers[i];
+            // Both reads are free of side effects: a due open -> half-open transition is
+            // reported, not made, so `state` may say half-open where the word is still open.
+            let (version, state) = (breaker.version(), breaker.state());
+            if version != self.slots[slot].tracks[i].version {
+                self.resolve(slot, i, version);
+            } else if Some(state) != self.slots[slot].tracks[i].state {
+                self.restored(slot, i, version, state);
+            }
+        }
+    }
+
+    /// The breaker of (`slot`, `provider`) now has `version` without having made it: find
+    /// what it adopted among what was delivered to it.
+    fn resolve(&mut self, slot: usize, provider: usize, version: u64) {
+        let actor = self.slots[slot].actor;
+        let track = &mut self.slots[slot].tracks[provider];
+        let snap = track.candidates.iter().rev().find_map(|c| match c {
+            Candidate::Snap(id) if id.version == version => Some(id.clone()),
+            _ => None,
+        });
+        let python = track.candidates.iter().rev().find_map(|c| match c {
+            Candidate::Python(state) => Some(*state),
+            Candidate::Snap(_) => None,
+        });
+        let (state, via) = match snap {
+            Some(id) => {
+                let via = id.by.clone();
+                let state = id.state;
+                track.set_base(Base::Known(id));
+                (Some(state), via)
+            }
+            // An unversioned (Python) transition is applied as the worker's next version and
+            // published by it: a local step on its own branch.
+            None if version == track.version + 1 && python.is_some() => {
+                if let Some(state) = python {
+                    track.path.push((version, state));
+                }
+                (python, "python".to_owned())
+            }
+            None => {
+                track.set_base(Base::Unknown);
+                (None, "unknown".to_owned())
+            }
+        };
+        track.version = version;
+        track.state = state;
+        let name = self.providers[provider].clone();
+        self.record(Record::Seen {
+            worker: actor,
+            provider: name,
+            version,
+            state,
+            via,
+        });
+    }
+
+    /// The breaker of (`slot`, `provider`) shows `state` at the version it had: a restore of
+    /// a stored snapshot of the same version (a diverged branch dropped), if one was handed
+    /// to it; otherwise a due half-open seen before it is made, which changes nothing.
+    fn restored(&mut self, slot: usize, provider: usize, version: u64, state: CircuitState) {
+        let actor = self.slots[slot].actor;
+        let track = &mut self.slots[slot].tracks[provider];
+        let Some(id) = track.candidates.iter().rev().find_map(|c| match c {
+            Candidate::Snap(id) if id.version == version && id.state == state => Some(id.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        track.state = Some(state);
+        track.set_base(Base::Known(id.clone()));
+        let name = self.providers[provider].clone();
+        self.record(Record::Seen {
+            worker: actor,
+            provider: name,
+            version,
+            state: Some(state),
+            via: id.by,
+        });
+    }
+
+    /// A local transition reported by the breaker's observer.
+    pub(crate) fn note_transition(
+        &mut self,
+        slot: usize,
+        actor: Actor,
+        provider: usize,
+        transition: &flexiai_breaker::Transition,
+    ) {
+        if self.slots[slot].actor != actor || self.slots[slot].tracks.len() <= provider {
+            return;
+        }
+        let prior = transition.version.saturating_sub(1);
+        if self.slots[slot].tracks[provider].version != prior {
+            self.resolve(slot, provider, prior);
+        }
+        let track = &mut self.slots[slot].tracks[provider];
+        track.version = transition.version;
+        track.state = Some(transition.to);
+        track.path.push((transition.version, transition.to));
+        let name = self.providers[provider].clone();
+        self.record(Record::Transition {
+            worker: actor,
+            provider: name,
+            from: transition.from,
+            to: transition.to,
+            version: transition.version,
+            reason: format!("{:?}", transition.reason),
+        });
+    }
+
+    /// A snapshot the store returned to `slot` (a read, or the winner of a lost CAS).
+    pub(crate) fn note_read(&mut self, slot: usize, provider: &str, snapshot: &BreakerSnapshot) {
+        let Some(i) = self.provider_index(provider) else {
+            return;
+        };
+        let id = SnapId::of(snapshot);
+        let track = &mut self.slots[slot].tracks[i];
+        // Same version and state: the worker agrees with the store (e.g. two workers made the
+        // same transition and this one lost the tie), so it descends from what is stored.
+        if id.version == track.version && Some(id.state) == track.state {
+            track.set_base(Base::Known(id.clone()));
+        }
+        track.push(Candidate::Snap(id));
+    }
+
+    /// A lost compare-and-set: the driver adopts the stored winner when it has the version
+    /// it wrote (restore), or will apply it if newer.
+    pub(crate) fn note_cas_lost(
+        &mut self,
+        slot: usize,
+        provider: &str,
+        written: &BreakerSnapshot,
+        current: &BreakerSnapshot,
+    ) {
+        let Some(i) = self.provider_index(provider) else {
+            return;
+        };
+        let local = self.slots[slot].breakers[i].version();
+        let actor = self.slots[slot].actor;
+        let id = SnapId::of(current);
+        let track = &mut self.slots[slot].tracks[i];
+        track.push(Candidate::Snap(id.clone()));
+        if current.version == local && local == written.version {
+            let changed = track.state != Some(current.state);
+            track.set_base(Base::Known(id.clone()));
+            track.state = Some(current.state);
+            if changed {
+                self.record(Record::Seen {
+                    worker: actor,
+                    provider: provider.to_owned(),
+                    version: id.version,
+                    state: Some(id.state),
+                    via: id.by,
+                });
+            }
+        }
+    }
+
+    /// A successful compare-and-set by `slot`.
+    pub(crate) fn note_written(&mut self, slot: usize, provider: &str, written: &BreakerSnapshot) {
+        if let Some(i) = self.provider_index(provider) {
+            self.slots[slot].tracks[i].set_base(Base::Known(SnapId::of(written)));
+        }
+    }
+
+    /// The base the writer `slot` has for `provider` right now, and the points it went
+    /// through by itself since.
+    pub(crate) fn base_of(&self, slot: usize, provider: &str) -> (Base, Vec<(u64, CircuitState)>) {
+        self.provider_index(provider)
+            .map_or((Base::Unknown, Vec::new()), |i| {
+                let track = &self.slots[slot].tracks[i];
+                (track.base.clone(), track.path.clone())
+            })
+    }
+
+    /// An event handed to `slot`'s subscription.
+    pub(crate) fn note_event(&mut self, slot: usize, event: &Event) {
+        let Some(i) = self.provider_index(event.provider_name()) else {
+            return;
+        };
+        let candidate = match event {
+            Event::StateUpdateEvent(update) => {
+                let mut id = SnapId::of(&update.state_data);
+                if id.by.is_empty() {
+                    id.by = update.worker_id.as_str().to_owned();
+                }
+                Candidate::Snap(id)
+            }
+            Event::CircuitBreakerEvent(e) => match (e.target_state(), e.metadata.version) {
+                (Some(state), Some(version)) => Candidate::Snap(SnapId {
+                    epoch: e.metadata.epoch.unwrap_or(0),
+                    version,
+                    state,
+                    by: e.worker_id.as_str().to_owned(),
+                }),
+                (Some(state), None) => Candidate::Python(state),
+                (None, _) => return,
+            },
+        };
+        self.slots[slot].tracks[i].push(candidate);
+    }
+
+    /// What happens to one message on its way to `slot`: the delays of its deliveries
+    /// (none: dropped; two: duplicated).
+    pub(crate) fn message_fate(&mut self, slot: usize) -> Vec<u64> {
+        if self.slots[slot].partition.is_some() {
+            return Vec::new();
+        }
+        let Some((faults, _)) = self.slots[slot].messages else {
+            return vec![0];
+        };
+        if self.rng.chance(faults.drop) {
+            return Vec::new();
+        }
+        let copies = if self.rng.chance(faults.duplicate) {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| self.rng.range(0, faults.delay_max_ms))
+            .collect()
+    }
+
+    /// How `slot`'s next store call behaves.
+    pub(crate) fn call_fate(&mut self, slot: usize) -> Option<CallFault> {
+        if let Some((mode, _)) = self.slots[slot].partition {
+            return Some(mode);
+        }
+        match self.slots[slot].flaky {
+            Some((mode, percent, _)) if self.rng.chance(percent) => Some(mode),
+            _ => None,
+        }
+    }
+
+    /// Tells every live subscription of `slot` to report a gap.
+    pub(crate) fn signal_resubscribe(&mut self, slot: usize) {
+        self.slots[slot]
+            .resubscribe
+            .retain(|tx| tx.send(()).is_ok());
+    }
+}

@@ -1,0 +1,355 @@
+//! The simulated store: a `SyncBackend` that delegates every operation to one shared
+//! `MemoryBackend` (so store semantics are the real backend's, whatever they become) and
+//! injects its worker's faults on the way: calls that fail, hang, or are applied but never
+//! answered; a subscription whose messages are dropped, duplicated, delayed and reordered,
+//! and that reports `Resubscribed` after a partition or a store restart, as the Redis
+//! subscriber does. Every write is recorded with what it replaced.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flexiai_backend::{
+    BackendError, CasOutcome, Health, LockLease, Notification, Subscription, SubscriptionSender,
+    SyncBackend,
+};
+use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::history::{Actor, Record, SnapId};
+use crate::plan::CallFault;
+use crate::state::Shared;
+
+/// One actor's view of the store.
+pub(crate) struct SimBackend {
+    shared: Arc<Shared>,
+    /// The worker slot, or `None` for the operator (whose view has no faults).
+    slot: Option<usize>,
+    actor: Actor,
+}
+
+impl fmt::Debug for SimBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimBackend")
+            .field("actor", &self.actor)
+            .finish()
+    }
+}
+
+fn unavailable() -> BackendError {
+    BackendError::Unavailable {
+        message: "simulated: store unreachable".into(),
+    }
+}
+
+impl SimBackend {
+    pub(crate) fn worker(shared: Arc<Shared>, slot: usize, actor: Actor) -> Self {
+        Self {
+            shared,
+            slot: Some(slot),
+            actor,
+        }
+    }
+
+    pub(crate) fn operator(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            slot: None,
+            actor: Actor::Operator,
+        }
+    }
+
+    /// Decides how this call behaves, after noticing what the worker adopted since its
+    /// last call. A call from a crashed incarnation fails.
+    fn enter(&self) -> Result<Option<CallFault>, BackendError> {
+        let Some(slot) = self.slot else {
+            return Ok(None);
+        };
+        self.shared.with(|s| {
+            if !s.is_current(slot, self.actor) {
+                return Err(unavailable());
+            }
+            s.sync_slot(slot);
+            Ok(s.call_fate(slot))
+        })
+    }
+
+    /// Applies the fault before the call reaches the store.
+    async fn before(&self) -> Result<Option<CallFault>, BackendError> {
+        match self.enter()? {
+            Some(CallFault::Fail) => Err(unavailable()),
+            Some(CallFault::Hang) => std::future::pending().await,
+            other => Ok(other),
+        }
+    }
+
+    /// Applies the fault after the store did the work: the reply may never come.
+    async fn after<T>(&self, fate: Option<CallFault>, value: T) -> T {
+        if fate == Some(CallFault::LostReply) {
+            std::future::pending::<()>().await;
+        }
+        value
+    }
+}
+
+#[async_trait]
+impl SyncBackend for SimBackend {
+    fn kind(&self) -> &'static str {
+        "sim"
+    }
+
+    async fn publish_event(&self, event: &Event) -> Result<(), BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.publish_event(event).await;
+        if result.is_ok()
+            && let Event::CircuitBreakerEvent(e) = event
+            && e.target_state().is_none()
+        {
+            self.shared.with(|s| {
+                s.record(Record::OutcomesPublished {
+                    worker: self.actor,
+                    provider: e.provider_name.clone(),
+                    version: e.metadata.version,
+                    failures: e.metadata.failure_delta.unwrap_or(0),
+                    successes: e.metadata.success_delta.unwrap_or(0),
+                });
+            });
+        }
+        self.after(fate, result).await
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, BackendError> {
+        let Some(slot) = self.slot else {
+            return self.shared.memory.subscribe().await;
+        };
+        self.before().await?;
+        let inner = self.shared.memory.subscribe().await?;
+        let (tx, outer) = Subscription::channel(1024);
+        let (gap_tx, gap_rx) = mpsc::unbounded_channel();
+        self.shared.with(|s| s.slots[slot].resubscribe.push(gap_tx));
+        tokio::spawn(forward(Arc::clone(&self.shared), slot, inner, tx, gap_rx));
+        Ok(outer)
+    }
+
+    async fn get_state(&self, provider: &str) -> Result<Option<BreakerSnapshot>, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.get_state(provider).await;
+        if let Ok(stored) = &result {
+            self.shared.with(|s| match self.slot {
+                Some(slot) => {
+                    if let Some(snapshot) = stored {
+                        s.note_read(slot, provider, snapshot);
+                    }
+                }
+                None => {
+                    if let Some(i) = s.provider_index(provider) {
+                        s.operator_base[i] = stored.as_ref().map(SnapId::of);
+                    }
+                }
+            });
+        }
+        self.after(fate, result).await
+    }
+
+    async fn get_states(
+        &self,
+        providers: &[String],
+    ) -> Result<Vec<Option<BreakerSnapshot>>, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.get_states(providers).await;
+        if let (Ok(stored), Some(slot)) = (&result, self.slot) {
+            self.shared.with(|s| {
+                for (provider, snapshot) in providers.iter().zip(stored) {
+                    if let Some(snapshot) = snapshot {
+                        s.note_read(slot, provider, snapshot);
+                    }
+                }
+            });
+        }
+        self.after(fate, result).await
+    }
+
+    async fn set_state(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+    ) -> Result<(), BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.set_state(provider, snapshot).await;
+        self.after(fate, result).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
+        event: Option<&Event>,
+    ) -> Result<CasOutcome, BackendError> {
+        let fate = self.before().await?;
+        // MemoryBackend answers without yielding, so nothing runs between these two calls:
+        // `before` is exactly what the compare-and-set replaced.
+        let before = self.shared.memory.get_state(provider).await?;
+        let outcome = self
+            .shared
+            .memory
+            .compare_and_set(provider, snapshot, expected, event)
+            .await?;
+        self.shared.with(|s| match &outcome {
+            CasOutcome::Applied => {
+                let (base, path) = match self.slot {
+                    Some(slot) => s.base_of(slot, provider),
+                    None => (
+                        s.provider_index(provider)
+                            .and_then(|i| s.operator_base[i].clone())
+                            .map_or(crate::history::Base::Fresh, crate::history::Base::Known),
+                        Vec::new(),
+                    ),
+                };
+                s.record(Record::StoreWrite {
+                    by: self.actor,
+                    provider: provider.to_owned(),
+                    before: before.as_ref().map(SnapId::of),
+                    after: SnapId::of(snapshot),
+                    base,
+                    path,
+                });
+                match self.slot {
+                    Some(slot) => s.note_written(slot, provider, snapshot),
+                    None => {
+                        if let Some(i) = s.provider_index(provider) {
+                            s.operator_base[i] = Some(SnapId::of(snapshot));
+                        }
+                    }
+                }
+            }
+            CasOutcome::Stale { current } => match self.slot {
+                Some(slot) => s.note_cas_lost(slot, provider, snapshot, current),
+                None => {
+                    if let Some(i) = s.provider_index(provider) {
+                        s.operator_base[i] = Some(SnapId::of(current));
+                    }
+                }
+            },
+        });
+        self.after(fate, Ok(outcome)).await
+    }
+
+    async fn acquire_lock(
+        &self,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Option<LockLease>, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.acquire_lock(name, ttl).await;
+        self.after(fate, result).await
+    }
+
+    async fn extend_lock(&self, lease: &LockLease, ttl: Duration) -> Result<bool, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.extend_lock(lease, ttl).await;
+        self.after(fate, result).await
+    }
+
+    async fn release_lock(&self, lease: &LockLease) -> Result<bool, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.release_lock(lease).await;
+        self.after(fate, result).await
+    }
+
+    async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.heartbeat(worker, ttl).await;
+        self.after(fate, result).await
+    }
+
+    async fn remove_worker(&self, worker: &WorkerId) -> Result<(), BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.remove_worker(worker).await;
+        self.after(fate, result).await
+    }
+
+    async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.live_workers().await;
+        self.after(fate, result).await
+    }
+
+    async fn health_check(&self) -> Health {
+        match self.before().await {
+            Ok(_) => self.shared.memory.health_check().await,
+            Err(error) => Health::Unreachable {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    /// The store is shared by the whole fleet: one worker's view never closes it.
+    async fn close(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// Carries one subscription's messages from the real store to the worker, through its
+/// message faults. Ends when either side goes away.
+async fn forward(
+    shared: Arc<Shared>,
+    slot: usize,
+    mut inner: Subscription,
+    tx: SubscriptionSender,
+    mut gaps: mpsc::UnboundedReceiver<()>,
+) {
+    let mut queue: BTreeMap<(Instant, u64), Notification> = BTreeMap::new();
+    let mut seq = 0u64;
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    loop {
+        if tx.is_closed() {
+            return;
+        }
+        let next = queue.keys().next().map(|(at, _)| *at);
+        tokio::select! {
+            biased;
+            Some(()) = gaps.recv() => {
+                if !deliver(&shared, slot, &tx, Notification::Resubscribed) {
+                    return;
+                }
+            }
+            () = sleep_until(next.unwrap_or(far)), if next.is_some() => {
+                if let Some((_, notification)) = queue.pop_first()
+                    && !deliver(&shared, slot, &tx, notification)
+                {
+                    return;
+                }
+            }
+            notification = inner.recv() => match notification {
+                None => return,
+                Some(notification) => {
+                    let delays = shared.with(|s| s.message_fate(slot));
+                    let now = Instant::now();
+                    for delay in delays {
+                        queue.insert((now + Duration::from_millis(delay), seq), notification.clone());
+                        seq += 1;
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn deliver(
+    shared: &Shared,
+    slot: usize,
+    tx: &SubscriptionSender,
+    notification: Notification,
+) -> bool {
+    shared.with(|s| {
+        s.sync_slot(slot);
+        if let Notification::Event(event) = &notification {
+            s.note_event(slot, event);
+        }
+    });
+    tx.send(notification)
+}
