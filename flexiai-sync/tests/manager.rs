@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flexiai_backend::{
-    BackendError, CasOutcome, Health, LockLease, MemoryBackend, Subscription, SyncBackend,
+    BackendError, CasOutcome, FleetCounts, FleetWindow, Health, LockLease, MemoryBackend,
+    OutcomeBatch, Subscription, SyncBackend,
 };
 use flexiai_breaker::{BreakerConfig, CircuitBreaker, ProbeMode};
 use flexiai_events::{BreakerSnapshot, CircuitState, Event, Timestamp, WorkerId};
@@ -87,6 +88,19 @@ impl SyncBackend for Faulty {
     ) -> Result<CasOutcome, BackendError> {
         self.gate().await?;
         self.inner.compare_and_set(p, s, e).await
+    }
+    async fn record_outcomes(
+        &self,
+        p: &str,
+        b: &OutcomeBatch,
+        w: &FleetWindow,
+    ) -> Result<FleetCounts, BackendError> {
+        self.gate().await?;
+        self.inner.record_outcomes(p, b, w).await
+    }
+    async fn storming(&self, p: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
+        self.gate().await?;
+        self.inner.storming(p).await
     }
     async fn acquire_lock(
         &self,
