@@ -122,8 +122,8 @@ fn hammer(mode: ProbeMode, iterations: usize) {
         }
     });
 
-    // Settle any due time-driven transition before reading the history.
-    let final_state = breaker.state();
+    // Make any due time-driven transition (reads alone never do) before reading the history.
+    let final_state = breaker.poll();
     let mut transitions = rec.transitions();
     let final_version = breaker.version();
     assert!(

@@ -1,6 +1,7 @@
 //! Model-based test: the breaker against a plain sequential reference model, over random
 //! sequences of acquire / success / failure / drop / advance-time / force_open / disable /
-//! reset / open_for / apply_remote / absorb_remote_outcomes / state reads.
+//! reset / open_for / apply_remote / absorb_remote_outcomes / poll / state reads (pure: a
+//! due half-open is reported, not entered).
 
 #![allow(clippy::unwrap_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
 
@@ -52,6 +53,7 @@ enum Op {
     },
     Absorb(u64, u64),
     ReadState,
+    Poll,
 }
 
 /// What an operation returned, compared between model and breaker.
@@ -67,6 +69,7 @@ enum Res {
     OpenedFor(Option<u64>),
     Applied(bool),
     Tripped(bool),
+    Polled(CircuitState),
     State {
         state: CircuitState,
         failures: u64,
@@ -190,6 +193,7 @@ impl ReferenceStateMachine for RefMachine {
             ),
             2 => (0u64..4, 0u64..3).prop_map(|(f, s)| Op::Absorb(f, s)),
             3 => Just(Op::ReadState),
+            1 => Just(Op::Poll),
         ]
         .boxed()
     }
@@ -342,18 +346,24 @@ impl ReferenceStateMachine for RefMachine {
                 m.last = Res::Tripped(tripped);
             }
             Op::ReadState => {
-                m.poll();
+                // A pure read: a due half-open is reported, not entered.
+                let due = m.state == Open && m.now >= m.open_until;
+                let state = if due { HalfOpen } else { m.state };
                 m.last = Res::State {
-                    state: m.state,
-                    failures: if m.state == Closed { m.consecutive } else { 0 },
-                    slots: if m.state == HalfOpen {
-                        u32::try_from(m.slots).unwrap()
-                    } else {
-                        0
+                    state,
+                    failures: if state == Closed { m.consecutive } else { 0 },
+                    slots: match (state, due) {
+                        (HalfOpen, true) => u32::try_from(MAX_CALLS).unwrap(),
+                        (HalfOpen, false) => u32::try_from(m.slots).unwrap(),
+                        _ => 0,
                     },
-                    open_remaining: (m.state == Open)
+                    open_remaining: (state == Open)
                         .then(|| Duration::from_millis(m.open_until - m.now)),
                 };
+            }
+            Op::Poll => {
+                m.poll();
+                m.last = Res::Polled(m.state);
             }
         }
         m
@@ -442,7 +452,9 @@ impl StateMachineTest for Sut {
                 Res::Applied(b.apply_remote(&snap))
             }
             Op::Absorb(f, s) => Res::Tripped(b.absorb_remote_outcomes(f, s)),
+            Op::Poll => Res::Polled(b.poll()),
             Op::ReadState => {
+                assert_eq!(b.state(), b.metrics().state);
                 let m = b.metrics();
                 Res::State {
                     state: m.state,

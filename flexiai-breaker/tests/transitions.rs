@@ -65,8 +65,11 @@ fn open_turns_half_open_by_itself_when_the_timeout_passes() {
     r.clock.advance(10 * SEC - Duration::from_nanos(1));
     assert_eq!(b.state(), Open);
     r.clock.advance(Duration::from_nanos(1));
-    // No call needed: reading the state performs the due transition.
+    // Reading the state reports what a call would find, without making the transition...
     assert_eq!(b.state(), HalfOpen);
+    assert_eq!(b.version(), 1);
+    // ...which poll() (or the next call) makes, with no call needed.
+    assert_eq!(b.poll(), HalfOpen);
     assert_eq!(b.version(), 2);
     let t = r.rec.transitions();
     assert_eq!(t[1].reason, TransitionReason::RecoveryTimeoutElapsed);
@@ -407,7 +410,7 @@ fn granted_mode_admits_only_against_credits() {
     assert_eq!(b.state(), Open);
     assert_eq!(b.probe_credits(), 0);
     r.clock.advance(10 * SEC);
-    assert_eq!(b.state(), HalfOpen);
+    assert_eq!(b.poll(), HalfOpen);
     assert_eq!(
         b.probe_credits(),
         0,
@@ -509,7 +512,7 @@ fn apply_remote_only_moves_forward_and_carries_open_time_as_remaining() {
     assert_eq!(b.snapshot().state_changed_at, s.state_changed_at);
     assert!(!b.apply_remote(&BreakerSnapshot::new(Closed, 6)));
     r.clock.advance(4 * SEC);
-    assert_eq!(b.state(), HalfOpen);
+    assert_eq!(b.poll(), HalfOpen);
     assert_eq!(b.version(), 8, "the local transition continues the history");
     // A Python writer: no version, no remaining time.
     assert!(!b.apply_remote(&BreakerSnapshot::new(Open, 0)));
