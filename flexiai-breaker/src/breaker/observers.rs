@@ -17,6 +17,9 @@ impl CircuitBreaker {
             next
         });
         self.has_observers.store(true, Ordering::Release);
+        if observer.wants_outcomes() {
+            self.outcome_observers.store(true, Ordering::Release);
+        }
     }
 
     /// Detaches an observer previously added (compared by pointer). Returns whether it was
@@ -36,8 +39,11 @@ impl CircuitBreaker {
                 .collect::<Vec<_>>()
         });
         let _ = after;
+        let list = self.observers.load();
         self.has_observers
-            .store(!self.observers.load().is_empty(), Ordering::Release);
+            .store(!list.is_empty(), Ordering::Release);
+        self.outcome_observers
+            .store(list.iter().any(|o| o.wants_outcomes()), Ordering::Release);
         found
     }
 }
