@@ -56,8 +56,8 @@ impl SyncHealth {
 /// Counters describing the manager's work since it was built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncMetrics {
-    /// Events this worker published (transitions that won their compare-and-set, and
-    /// outcome reports).
+    /// Events this worker published (transitions and state updates that won their
+    /// compare-and-set).
     pub events_published: u64,
     /// Events received from other workers.
     pub events_received: u64,
@@ -85,6 +85,12 @@ pub struct SyncMetrics {
     pub backend_errors: u64,
     /// Probe leases this worker won.
     pub probe_leases: u64,
+    /// Outcome counts this worker added to the fleet's window in the store (one command
+    /// each).
+    pub outcome_reports: u64,
+    /// Breakers this worker opened because the fleet's failure rate in the store crossed
+    /// their threshold.
+    pub fleet_trips: u64,
     /// Age of the last received event by its sender's clock (cross-host clock skew included).
     pub last_event_lag: Option<Duration>,
 }
@@ -101,6 +107,8 @@ pub(crate) struct Counters {
     pub(crate) reconciles: AtomicU64,
     pub(crate) backend_errors: AtomicU64,
     pub(crate) probe_leases: AtomicU64,
+    pub(crate) outcome_reports: AtomicU64,
+    pub(crate) fleet_trips: AtomicU64,
     /// Microseconds, `u64::MAX` meaning none yet.
     pub(crate) last_event_lag_micros: AtomicU64,
 }
@@ -131,6 +139,8 @@ impl Counters {
             reconciles: get(&self.reconciles),
             backend_errors: get(&self.backend_errors),
             probe_leases: get(&self.probe_leases),
+            outcome_reports: get(&self.outcome_reports),
+            fleet_trips: get(&self.fleet_trips),
             last_event_lag: (lag != u64::MAX).then(|| Duration::from_micros(lag)),
         }
     }

@@ -1,27 +1,22 @@
 //! The breakers a manager keeps in step, and the signals their hot paths leave for it.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
-use flexiai_breaker::{BreakerObserver, CircuitBreaker, Outcome, OutcomeEvent, Transition};
+use flexiai_backend::{FleetCounts, FleetWindow};
+use flexiai_breaker::{BreakerObserver, CircuitBreaker, FailurePolicy, OutcomeTotals, Transition};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-/// What a breaker's hot path tells the background driver: a flag and two counters, so that
-/// recording an outcome is one atomic add and a burst of transitions is one publication.
+/// What a breaker's hot path tells the background driver: one flag, set on the rare
+/// transition. Outcomes are not reported at all: the driver reads the breaker's own striped
+/// counters once per flush interval ([`CircuitBreaker::outcome_totals`]).
 #[derive(Debug, Default)]
 pub(crate) struct Signals {
     /// A local transition happened since the last publication.
     pub(crate) dirty: AtomicBool,
-    /// Counted local failures since the last flush.
-    pub(crate) failures: AtomicU64,
-    /// Counted local successes since the last flush, counted only once a failure has been
-    /// (only intervals with a failure are reported).
-    pub(crate) successes: AtomicU64,
-    /// The breaker version the counts were recorded under. Counts from an older version
-    /// are dropped when a newer one arrives: the transition in between already told the
-    /// fleet what they amounted to.
-    pub(crate) version: AtomicU64,
 }
 
 impl Signals {
@@ -32,20 +27,11 @@ impl Signals {
     pub(crate) fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::Release);
     }
-
-    /// Takes the outcome counts accumulated since the last call, and the version they
-    /// belong to.
-    pub(crate) fn take_outcomes(&self) -> (u64, u64, u64) {
-        (
-            self.failures.swap(0, Ordering::AcqRel),
-            self.successes.swap(0, Ordering::AcqRel),
-            self.version.load(Ordering::Acquire),
-        )
-    }
 }
 
-/// The observer a manager attaches to each registered breaker. It runs on the caller's
-/// thread, so it only touches atomics (and wakes the driver on the rare transition).
+/// The observer a manager attaches to each registered breaker. It hears transitions only
+/// (it says so through `wants_outcomes`), so the closed-state success stays on the breaker's
+/// inline fast path exactly as without sync.
 pub(crate) struct SyncObserver {
     signals: Arc<Signals>,
     wake: Arc<Notify>,
@@ -57,34 +43,73 @@ impl BreakerObserver for SyncObserver {
         self.wake.notify_one();
     }
 
-    fn on_outcome(&self, outcome: &OutcomeEvent) {
-        // Outcomes the breaker did not count (disabled, or settled after a state change)
-        // must not count for the fleet either.
-        if !outcome.counted {
-            return;
+    fn wants_outcomes(&self) -> bool {
+        false
+    }
+}
+
+/// A failure-rate breaker's part in fleet counting, touched only by the driver.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// The breaker's cumulative counts at the last flush.
+    pub(crate) baseline: Option<OutcomeTotals>,
+    /// Counts not yet sent to the store, one group per local slice, oldest first.
+    pub(crate) pending: VecDeque<Pending>,
+    /// The period the store last said was storming, and until when that holds.
+    pub(crate) storm: Option<(u64, Instant)>,
+    /// The period this worker first knew to be storming, and when.
+    pub(crate) storm_since: Option<(u64, Instant)>,
+    /// The fleet's totals crossed the threshold before every worker could have reported:
+    /// read them again once that time has passed.
+    pub(crate) undecided: bool,
+}
+
+/// Unsent counts of one local slice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    /// When the group began.
+    pub(crate) started: Instant,
+    /// When its last counts were added (their age is measured from here).
+    pub(crate) last: Instant,
+    pub(crate) failures: u64,
+    pub(crate) successes: u64,
+}
+
+/// The fleet's trip rule for one breaker: its own failure-rate policy, applied to the
+/// fleet's totals in the store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FleetRule {
+    pub(crate) window: FleetWindow,
+    pub(crate) minimum_calls: u64,
+    pub(crate) threshold: f64,
+}
+
+impl FleetRule {
+    fn of(breaker: &CircuitBreaker) -> Option<Self> {
+        match &breaker.config().failure_policy {
+            FailurePolicy::FailureRate {
+                window_ms,
+                buckets,
+                minimum_calls,
+                failure_rate_threshold,
+            } => FleetWindow::new(Duration::from_millis(*window_ms), *buckets)
+                .ok()
+                .map(|window| FleetRule {
+                    window,
+                    minimum_calls: u64::from(*minimum_calls),
+                    threshold: *failure_rate_threshold,
+                }),
+            FailurePolicy::ConsecutiveFailures => None,
         }
-        // Rare (once per state change): start counting for the new version. Racing threads
-        // may lose a count or two here; deltas are advisory, the breaker's own are exact.
-        if self.signals.version.load(Ordering::Relaxed) != outcome.version {
-            self.signals
-                .version
-                .store(outcome.version, Ordering::Relaxed);
-            self.signals.failures.store(0, Ordering::Relaxed);
-            self.signals.successes.store(0, Ordering::Relaxed);
-        }
-        match outcome.outcome {
-            Outcome::Failure => {
-                self.signals.failures.fetch_add(1, Ordering::Relaxed);
-            }
-            // Successes only matter in an interval that will be reported, i.e. one that saw
-            // a failure. Skipping them otherwise means a healthy worker's hot path only
-            // reads this cache line and never writes it, so threads don't contend on it.
-            Outcome::Success => {
-                if self.signals.failures.load(Ordering::Relaxed) > 0 {
-                    self.signals.successes.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }
+    }
+
+    /// Whether the fleet's totals open the breaker.
+    #[allow(clippy::cast_precision_loss)] // counts stay far below 2^52
+    pub(crate) fn trips(&self, counts: &FleetCounts) -> bool {
+        let calls = counts.calls();
+        calls >= self.minimum_calls
+            && calls > 0
+            && counts.failures as f64 >= self.threshold * calls as f64
     }
 }
 
@@ -94,6 +119,9 @@ pub(crate) struct Entry {
     pub(crate) breaker: Arc<CircuitBreaker>,
     pub(crate) signals: Arc<Signals>,
     pub(crate) observer: Arc<dyn BreakerObserver>,
+    /// Present for failure-rate breakers: the fleet decides their trip.
+    pub(crate) rule: Option<FleetRule>,
+    pub(crate) tally: Mutex<Tally>,
 }
 
 impl Entry {
@@ -105,10 +133,20 @@ impl Entry {
         });
         Self {
             name: breaker.name().to_owned(),
+            rule: FleetRule::of(&breaker),
+            // Counted from registration on: earlier outcomes were the breaker's alone.
+            tally: Mutex::new(Tally {
+                baseline: Some(breaker.outcome_totals()),
+                ..Tally::default()
+            }),
             breaker,
             signals,
             observer,
         }
+    }
+
+    pub(crate) fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
