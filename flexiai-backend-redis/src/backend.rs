@@ -13,7 +13,7 @@ use flexiai_backend::{
     OutcomeBatch, Subscription, SyncBackend, lock_token, validate_cas_batch, validate_lock_name,
     validate_provider, validate_ttl,
 };
-use flexiai_events::{BreakerSnapshot, Event, WorkerId};
+use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use flexiai_serde::StateSerializer;
 use redis::{AsyncConnectionConfig, ProtocolVersion, RedisError, Value};
 use tokio::sync::watch;
@@ -324,6 +324,9 @@ struct PreparedCas<'a> {
     channel: &'a str,
     event: Vec<u8>,
     signed: &'static str,
+    epoch: u64,
+    /// Whether the writer names the revision it grew from, and which.
+    expected: (&'static str, u64, u64),
 }
 
 impl PreparedCas<'_> {
@@ -336,7 +339,11 @@ impl PreparedCas<'_> {
             .arg(self.channel)
             .arg(&self.event)
             .arg(self.signed)
-            .arg(unreadable);
+            .arg(unreadable)
+            .arg(self.epoch)
+            .arg(self.expected.0)
+            .arg(self.expected.1)
+            .arg(self.expected.2);
         invocation
     }
 }
@@ -346,6 +353,7 @@ impl RedisBackend {
         &self,
         provider: &str,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<PreparedCas<'_>, BackendError> {
         let key = self.inner.keys.state(provider);
@@ -365,6 +373,11 @@ impl RedisBackend {
                 "1"
             } else {
                 "0"
+            },
+            epoch: snapshot.epoch,
+            expected: match expected {
+                Some(grew_from) => ("1", grew_from.epoch, grew_from.version),
+                None => ("0", 0, 0),
             },
         })
     }
@@ -523,11 +536,12 @@ impl SyncBackend for RedisBackend {
         &self,
         provider: &str,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
         self.ensure_open()?;
         validate_provider(provider)?;
-        let prepared = self.prepare_cas(provider, snapshot, event)?;
+        let prepared = self.prepare_cas(provider, snapshot, expected, event)?;
         // A stored value this worker cannot read (corrupt, unsigned while signatures are
         // required, forged, signed with a key it lacks) must not block the history forever:
         // like `get_states`, treat it as absent and replace it, naming it so the script
@@ -572,7 +586,7 @@ impl SyncBackend for RedisBackend {
         }
         let prepared = requests
             .iter()
-            .map(|r| self.prepare_cas(r.provider, r.snapshot, r.event))
+            .map(|r| self.prepare_cas(r.provider, r.snapshot, r.expected, r.event))
             .collect::<Result<Vec<_>, _>>()?;
         let replies = self
             .bounded("compare_and_set_many", async {
@@ -614,8 +628,13 @@ impl SyncBackend for RedisBackend {
             match self.cas_reply(&prepared.key, reply)? {
                 Ok(outcome) => outcomes.push(outcome),
                 Err(_) => outcomes.push(
-                    self.compare_and_set(request.provider, request.snapshot, request.event)
-                        .await?,
+                    self.compare_and_set(
+                        request.provider,
+                        request.snapshot,
+                        request.expected,
+                        request.event,
+                    )
+                    .await?,
                 ),
             }
         }

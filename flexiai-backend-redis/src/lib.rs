@@ -15,7 +15,8 @@
 //!   manager re-reads stored state after a gap; payloads that do not decode are rejected,
 //!   counted and reported, never applied;
 //! * [`compare_and_set`](flexiai_backend::SyncBackend::compare_and_set) is one Lua script
-//!   that compares versions, writes, and `PUBLISH`es the event, so store and stream agree;
+//!   that checks the write is a successor of the stored revision, writes, and `PUBLISH`es
+//!   the event, so store and stream agree;
 //!   scripts run by `EVALSHA` and are reloaded when the server lost its script cache.
 //!
 //! # Key layout
@@ -63,7 +64,7 @@
 //! let backend = RedisBackend::connect(config).await?;
 //!
 //! let open = BreakerSnapshot::new(CircuitState::Open, 1);
-//! assert_eq!(backend.compare_and_set("openai", &open, None).await?, CasOutcome::Applied);
+//! assert_eq!(backend.compare_and_set("openai", &open, None, None).await?, CasOutcome::Applied);
 //! assert_eq!(backend.get_state("openai").await?, Some(open));
 //! # Ok(())
 //! # }

@@ -65,12 +65,18 @@ pub(crate) struct FleetKeys {
     pub(crate) storm: String,
 }
 
-/// Versioned compare-and-set that publishes the winning event in the same atomic step.
+/// Successor-only compare-and-set that publishes the winning event in the same atomic step.
 ///
 /// `KEYS[1]` state key; `ARGV[1]` new version; `ARGV[2]` encoded snapshot; `ARGV[3]` TTL in
 /// ms (`0`: none); `ARGV[4]` channel; `ARGV[5]` encoded event (empty: publish nothing);
 /// `ARGV[6]` `1` when the writer requires signed snapshots; `ARGV[7]` a stored value the
-/// writer could not read (empty: none), to be replaced whatever version it claims.
+/// writer could not read (empty: none), to be replaced whatever version it claims;
+/// `ARGV[8]` new epoch; `ARGV[9]` `1` when the writer names the revision it grew from, then
+/// `ARGV[10]` its epoch and `ARGV[11]` its version.
+///
+/// A readable stored value is replaced only when its revision (epoch, then version) is
+/// exactly the expected one and the new revision is greater. Epochs and versions stay below
+/// 2^53, so Lua's doubles hold them exactly.
 ///
 /// The stored version is read from the stored value itself: JSON through `cjson`, a framed
 /// MessagePack value (`0xc1`, schema byte, map) through `cmsgpack`, and a signed frame
@@ -79,7 +85,8 @@ pub(crate) struct FleetKeys {
 /// without a numeric `version` (a Python writer) counts as version 0; one that does not
 /// decode, or is unsigned while signatures are required, counts as absent, so any write
 /// repairs it.
-/// Returns `{1}` when applied, `{0, stored}` when the store holds this version or newer.
+/// Returns `{1}` when applied, `{0, stored}` when the stored value is not what the writer grew
+/// from (or not older than the new one).
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -101,13 +108,25 @@ if current and current ~= ARGV[7] then
     end
     return cjson.decode(body)
   end)
+  local epoch = 0
   if not ok or type(decoded) ~= 'table' then
     stored = -1
-  elseif type(decoded['version']) == 'number' then
-    stored = decoded['version']
+  else
+    if type(decoded['version']) == 'number' then
+      stored = decoded['version']
+    end
+    if type(decoded['epoch']) == 'number' then
+      epoch = decoded['epoch']
+    end
   end
-  if stored >= tonumber(ARGV[1]) then
-    return {0, current}
+  if stored >= 0 then
+    local new_epoch, new_version = tonumber(ARGV[8]), tonumber(ARGV[1])
+    if ARGV[9] ~= '1' or tonumber(ARGV[10]) ~= epoch or tonumber(ARGV[11]) ~= stored then
+      return {0, current}
+    end
+    if new_epoch < epoch or (new_epoch == epoch and new_version <= stored) then
+      return {0, current}
+    end
   end
 end
 if tonumber(ARGV[3]) > 0 then

@@ -56,7 +56,7 @@ async fn batched_cas_survives_a_flushed_script_cache() {
     let backend = RedisBackend::new(config(server.port(), "bc")).unwrap();
     let v1 = BreakerSnapshot::new(CircuitState::Open, 1);
     assert_eq!(
-        backend.compare_and_set("p", &v1, None).await.unwrap(),
+        backend.compare_and_set("p", &v1, None, None).await.unwrap(),
         CasOutcome::Applied
     );
     let mut con = raw(&server.url()).await;
@@ -73,11 +73,13 @@ async fn batched_cas_survives_a_flushed_script_cache() {
         CasRequest {
             provider: "p",
             snapshot: &v2,
+            expected: Some(v1.revision()),
             event: None,
         },
         CasRequest {
             provider: "q",
             snapshot: &q1,
+            expected: None,
             event: None,
         },
     ];
@@ -109,11 +111,13 @@ async fn batched_cas_replaces_an_unreadable_stored_value() {
         CasRequest {
             provider: "bad",
             snapshot: &fresh,
+            expected: None,
             event: None,
         },
         CasRequest {
             provider: "good",
             snapshot: &other,
+            expected: None,
             event: None,
         },
     ];

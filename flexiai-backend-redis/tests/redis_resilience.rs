@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use common::{config, raw, server};
 use flexiai_backend::{BackendError, CasOutcome, Health, Notification, Subscription, SyncBackend};
 use flexiai_backend_redis::{RedisBackend, RedisBackendError};
-use flexiai_events::{BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, WorkerId};
+use flexiai_events::{
+    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, Revision, WorkerId,
+};
 use flexiai_testkit::{FaultProxy, RedisServer};
 use redis::AsyncCommands;
 use tokio::time::{sleep, timeout};
@@ -299,8 +301,13 @@ async fn eight_concurrent_cas_writers_have_one_winner_per_version() {
                 tokio::spawn(async move {
                     let mut snapshot = BreakerSnapshot::new(CircuitState::Open, version);
                     snapshot.failure_count = w as u64;
+                    // Every writer grows from the previous version's winner.
+                    let grew_from = (version > 1).then(|| Revision {
+                        epoch: 0,
+                        version: version - 1,
+                    });
                     backend
-                        .compare_and_set("hot", &snapshot, Some(&event("hot", version)))
+                        .compare_and_set("hot", &snapshot, grew_from, Some(&event("hot", version)))
                         .await
                         .unwrap()
                 })
@@ -375,12 +382,18 @@ async fn python_written_snapshot_counts_as_version_zero() {
     assert_eq!(read.failure_count, 5);
     let unversioned = BreakerSnapshot::new(CircuitState::Closed, 0);
     assert!(matches!(
-        backend.compare_and_set("openai", &unversioned, None).await.unwrap(),
+        backend
+            .compare_and_set("openai", &unversioned, Some(Revision::default()), None)
+            .await
+            .unwrap(),
         CasOutcome::Stale { current } if current.version == 0
     ));
     let v1 = BreakerSnapshot::new(CircuitState::Closed, 1);
     assert_eq!(
-        backend.compare_and_set("openai", &v1, None).await.unwrap(),
+        backend
+            .compare_and_set("openai", &v1, Some(Revision::default()), None)
+            .await
+            .unwrap(),
         CasOutcome::Applied
     );
     assert_eq!(backend.get_state("openai").await.unwrap(), Some(v1));
@@ -408,7 +421,10 @@ async fn a_corrupt_stored_snapshot_hides_nothing_else_and_is_overwritten() {
     // And the next compare-and-set repairs it.
     let fresh = BreakerSnapshot::new(CircuitState::Closed, 0);
     assert_eq!(
-        backend.compare_and_set("bad", &fresh, None).await.unwrap(),
+        backend
+            .compare_and_set("bad", &fresh, None, None)
+            .await
+            .unwrap(),
         CasOutcome::Applied
     );
     assert_eq!(backend.get_state("bad").await.unwrap(), Some(fresh));
@@ -420,7 +436,7 @@ async fn scripts_survive_a_flushed_script_cache() {
     let backend = RedisBackend::new(config(server.port(), "sc")).unwrap();
     let v1 = BreakerSnapshot::new(CircuitState::Open, 1);
     assert_eq!(
-        backend.compare_and_set("p", &v1, None).await.unwrap(),
+        backend.compare_and_set("p", &v1, None, None).await.unwrap(),
         CasOutcome::Applied
     );
     let lease = backend
@@ -436,7 +452,10 @@ async fn scripts_survive_a_flushed_script_cache() {
         .unwrap();
     let v2 = BreakerSnapshot::new(CircuitState::Closed, 2);
     assert_eq!(
-        backend.compare_and_set("p", &v2, None).await.unwrap(),
+        backend
+            .compare_and_set("p", &v2, Some(v1.revision()), None)
+            .await
+            .unwrap(),
         CasOutcome::Applied
     );
     let _: () = redis::cmd("SCRIPT")
@@ -517,7 +536,7 @@ async fn rediss_tls_connection_works() {
     let v1 = BreakerSnapshot::new(CircuitState::Open, 1);
     assert_eq!(
         backend
-            .compare_and_set("p", &v1, Some(&event("p", 1)))
+            .compare_and_set("p", &v1, None, Some(&event("p", 1)))
             .await
             .unwrap(),
         CasOutcome::Applied

@@ -129,7 +129,7 @@ async fn rediss_with_a_ca_made_in_the_test_verifies_the_server() {
     ));
     assert_eq!(
         backend
-            .compare_and_set("p", &open, Some(&event))
+            .compare_and_set("p", &open, None, Some(&event))
             .await
             .unwrap(),
         CasOutcome::Applied
@@ -183,7 +183,7 @@ async fn signed_snapshots_and_the_cas_script() {
     // A signed v5 is stored with the documented header; v3 loses, v6 wins.
     assert_eq!(
         signed
-            .compare_and_set("a", &snapshot(5), None)
+            .compare_and_set("a", &snapshot(5), None, None)
             .await
             .unwrap(),
         CasOutcome::Applied
@@ -197,7 +197,7 @@ async fn signed_snapshots_and_the_cas_script() {
     assert_eq!(stored[SIGNED_HEADER_LEN], b'{');
     assert_eq!(
         signed
-            .compare_and_set("a", &snapshot(3), None)
+            .compare_and_set("a", &snapshot(3), Some(snapshot(5).revision()), None)
             .await
             .unwrap(),
         CasOutcome::Stale {
@@ -206,7 +206,7 @@ async fn signed_snapshots_and_the_cas_script() {
     );
     assert_eq!(
         signed
-            .compare_and_set("a", &snapshot(6), None)
+            .compare_and_set("a", &snapshot(6), Some(snapshot(5).revision()), None)
             .await
             .unwrap(),
         CasOutcome::Applied
@@ -234,7 +234,7 @@ async fn signed_snapshots_and_the_cas_script() {
     assert_eq!(signed.get_states(&["b".into()]).await.unwrap(), vec![None]);
     assert_eq!(
         signed
-            .compare_and_set("b", &snapshot(1), None)
+            .compare_and_set("b", &snapshot(1), None, None)
             .await
             .unwrap(),
         CasOutcome::Applied
@@ -266,7 +266,7 @@ async fn signed_snapshots_and_the_cas_script() {
     );
     assert_eq!(
         signed
-            .compare_and_set("c", &snapshot(1), None)
+            .compare_and_set("c", &snapshot(1), None, None)
             .await
             .unwrap(),
         CasOutcome::Applied
@@ -300,7 +300,7 @@ async fn signed_snapshots_and_the_cas_script() {
     assert_eq!(plain.get_state("e").await.unwrap().unwrap().version, 0);
     assert_eq!(
         plain
-            .compare_and_set("e", &snapshot(1), None)
+            .compare_and_set("e", &snapshot(1), Some(Default::default()), None)
             .await
             .unwrap(),
         CasOutcome::Applied

@@ -2,7 +2,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flexiai_events::{BreakerSnapshot, Event, EventError, WorkerId};
+use flexiai_events::{BreakerSnapshot, Event, EventError, Revision, WorkerId};
 
 use crate::{
     BackendError, CasRequest, FleetCounts, FleetWindow, LockLease, OutcomeBatch, Subscription,
@@ -13,8 +13,9 @@ use crate::{
 pub enum CasOutcome {
     /// The snapshot was stored (and its event published).
     Applied,
-    /// The store already held this version or a newer one; nothing changed. `current` is what
-    /// it holds, so the caller can adopt it.
+    /// The store holds something other than what the writer grew from (or the snapshot is
+    /// not later than it); nothing changed. `current` is what it holds, so the caller can
+    /// adopt it or rebase onto it.
     Stale {
         /// The stored snapshot that won.
         current: BreakerSnapshot,
@@ -111,13 +112,24 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
         snapshot: &BreakerSnapshot,
     ) -> Result<(), BackendError>;
 
-    /// Stores `snapshot` only if the store holds nothing for `provider` or holds an older
-    /// version, and if so publishes `event` in the same atomic step, so the store and the
-    /// stream never disagree. Among concurrent writers of one version exactly one wins.
+    /// Stores `snapshot` only if it is a successor of what the store holds, and if so
+    /// publishes `event` in the same atomic step, so the store and the stream never disagree.
+    ///
+    /// `expected` is the revision the writer grew `snapshot` from. The write is applied when
+    ///
+    /// - the store holds nothing for `provider` (never written, expired, wiped, or a value
+    ///   the writer cannot read): there is no decision to overwrite, whatever `expected`; or
+    /// - the store holds exactly revision `expected` and `snapshot.revision()` is greater.
+    ///
+    /// Otherwise nothing changes and [`CasOutcome::Stale`] returns what is stored: a writer
+    /// whose history diverged from the store's can never replace a decision it did not see,
+    /// however high its version. Among concurrent writers growing from one revision exactly
+    /// one wins.
     async fn compare_and_set(
         &self,
         provider: &str,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError>;
 
@@ -137,8 +149,13 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
         let mut outcomes = Vec::with_capacity(requests.len());
         for request in requests {
             outcomes.push(
-                self.compare_and_set(request.provider, request.snapshot, request.event)
-                    .await?,
+                self.compare_and_set(
+                    request.provider,
+                    request.snapshot,
+                    request.expected,
+                    request.event,
+                )
+                .await?,
             );
         }
         Ok(outcomes)

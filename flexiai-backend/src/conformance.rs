@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flexiai_events::{BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, WorkerId};
+use flexiai_events::{
+    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, Revision, WorkerId,
+};
 use tokio::time::{sleep, timeout};
 
 use crate::{
@@ -84,7 +86,8 @@ macro_rules! conformance_tests {
             state_round_trip,
             batched_reads_keep_order,
             state_expires_after_ttl,
-            cas_only_moves_forward,
+            cas_stores_only_successors,
+            cas_after_a_wipe_takes_any_writer_once,
             cas_publishes_only_the_winning_event,
             concurrent_cas_has_one_winner_per_version,
             lock_excludes_concurrent_holders,
@@ -236,7 +239,7 @@ pub async fn state_expires_after_ttl(factory: &impl BackendFactory) {
         .unwrap();
     assert_eq!(
         backend
-            .compare_and_set("b", &snapshot(CircuitState::Open, 1), None)
+            .compare_and_set("b", &snapshot(CircuitState::Open, 1), None, None)
             .await
             .unwrap(),
         CasOutcome::Applied
@@ -253,49 +256,114 @@ pub async fn state_expires_after_ttl(factory: &impl BackendFactory) {
         None,
         "compare_and_set must apply the TTL"
     );
-    // An expired snapshot no longer blocks lower versions.
+    // An expired snapshot no longer blocks anything: the store is empty again.
     assert_eq!(
         backend
-            .compare_and_set("b", &snapshot(CircuitState::Closed, 0), None)
+            .compare_and_set("b", &snapshot(CircuitState::Closed, 0), None, None)
             .await
             .unwrap(),
         CasOutcome::Applied
     );
 }
 
-pub async fn cas_only_moves_forward(factory: &impl BackendFactory) {
+fn rev(epoch: u64, version: u64) -> Option<Revision> {
+    Some(Revision { epoch, version })
+}
+
+/// A stored snapshot is replaced only by a successor of it: the writer must name the stored
+/// revision as the one it grew from, and its own must be greater. A higher version grown from
+/// anything else (a diverged branch, a history from before a wipe) loses.
+pub async fn cas_stores_only_successors(factory: &impl BackendFactory) {
     let backend = one(factory).await;
     let v1 = snapshot(CircuitState::Open, 1);
     let v3 = snapshot(CircuitState::HalfOpen, 3);
     assert_eq!(
-        backend.compare_and_set("p", &v1, None).await.unwrap(),
+        backend.compare_and_set("p", &v1, None, None).await.unwrap(),
         CasOutcome::Applied
     );
-    for stale in [
-        snapshot(CircuitState::Closed, 1),
-        snapshot(CircuitState::Closed, 0),
+    let stale = CasOutcome::Stale {
+        current: v1.clone(),
+    };
+    // Not a successor: grew from nothing, from another revision, or not greater.
+    for (candidate, expected) in [
+        (snapshot(CircuitState::Closed, 9), None),
+        (snapshot(CircuitState::Closed, 9), rev(0, 0)),
+        (snapshot(CircuitState::Closed, 9), rev(0, 2)),
+        (snapshot(CircuitState::Closed, 9), rev(7, 1)),
+        (snapshot(CircuitState::Closed, 1), rev(0, 1)),
+        (snapshot(CircuitState::Closed, 0), rev(0, 1)),
     ] {
         assert_eq!(
-            backend.compare_and_set("p", &stale, None).await.unwrap(),
-            CasOutcome::Stale {
-                current: v1.clone()
-            }
+            backend
+                .compare_and_set("p", &candidate, expected, None)
+                .await
+                .unwrap(),
+            stale,
+            "v{} grown from {expected:?} replaced v1",
+            candidate.version
         );
     }
-    assert_eq!(
-        backend.compare_and_set("p", &v3, None).await.unwrap(),
-        CasOutcome::Applied
-    );
+    // A successor may skip versions (several local transitions published as one).
     assert_eq!(
         backend
-            .compare_and_set("p", &snapshot(CircuitState::Closed, 2), None)
+            .compare_and_set("p", &v3, rev(0, 1), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    // A new epoch outranks any version of the old one, and is again successor-only.
+    let mut override_ = snapshot(CircuitState::ForcedOpen, 1);
+    override_.epoch = 5;
+    assert_eq!(
+        backend
+            .compare_and_set("p", &override_, rev(0, 3), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    let old_epoch = snapshot(CircuitState::Closed, 50);
+    assert_eq!(
+        backend
+            .compare_and_set("p", &old_epoch, rev(5, 1), None)
             .await
             .unwrap(),
         CasOutcome::Stale {
-            current: v3.clone()
-        }
+            current: override_.clone()
+        },
+        "an older epoch is not a successor, whatever its version"
     );
-    assert_eq!(backend.get_state("p").await.unwrap(), Some(v3));
+    assert_eq!(backend.get_state("p").await.unwrap(), Some(override_));
+}
+
+/// An empty store (never written, expired, or wiped) has no decision to protect: the first
+/// writer wins whatever it grew from, and every later one must grow from that.
+pub async fn cas_after_a_wipe_takes_any_writer_once(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let remembered = snapshot(CircuitState::Closed, 6);
+    assert_eq!(
+        backends[0]
+            .compare_and_set("p", &remembered, rev(0, 5), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    let mut override_ = snapshot(CircuitState::ForcedOpen, 7);
+    override_.epoch = 1;
+    assert_eq!(
+        backends[1]
+            .compare_and_set("p", &override_, rev(0, 6), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    let again = snapshot(CircuitState::Closed, 7);
+    assert!(matches!(
+        backends[0]
+            .compare_and_set("p", &again, rev(0, 6), None)
+            .await
+            .unwrap(),
+        CasOutcome::Stale { .. }
+    ));
 }
 
 pub async fn cas_publishes_only_the_winning_event(factory: &impl BackendFactory) {
@@ -306,14 +374,19 @@ pub async fn cas_publishes_only_the_winning_event(factory: &impl BackendFactory)
     let sentinel = transition("sentinel", CircuitState::Closed, 1);
     assert_eq!(
         backends[0]
-            .compare_and_set("p", &snapshot(CircuitState::Open, 4), Some(&win))
+            .compare_and_set("p", &snapshot(CircuitState::Open, 4), None, Some(&win))
             .await
             .unwrap(),
         CasOutcome::Applied
     );
     assert!(matches!(
         backends[0]
-            .compare_and_set("p", &snapshot(CircuitState::Closed, 4), Some(&lose))
+            .compare_and_set(
+                "p",
+                &snapshot(CircuitState::Closed, 4),
+                rev(0, 3),
+                Some(&lose)
+            )
             .await
             .unwrap(),
         CasOutcome::Stale { .. }
@@ -345,8 +418,11 @@ pub async fn concurrent_cas_has_one_winner_per_version(factory: &impl BackendFac
                     CircuitState::Open,
                     version,
                 ));
+                // Every writer grows from the previous winner.
+                let grew_from = version.checked_sub(1).filter(|v| *v > 0);
+                let grew_from = grew_from.map(|version| Revision { epoch: 0, version });
                 backend
-                    .compare_and_set("contended", &s, Some(&event))
+                    .compare_and_set("contended", &s, grew_from, Some(&event))
                     .await
                     .unwrap()
             }));
@@ -594,7 +670,7 @@ pub async fn bad_arguments_change_nothing(factory: &impl BackendFactory) {
             "get_states({bad:?})"
         );
         assert!(
-            invalid(backend.compare_and_set(bad, &s, None).await.map(drop)),
+            invalid(backend.compare_and_set(bad, &s, None, None).await.map(drop)),
             "cas({bad:?})"
         );
         assert!(
@@ -662,7 +738,7 @@ pub async fn closed_backend_refuses_everything(factory: &impl BackendFactory) {
     assert!(closed(backend.get_states(&["p".into()]).await.map(drop)));
     assert!(closed(backend.set_state("p", &s).await));
     assert!(closed(
-        backend.compare_and_set("p", &s, None).await.map(drop)
+        backend.compare_and_set("p", &s, None, None).await.map(drop)
     ));
     assert!(closed(
         backend
@@ -883,22 +959,26 @@ pub async fn cas_many_matches_cas_in_order(factory: &impl BackendFactory) {
         CasRequest {
             provider: "a",
             snapshot: &a1,
+            expected: None,
             event: Some(&events[0]),
         },
         CasRequest {
             provider: "b",
             snapshot: &b2,
+            expected: None,
             event: Some(&events[1]),
         },
         CasRequest {
             provider: "c",
             snapshot: &c1,
+            expected: None,
             event: Some(&events[2]),
         },
         // The same provider again sees the first request's write.
         CasRequest {
             provider: "a",
             snapshot: &a2,
+            expected: Some(a1.revision()),
             event: Some(&events[3]),
         },
     ];
@@ -981,11 +1061,13 @@ pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
         CasRequest {
             provider: "fine",
             snapshot: &s,
+            expected: None,
             event: None,
         },
         CasRequest {
             provider: "bad name",
             snapshot: &s,
+            expected: None,
             event: None,
         },
     ];
@@ -998,6 +1080,7 @@ pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
         CasRequest {
             provider: "fine",
             snapshot: &s,
+            expected: None,
             event: None,
         };
         crate::MAX_CAS_BATCH + 1

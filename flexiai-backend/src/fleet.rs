@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use flexiai_events::{BreakerSnapshot, Event};
+use flexiai_events::{BreakerSnapshot, Event, Revision};
 
 use crate::BackendError;
 
@@ -199,6 +199,9 @@ pub struct CasRequest<'a> {
     pub provider: &'a str,
     /// The snapshot to store.
     pub snapshot: &'a BreakerSnapshot,
+    /// The revision the writer grew `snapshot` from, as in
+    /// [`compare_and_set`](crate::SyncBackend::compare_and_set).
+    pub expected: Option<Revision>,
     /// The event to publish if it is stored.
     pub event: Option<&'a Event>,
 }

@@ -27,12 +27,16 @@
 //! # async fn main() -> Result<(), flexiai_backend::BackendError> {
 //! let backend = MemoryBackend::new();
 //! let open = BreakerSnapshot::new(CircuitState::Open, 2);
-//! assert_eq!(backend.compare_and_set("openai", &open, None).await?, CasOutcome::Applied);
+//! assert_eq!(backend.compare_and_set("openai", &open, None, None).await?, CasOutcome::Applied);
 //!
-//! // An older version never overwrites a newer one; the outcome says who won.
-//! let stale = BreakerSnapshot::new(CircuitState::Closed, 1);
-//! let outcome = backend.compare_and_set("openai", &stale, None).await?;
-//! assert_eq!(outcome, CasOutcome::Stale { current: open });
+//! // Only a successor of the stored revision is stored, whatever its version: a writer
+//! // that did not grow from revision 2 loses, and the outcome says what is stored.
+//! let diverged = BreakerSnapshot::new(CircuitState::Closed, 9);
+//! let outcome = backend.compare_and_set("openai", &diverged, None, None).await?;
+//! assert_eq!(outcome, CasOutcome::Stale { current: open.clone() });
+//! let next = BreakerSnapshot::new(CircuitState::HalfOpen, 3);
+//! let outcome = backend.compare_and_set("openai", &next, Some(open.revision()), None).await?;
+//! assert_eq!(outcome, CasOutcome::Applied);
 //!
 //! let lease = backend.acquire_lock("probe:openai", Duration::from_secs(5)).await?;
 //! assert!(lease.is_some());

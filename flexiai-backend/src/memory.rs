@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flexiai_events::{BreakerSnapshot, Event, WorkerId};
+use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use flexiai_serde::{EventAuth, Format, StateSerializer};
 use tokio::time::Instant;
 
@@ -330,6 +330,7 @@ impl SyncBackend for MemoryBackend {
         &self,
         provider: &str,
         snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
         self.ensure_open()?;
@@ -344,7 +345,8 @@ impl SyncBackend for MemoryBackend {
         {
             let mut store = lock(&self.inner.store);
             if let Some(current) = store.states.get(provider).and_then(|e| e.live(now))
-                && current.version >= snapshot.version
+                && (expected != Some(current.revision())
+                    || snapshot.revision() <= current.revision())
             {
                 return Ok(CasOutcome::Stale {
                     current: current.clone(),

@@ -111,6 +111,10 @@ pub struct EventMetadata {
     /// Absent from Python events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// For transitions: the epoch of the history `version` counts in (see
+    /// [`Revision`](crate::Revision)); absent means 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// For transitions into `open`: the open period left, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_remaining_ms: Option<u64>,

@@ -33,7 +33,7 @@ pub mod arbitrary;
 
 pub use error::EventError;
 pub use event::{CircuitBreakerEvent, Event, EventMetadata, EventType, StateUpdateEvent};
-pub use snapshot::BreakerSnapshot;
+pub use snapshot::{BreakerSnapshot, Revision};
 pub use state::CircuitState;
 pub use timestamp::Timestamp;
 pub use worker::WorkerId;

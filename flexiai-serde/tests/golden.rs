@@ -180,3 +180,39 @@ fn python_events_with_unknown_extra_fields_still_decode() {
     };
     assert_eq!(event.metadata.extra["latency_ms"], 12.5);
 }
+
+/// Python's `CircuitState(value)` knows only these; anything else makes a fresh Python worker
+/// fail to read the stored state and start closed.
+const PYTHON_STATES: [&str; 3] = ["closed", "open", "half_open"];
+
+#[test]
+fn stored_overrides_carry_a_state_python_knows_and_the_exact_one_beside_it() {
+    let serializer = StateSerializer::default();
+    for (state, python) in [
+        (CircuitState::ForcedOpen, "open"),
+        (CircuitState::Disabled, "closed"),
+        (CircuitState::Open, "open"),
+        (CircuitState::HalfOpen, "half_open"),
+        (CircuitState::Closed, "closed"),
+    ] {
+        let mut snapshot = BreakerSnapshot::new(state, 4);
+        snapshot.epoch = 1_700_000_000_000;
+        let bytes = serializer.serialize_state(&snapshot).unwrap();
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["state"], python, "{state}");
+        assert!(PYTHON_STATES.contains(&json["state"].as_str().unwrap()));
+        if state.as_str() == python {
+            assert!(json.get("flexiai_state").is_none(), "{state}");
+        } else {
+            assert_eq!(json["flexiai_state"], state.as_str());
+        }
+        assert_eq!(serializer.deserialize_state(&bytes).unwrap(), snapshot);
+    }
+    // The exact state counts only where it agrees with Python's: a contradiction reads as
+    // what Python would read.
+    let contradictory = r#"{"state": "closed", "flexiai_state": "forced_open", "version": 2}"#;
+    let read = serializer
+        .deserialize_state(contradictory.as_bytes())
+        .unwrap();
+    assert_eq!(read.state, CircuitState::Closed);
+}

@@ -17,8 +17,8 @@ use flexiai_backend::{
 };
 use flexiai_breaker::ProbeMode;
 use flexiai_events::{
-    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, StateUpdateEvent, Timestamp,
-    WorkerId,
+    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, Revision, StateUpdateEvent,
+    Timestamp, WorkerId,
 };
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
@@ -26,6 +26,9 @@ use tracing::{debug, info, warn};
 
 use crate::health::{Counters, ModeCell};
 use crate::registry::{Entry, FleetRule, Pending, Registry};
+
+/// A planned compare-and-set: the entry, the snapshot, the revision it grew from, its event.
+type Write = (Arc<Entry>, BreakerSnapshot, Option<Revision>, Event);
 use crate::{SyncMode, SyncOptions};
 
 /// State shared by the manager handle and its driver task.
@@ -109,9 +112,8 @@ impl Shared {
         }
     }
 
-    /// Re-reads every provider from the store in one batch and converges: newer stored
-    /// state is applied, older or missing stored state is overwritten with ours (with a
-    /// `StateUpdateEvent`, so workers that missed our transitions catch up now).
+    /// Re-reads every provider from the store in one batch and converges each (see
+    /// [`converge`](Self::converge)); the writes that takes go out in one more round trip.
     pub(crate) async fn reconcile(&self) -> Result<(), BackendError> {
         let entries = self.registry.all();
         if entries.is_empty() {
@@ -122,52 +124,123 @@ impl Shared {
             .op("get_states", self.backend.get_states(&names))
             .await?;
         Counters::bump(&self.counters.reconciles);
-        let mut writes = Vec::new();
-        for (entry, stored) in entries.iter().zip(stored) {
-            let local_version = entry.breaker.version();
-            match stored {
-                Some(stored) if stored.version > local_version => {
-                    if entry.breaker.apply_remote(&stored) {
-                        Counters::bump(&self.counters.events_applied);
-                        debug!(provider = %entry.name, version = stored.version, state = %stored.state, "reconciled from store");
-                    }
+        let writes: Vec<Write> = entries
+            .iter()
+            .zip(stored)
+            .filter_map(|(entry, stored)| self.converge(entry, stored))
+            .collect();
+        self.write_many(&writes).await
+    }
+
+    /// Brings one provider in line with the store, returning the write that takes, if any.
+    ///
+    /// - Nothing stored (first start, expired, or the store lost everything): ours is the
+    ///   only history there is, so it is written back.
+    /// - The store holds what we grew from: local transitions not yet stored go out next.
+    /// - The store holds less than we know (emptied, then refilled by a worker that had not
+    ///   seen the latest decisions): ours is written back on top of it, as its successor.
+    /// - Anything else is a decision we did not see: adopted, dropping any local branch.
+    fn converge(&self, entry: &Arc<Entry>, stored: Option<BreakerSnapshot>) -> Option<Write> {
+        let base = entry.lineage(|l| l.base);
+        let Some(stored) = stored else {
+            let snapshot = self.own_snapshot(entry);
+            let event = self.event_for(entry, &snapshot, base);
+            return Some((Arc::clone(entry), snapshot, base, event));
+        };
+        let held = stored.revision();
+        match base {
+            Some(base) if held == base => {
+                if entry.local_revision() != base {
+                    entry.signals.mark_dirty();
                 }
-                Some(stored) if stored.version == local_version => {}
-                _ => {
-                    let snapshot = self.own_snapshot(entry);
-                    let event = Event::from(StateUpdateEvent {
-                        provider_name: entry.name.clone(),
-                        state_data: snapshot.clone(),
-                        worker_id: self.worker_id.clone(),
-                        timestamp: Timestamp::now(),
-                    });
-                    writes.push((Arc::clone(entry), snapshot, event));
+            }
+            Some(base) if held < base => {
+                let snapshot = self.own_snapshot(entry);
+                let event = self.event_for(entry, &snapshot, Some(base));
+                debug!(provider = %entry.name, %held, %base, "the store lost history we hold: writing it back");
+                return Some((Arc::clone(entry), snapshot, Some(held), event));
+            }
+            _ => {
+                if self.adopt(entry, &stored, None) {
+                    Counters::bump(&self.counters.events_applied);
+                    debug!(provider = %entry.name, revision = %held, state = %stored.state, "reconciled from store");
                 }
             }
         }
-        self.write_many(&writes).await
+        None
     }
 
     fn own_snapshot(&self, entry: &Entry) -> BreakerSnapshot {
         let mut snapshot = entry.breaker.snapshot();
+        snapshot.epoch = entry.lineage(|l| l.epoch);
         snapshot.updated_by = Some(self.worker_id.clone());
         snapshot
     }
 
-    /// Compare-and-sets every `(entry, snapshot, event)` in one round trip; adopts the
-    /// stored winner for each one lost.
-    async fn write_many(
+    /// The event that goes with storing `snapshot`. A transition Python workers have not seen
+    /// is a `CircuitBreakerEvent` (the only kind Python acts on); a state the fleet already
+    /// knows (put back into an emptied store, a fresh worker's closed v0) or one learned from
+    /// a Python worker (which must not be echoed back to Python) is a `StateUpdateEvent`.
+    fn event_for(
         &self,
-        writes: &[(Arc<Entry>, BreakerSnapshot, Event)],
-    ) -> Result<(), BackendError> {
+        entry: &Entry,
+        snapshot: &BreakerSnapshot,
+        base: Option<Revision>,
+    ) -> Event {
+        let learned = entry.lineage(|l| l.learned_from_python);
+        let unseen = snapshot.version != 0
+            && base != Some(snapshot.revision())
+            && learned != Some(snapshot.version);
+        if unseen {
+            Event::from(transition_event(&entry.name, &self.worker_id, snapshot))
+        } else {
+            Event::from(StateUpdateEvent {
+                provider_name: entry.name.clone(),
+                state_data: snapshot.clone(),
+                worker_id: self.worker_id.clone(),
+                timestamp: Timestamp::now(),
+            })
+        }
+    }
+
+    /// Makes the stored `stored` this worker's state and its new base: the store sequences
+    /// the fleet, so a local branch that grew from anything older is dropped. `attempted` is
+    /// the snapshot a lost write tried to store (else the breaker's current one): when it is
+    /// the same transition (same revision and state), the breaker is left alone, keeping its
+    /// probe credits and any later local transition. Returns whether the breaker changed.
+    fn adopt(
+        &self,
+        entry: &Entry,
+        stored: &BreakerSnapshot,
+        attempted: Option<&BreakerSnapshot>,
+    ) -> bool {
+        let local = attempted
+            .cloned()
+            .unwrap_or_else(|| self.own_snapshot(entry));
+        entry.lineage(|l| {
+            l.base = Some(stored.revision());
+            l.epoch = stored.epoch;
+            l.learned_from_python = None;
+        });
+        if local.revision() == stored.revision() && local.state == stored.state {
+            return false;
+        }
+        entry.breaker.restore(stored);
+        true
+    }
+
+    /// Compare-and-sets every planned write (`snapshot` grown from `expected`, with its
+    /// event) in one round trip, then settles each outcome.
+    async fn write_many(&self, writes: &[Write]) -> Result<(), BackendError> {
         if writes.is_empty() {
             return Ok(());
         }
         let requests: Vec<CasRequest<'_>> = writes
             .iter()
-            .map(|(entry, snapshot, event)| CasRequest {
+            .map(|(entry, snapshot, expected, event)| CasRequest {
                 provider: &entry.name,
                 snapshot,
+                expected: *expected,
                 event: Some(event),
             })
             .collect();
@@ -177,59 +250,63 @@ impl Shared {
                 self.backend.compare_and_set_many(&requests),
             )
             .await?;
-        for ((entry, snapshot, _), outcome) in writes.iter().zip(outcomes) {
+        for ((entry, snapshot, _, _), outcome) in writes.iter().zip(outcomes) {
             self.settle_cas(entry, snapshot, outcome);
         }
         Ok(())
     }
 
-    /// Acts on one compare-and-set's outcome: on losing, adopts the stored winner.
+    /// Acts on one compare-and-set's outcome. Applied, the snapshot becomes the base. Lost,
+    /// the stored winner is adopted, or, when the store holds less than our base (it lost
+    /// history), ours is queued to go back on top of it.
     fn settle_cas(&self, entry: &Entry, snapshot: &BreakerSnapshot, outcome: CasOutcome) {
         match outcome {
             CasOutcome::Applied => {
                 Counters::bump(&self.counters.events_published);
+                entry.lineage(|l| {
+                    l.base = Some(snapshot.revision());
+                    if l.learned_from_python == Some(snapshot.version) {
+                        l.learned_from_python = None;
+                    }
+                });
             }
             CasOutcome::Stale { current } => {
                 Counters::bump(&self.counters.cas_conflicts);
-                let local = entry.breaker.version();
-                if current.version > local {
-                    entry.breaker.apply_remote(&current);
-                } else if current.version == local && local == snapshot.version {
-                    // Another worker reached the same version first. The same state (e.g.
-                    // every worker's open period ending at once) needs nothing, and keeping
-                    // ours keeps any probe credits; a different state loses to the store,
-                    // which sequences the fleet.
-                    if current.state != snapshot.state {
-                        entry.breaker.restore(&current);
-                    }
-                } else {
-                    // We moved on while writing; the newer local version goes next.
+                let held = current.revision();
+                let base = entry.lineage(|l| l.base);
+                if base.is_some_and(|base| held < base) {
+                    entry.lineage(|l| l.base = Some(held));
                     entry.signals.mark_dirty();
+                } else {
+                    self.adopt(entry, &current, Some(snapshot));
                 }
-                debug!(provider = %entry.name, stored = current.version, local, "lost compare-and-set, adopted the store's history");
+                debug!(provider = %entry.name, stored = %held, tried = %snapshot.revision(), "lost compare-and-set, adopted the store's history");
             }
         }
     }
 
     /// Publishes every breaker's pending transition (the latest snapshot stands for all the
-    /// transitions since the last publication), all providers in one round trip.
+    /// transitions since the last publication), grown from the last stored revision we know,
+    /// all providers in one round trip.
     pub(crate) async fn publish_transitions(&self) {
         if self.is_degraded() {
             return; // kept dirty; reconcile writes it when the backend is back
         }
-        let writes: Vec<_> = self
-            .registry
-            .all()
-            .into_iter()
-            .filter(|entry| entry.signals.take_dirty())
-            .map(|entry| {
-                let snapshot = self.own_snapshot(&entry);
-                let event = Event::from(transition_event(&entry.name, &self.worker_id, &snapshot));
-                (entry, snapshot, event)
-            })
-            .collect();
+        let mut writes: Vec<Write> = Vec::new();
+        for entry in self.registry.all() {
+            if !entry.signals.take_dirty() {
+                continue;
+            }
+            let snapshot = self.own_snapshot(&entry);
+            let base = entry.lineage(|l| l.base);
+            if base == Some(snapshot.revision()) {
+                continue; // already stored: adopted from the store or the channel
+            }
+            let event = self.event_for(&entry, &snapshot, base);
+            writes.push((entry, snapshot, base, event));
+        }
         if self.write_many(&writes).await.is_err() {
-            for (entry, _, _) in &writes {
+            for (entry, _, _, _) in &writes {
                 entry.signals.mark_dirty();
             }
         }
@@ -401,20 +478,17 @@ impl Shared {
         };
         let applied = match event {
             Event::StateUpdateEvent(update) => {
-                let applied = entry.breaker.apply_remote(&update.state_data);
-                if !applied {
-                    self.replayed(event, update.state_data.version, &entry);
-                }
-                applied
+                self.apply_versioned(&entry, &update.state_data, event)
             }
             Event::CircuitBreakerEvent(transition) => match transition.target_state() {
-                Some(state) => {
-                    let applied = apply_transition(&entry, transition, state);
-                    if let (false, Some(version)) = (applied, transition.metadata.version) {
-                        self.replayed(event, version, &entry);
+                Some(state) => match transition.metadata.version {
+                    Some(version) => {
+                        let mut remote = snapshot_from_event(transition, state, version);
+                        remote.epoch = transition.metadata.epoch.unwrap_or(0);
+                        self.apply_versioned(&entry, &remote, event)
                     }
-                    applied
-                }
+                    None => apply_python_transition(&entry, transition, state),
+                },
                 // Outcome events (from older workers, or Python's bare failure/success) are
                 // not counted: the fleet's outcomes are summed in the store.
                 None => false,
@@ -427,6 +501,21 @@ impl Shared {
 }
 
 impl Shared {
+    /// Applies a stored revision announced on the channel when it is later than the one
+    /// this worker's state grew from (events are only published by winning writes, so a
+    /// later one is a decision of the fleet's history); anything else is a duplicate or a
+    /// replay.
+    fn apply_versioned(&self, entry: &Entry, remote: &BreakerSnapshot, event: &Event) -> bool {
+        let base = entry
+            .lineage(|l| l.base)
+            .unwrap_or_else(|| entry.local_revision());
+        if remote.revision() <= base {
+            self.replayed(event, remote.version, entry);
+            return false;
+        }
+        self.adopt(entry, remote, None)
+    }
+
     /// Counts and reports a versioned event that was not newer than the local breaker. The
     /// payload is not logged: only who sent it, for which provider, and the versions. The
     /// same version is routine (workers racing to one transition, or the event of a race
@@ -454,33 +543,52 @@ impl Shared {
     }
 }
 
-/// Applies a transition event. Versioned events apply only when newer. Unversioned ones
-/// (Python workers) are ordered by timestamp against the local last state change and, when
-/// applied, re-published into the versioned history as this worker's next version.
-fn apply_transition(entry: &Entry, event: &CircuitBreakerEvent, state: CircuitState) -> bool {
-    match event.metadata.version {
-        Some(version) => entry
-            .breaker
-            .apply_remote(&snapshot_from_event(event, state, version)),
-        None => {
-            let local = entry.breaker.snapshot();
-            if local.state == state
-                || local
-                    .state_changed_at
-                    .is_some_and(|at| event.timestamp <= at)
-            {
-                return false;
-            }
-            let applied = entry.breaker.apply_remote(&snapshot_from_event(
-                event,
-                state,
-                local.version.saturating_add(1),
-            ));
-            if applied {
-                entry.signals.mark_dirty();
-            }
-            applied
-        }
+/// How far ahead of this worker's clock a Python event's timestamp is believed. Python events
+/// are ordered by their sender's wall clock; a later one is clamped to now + this bound, so a
+/// host whose clock runs ahead can hold back later transitions for at most this long.
+pub const PYTHON_CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// Applies an unversioned (Python) transition: ordered by its timestamp (trusted up to
+/// [`PYTHON_CLOCK_SKEW`] ahead) against the local last state change, never over an operator's
+/// `forced_open` or `disabled`, and, when applied, recorded in the versioned history as this
+/// worker's next version (with a `StateUpdateEvent`, so Python does not hear it twice).
+fn apply_python_transition(
+    entry: &Entry,
+    event: &CircuitBreakerEvent,
+    state: CircuitState,
+) -> bool {
+    let local = entry.breaker.snapshot();
+    if matches!(
+        local.state,
+        CircuitState::ForcedOpen | CircuitState::Disabled
+    ) || local.state == state
+    {
+        return false;
+    }
+    let at = trusted_python_time(event.timestamp);
+    if local.state_changed_at.is_some_and(|changed| at <= changed) {
+        return false;
+    }
+    let version = local.version.saturating_add(1);
+    let mut snapshot = snapshot_from_event(event, state, version);
+    snapshot.state_changed_at = Some(at);
+    let applied = entry.breaker.apply_remote(&snapshot);
+    if applied {
+        entry.lineage(|l| l.learned_from_python = Some(version));
+        entry.signals.mark_dirty();
+    }
+    applied
+}
+
+/// A Python timestamp, clamped to at most [`PYTHON_CLOCK_SKEW`] ahead of this worker's clock.
+fn trusted_python_time(at: Timestamp) -> Timestamp {
+    let now = Timestamp::now().unix_micros();
+    let bound =
+        now.saturating_add(i64::try_from(PYTHON_CLOCK_SKEW.as_micros()).unwrap_or(i64::MAX));
+    if at.unix_micros() > bound {
+        Timestamp::from_unix_micros(bound).unwrap_or(at)
+    } else {
+        at
     }
 }
 
@@ -545,6 +653,7 @@ pub(crate) fn transition_event(
     event.metadata.failure_count = Some(snapshot.failure_count);
     event.metadata.success_count = Some(snapshot.success_count);
     event.metadata.open_remaining_ms = snapshot.open_remaining_ms;
+    event.metadata.epoch = (snapshot.epoch != 0).then_some(snapshot.epoch);
     event
 }
 

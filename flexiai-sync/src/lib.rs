@@ -25,6 +25,7 @@ pub mod scenarios;
 
 pub use admin::override_state;
 pub use config::{BackendKind, RedisSettings, SecretString, SyncConfig};
+pub use driver::PYTHON_CLOCK_SKEW;
 pub use error::SyncError;
 pub use health::{SyncHealth, SyncMetrics, SyncMode};
 pub use manager::{StateSyncManager, SyncManagerBuilder};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use flexiai_backend::{FleetCounts, FleetWindow};
 use flexiai_breaker::{BreakerObserver, CircuitBreaker, FailurePolicy, OutcomeTotals, Transition};
+use flexiai_events::Revision;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -113,6 +114,24 @@ impl FleetRule {
     }
 }
 
+/// Where one breaker's local history stands against the store's. Touched only by the
+/// background driver (and `sync_all_states`), never by the hot path.
+#[derive(Debug, Default)]
+pub(crate) struct Lineage {
+    /// The stored revision the local state grew from: the last one this worker wrote or
+    /// adopted. `None` until the first successful read or write. Every compare-and-set names
+    /// it, so a local branch that diverged from the store can never replace a decision it
+    /// did not see.
+    pub(crate) base: Option<Revision>,
+    /// The epoch the local breaker's versions count in (the breaker itself only knows
+    /// versions).
+    pub(crate) epoch: u64,
+    /// The version installed from an unversioned (Python) transition and not yet stored: it
+    /// is recorded with a `StateUpdateEvent`, which Python ignores, so Python workers never
+    /// get their own transition echoed back.
+    pub(crate) learned_from_python: Option<u64>,
+}
+
 /// One registered breaker.
 pub(crate) struct Entry {
     pub(crate) name: String,
@@ -122,6 +141,7 @@ pub(crate) struct Entry {
     /// Present for failure-rate breakers: the fleet decides their trip.
     pub(crate) rule: Option<FleetRule>,
     pub(crate) tally: Mutex<Tally>,
+    lineage: Mutex<Lineage>,
 }
 
 impl Entry {
@@ -142,6 +162,20 @@ impl Entry {
             breaker,
             signals,
             observer,
+            lineage: Mutex::default(),
+        }
+    }
+
+    /// Reads or changes the lineage under its lock (never held across an await).
+    pub(crate) fn lineage<T>(&self, f: impl FnOnce(&mut Lineage) -> T) -> T {
+        f(&mut self.lineage.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The local breaker's position: its epoch and version.
+    pub(crate) fn local_revision(&self) -> Revision {
+        Revision {
+            epoch: self.lineage(|l| l.epoch),
+            version: self.breaker.version(),
         }
     }
 

@@ -84,10 +84,11 @@ impl SyncBackend for Faulty {
         &self,
         p: &str,
         s: &BreakerSnapshot,
+        x: Option<flexiai_events::Revision>,
         e: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
         self.gate().await?;
-        self.inner.compare_and_set(p, s, e).await
+        self.inner.compare_and_set(p, s, x, e).await
     }
     async fn record_outcomes(
         &self,

@@ -24,6 +24,9 @@ use tokio::time::sleep;
 
 use crate::{StateSyncManager, SyncOptions};
 
+mod protocol;
+pub use protocol::*;
+
 /// Expands to one `#[tokio::test]` per fleet scenario, each building its backends with
 /// `$factory` (an expression evaluated inside the async test, so it may `.await`), as
 /// `flexiai_backend::conformance_tests!` does for single backends.
@@ -42,6 +45,9 @@ macro_rules! fleet_scenarios {
             stop_and_drop_are_clean,
             an_operator_override_reaches_every_worker,
             idle_workers_leave_the_probe_to_busy_ones,
+            an_override_after_a_store_reset_holds,
+            an_override_beats_concurrent_local_transitions,
+            operator_states_outrank_python_transitions,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -135,7 +141,7 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration
     start.elapsed()
 }
 
-fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
+pub(crate) fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
     BreakerConfig {
         failure_threshold: threshold,
         ..BreakerConfig::default()
@@ -143,7 +149,7 @@ fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
     .with_recovery_timeout(recovery)
 }
 
-fn fail(breaker: &CircuitBreaker, times: u32) {
+pub(crate) fn fail(breaker: &CircuitBreaker, times: u32) {
     for _ in 0..times {
         if let Ok(permit) = breaker.try_acquire() {
             permit.failure();
