@@ -97,7 +97,7 @@ pub(crate) async fn subscribe(
             }
             PushKind::Disconnection => {
                 tracing::warn!(channel = %push_channel, "event subscriber lost its connection");
-                return Ok(());
+                Notification::Disconnected
             }
             _ => return Ok(()),
         };

@@ -67,7 +67,7 @@ async fn next_event(sub: &mut Subscription) -> Event {
     loop {
         match next(sub).await {
             Notification::Event(e) => return e,
-            Notification::Resubscribed => continue,
+            Notification::Resubscribed | Notification::Disconnected => continue,
             other => panic!("expected an event, got {other:?}"),
         }
     }
@@ -92,10 +92,17 @@ async fn kill_restart_and_resume(
     server.restart().unwrap();
     assert_eq!(server.port(), port);
 
-    // The subscriber reports the gap...
+    // The subscriber reports the gap: the drop, then the new subscription.
     match next(&mut sub).await {
-        Notification::Resubscribed => {}
-        other => panic!("expected Resubscribed, got {other:?}"),
+        Notification::Disconnected => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+    loop {
+        match next(&mut sub).await {
+            Notification::Resubscribed => break,
+            Notification::Disconnected => {}
+            other => panic!("expected Resubscribed, got {other:?}"),
+        }
     }
     assert!(backend.resubscriptions() >= 1);
     // ...and receives what is published after the restart.

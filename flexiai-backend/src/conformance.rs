@@ -156,7 +156,7 @@ async fn next_event(sub: &mut Subscription) -> Event {
     loop {
         match timeout(RECV_TIMEOUT, sub.recv()).await {
             Ok(Some(Notification::Event(event))) => return event,
-            Ok(Some(Notification::Resubscribed)) => continue,
+            Ok(Some(Notification::Resubscribed | Notification::Disconnected)) => continue,
             Ok(other) => panic!("expected an event, got {other:?}"),
             Err(_) => panic!("no event within {RECV_TIMEOUT:?}"),
         }

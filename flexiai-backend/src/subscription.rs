@@ -15,6 +15,10 @@ pub enum Notification {
     /// The subscription was re-established after a gap: events published during the gap are
     /// lost, so stored state should be re-read.
     Resubscribed,
+    /// The connection carrying the subscription dropped: until a
+    /// [`Resubscribed`](Notification::Resubscribed) follows, events are being missed, so the
+    /// consumer must not consider itself in step. Backends without connections never send it.
+    Disconnected,
     /// The consumer fell behind and `missed` notifications were dropped.
     Lagged {
         /// How many were dropped.

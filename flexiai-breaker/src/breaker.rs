@@ -17,9 +17,10 @@ mod transition;
 
 pub use builder::BreakerBuilder;
 pub use fleet::OutcomeTotals;
+pub use probes::ProbeProgress;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -40,8 +41,12 @@ pub enum ProbeMode {
     Local,
     /// A coordinator (flexiai-sync, holding a fleet-wide lease) hands out credits with
     /// [`CircuitBreaker::grant_probes`]; a half-open breaker admits one trial call per credit.
-    /// A credit is consumed when its call is settled and given back when the permit is dropped
-    /// unsettled. Credits exist only in half-open and are cleared when the breaker leaves it.
+    /// A credit is consumed when its call is settled, whatever the outcome (a success that
+    /// does not close the breaker keeps nothing), and given back only when the permit is
+    /// dropped unsettled. Credits exist only in half-open and are cleared when the breaker
+    /// leaves it. Successes count towards `success_threshold` fleet-wide once the coordinator
+    /// passes other workers' successes to
+    /// [`CircuitBreaker::absorb_remote_probe_successes`] (see [`ProbeProgress`]).
     Granted,
 }
 
@@ -91,6 +96,8 @@ pub struct CircuitBreaker {
     /// A fleet coordinator decides the failure-rate trip ([`CircuitBreaker::set_fleet_decides_rate`]).
     fleet_rate: AtomicBool,
     observers: ArcSwap<Vec<Arc<dyn BreakerObserver>>>,
+    /// Serializes observer adds and removes (never taken by the hot path).
+    observers_lock: Mutex<()>,
     classifier: Arc<dyn Classifier>,
     clock: Arc<dyn Clock>,
     wall_anchor_micros: i64,

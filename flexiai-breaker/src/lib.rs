@@ -86,7 +86,7 @@ mod observer;
 mod permit;
 mod word;
 
-pub use breaker::{BreakerBuilder, CircuitBreaker, OutcomeTotals, ProbeMode};
+pub use breaker::{BreakerBuilder, CircuitBreaker, OutcomeTotals, ProbeMode, ProbeProgress};
 pub use classifier::{Classifier, CountAll, ErrorClass};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerConfig, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS};

@@ -236,6 +236,10 @@ fn describe(notification: &Notification) -> String {
             "{} resubscribed (events may have been missed)",
             Timestamp::now()
         ),
+        Notification::Disconnected => format!(
+            "{} disconnected (events are being missed until resubscribed)",
+            Timestamp::now()
+        ),
         Notification::Lagged { missed } => {
             format!("{} lagged: {missed} events dropped", Timestamp::now())
         }

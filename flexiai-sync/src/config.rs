@@ -9,6 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{SyncError, SyncOptions};
 
+/// The channel the Python FlexiAI v0.5 original publishes and subscribes on. Binary frames
+/// (MessagePack, signed) on it stop every Python subscriber, so a config that signs events
+/// must name another channel.
+pub const PYTHON_CHANNEL: &str = "flexiai:events";
+
 /// A secret string (an event key) that never shows in `Debug` or `Display` output.
 ///
 /// It serializes as the plain string, so a configuration file round-trips.
@@ -362,6 +367,16 @@ impl SyncConfig {
             }
         }
         self.event_auth()?;
+        if self.event_key.is_some() && self.channel == PYTHON_CHANNEL {
+            return Err(SyncError::config(
+                "event_key",
+                format!(
+                    "signed events on {PYTHON_CHANNEL}, the channel Python FlexiAI workers \
+                     share, would stop every Python subscriber for good (redis-py decodes each \
+                     message as text); set `channel` to one only Rust workers use"
+                ),
+            ));
+        }
         if self.redis.command_timeout_ms == 0 {
             return Err(SyncError::config(
                 "redis.command_timeout_ms",
@@ -608,6 +623,26 @@ mod tests {
             .apply_env(env(&[("FLEXIAI_SYNC_STATE_TTL", "0")]))
             .unwrap_err();
         assert!(err.to_string().contains("state_ttl"), "{err}");
+    }
+
+    /// Signed frames on the channel Python workers share would kill their subscribers:
+    /// refused, naming the field, unless another channel is set.
+    #[test]
+    fn signing_on_the_python_channel_is_refused() {
+        let signed = SyncConfig {
+            event_key: Some(SecretString::new("0123456789abcdef0123")),
+            ..SyncConfig::default()
+        };
+        let err = signed.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("event_key") && err.contains("channel"),
+            "{err}"
+        );
+        let separate = SyncConfig {
+            channel: "fleet:signed".into(),
+            ..signed
+        };
+        separate.validate().unwrap();
     }
 
     #[test]

@@ -31,6 +31,16 @@ use crate::registry::{Entry, FleetRule, Pending, Registry};
 type Write = (Arc<Entry>, BreakerSnapshot, Option<Revision>, Event);
 use crate::{SyncMode, SyncOptions};
 
+/// Open deadlines closer than this count as the same one: a tie between workers that opened
+/// at the same moment (ms apart) is not worth another write.
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(250);
+
+/// Backend operations that must fail in a row before the manager degrades.
+pub const DEGRADE_AFTER_FAILURES: u64 = 3;
+
+/// Backend operations that must succeed in a row before a degraded manager reports `Synced`.
+pub const RECOVER_AFTER_SUCCESSES: u64 = 2;
+
 /// State shared by the manager handle and its driver task.
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn SyncBackend>,
@@ -45,8 +55,53 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Runs one backend operation within the time bound, counting and degrading on failure.
+    /// Runs one backend operation within the time bound. Its outcome is evidence about the
+    /// backend: [`DEGRADE_AFTER_FAILURES`] failures in a row degrade the manager (one lost
+    /// call is not an outage, and degrading flips every breaker to local probes, the
+    /// stampede fleet probes exist to prevent), and any success resets the count.
     pub(crate) async fn op<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let result = self.bounded(name, fut).await;
+        match &result {
+            Ok(_) => {
+                self.counters.failures_in_a_row.store(0, Ordering::Relaxed);
+                Counters::bump(&self.counters.successes_in_a_row);
+            }
+            Err(error) => {
+                self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
+                let failures = self
+                    .counters
+                    .failures_in_a_row
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if failures >= DEGRADE_AFTER_FAILURES {
+                    self.degrade(format!("{name}: {error} ({failures} failures in a row)"));
+                } else {
+                    debug!(operation = name, %error, failures, "backend operation failed");
+                }
+            }
+        }
+        result
+    }
+
+    /// Runs a best-effort operation (releasing a lease that expires anyway) within the time
+    /// bound. Failures are counted in `backend_errors` but are no evidence either way.
+    pub(crate) async fn best_effort<T>(
+        &self,
+        name: &'static str,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let result = self.bounded(name, fut).await;
+        if let Err(error) = &result {
+            debug!(operation = name, %error, "best-effort backend operation failed");
+        }
+        result
+    }
+
+    async fn bounded<T>(
         &self,
         name: &'static str,
         fut: impl Future<Output = Result<T, BackendError>>,
@@ -59,11 +114,18 @@ impl Shared {
                 timeout: bound,
             }),
         };
-        if let Err(error) = &result {
+        if result.is_err() {
             Counters::bump(&self.counters.backend_errors);
-            self.degrade(format!("{name}: {error}"));
         }
         result
+    }
+
+    /// The event subscription dropped: events are being missed, so this worker is not in
+    /// step, whatever the command connection says.
+    pub(crate) fn subscription_dropped(&self, reason: &str) {
+        Counters::bump(&self.counters.subscription_drops);
+        self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
+        self.degrade(reason.to_owned());
     }
 
     pub(crate) fn is_degraded(&self) -> bool {
@@ -88,7 +150,15 @@ impl Shared {
         }
     }
 
+    /// Reports `Synced` again, but out of degraded mode only after
+    /// [`RECOVER_AFTER_SUCCESSES`] backend operations in a row succeeded (hysteresis: a
+    /// flapping backend does not flap every breaker's probe mode).
     pub(crate) fn mark_synced(&self) {
+        if self.is_degraded()
+            && self.counters.successes_in_a_row.load(Ordering::Relaxed) < RECOVER_AFTER_SUCCESSES
+        {
+            return;
+        }
         if let Some(previous) = self.mode.set(SyncMode::Synced) {
             info!(worker = %self.worker_id, ?previous, "sync established");
             self.apply_probe_mode();
@@ -217,16 +287,61 @@ impl Shared {
         let local = attempted
             .cloned()
             .unwrap_or_else(|| self.own_snapshot(entry));
+        let unstored = entry
+            .lineage(|l| l.base)
+            .is_none_or(|base| local.revision() > base);
         entry.lineage(|l| {
             l.base = Some(stored.revision());
             l.epoch = stored.epoch;
             l.learned_from_python = None;
         });
+        if unstored && let Some(rebased) = self.later_deadline(&local, stored) {
+            entry.breaker.restore(&rebased);
+            entry.signals.mark_dirty();
+            debug!(provider = %entry.name, remaining_ms = ?rebased.open_remaining_ms, "rebased a later open deadline onto the store's history");
+            return true;
+        }
         if local.revision() == stored.revision() && local.state == stored.state {
             return false;
         }
         entry.breaker.restore(stored);
         true
+    }
+
+    /// When a local open period not yet stored ends later than what the store holds (a
+    /// `Retry-After` that lost a race to a shorter one, or to a breaker-made transition), the
+    /// successor of `stored` that keeps it: the fleet's open period is the latest deadline
+    /// anyone asked for. Never over an operator's state. Deadlines within
+    /// [`DEADLINE_SLACK`] count as the same.
+    fn later_deadline(
+        &self,
+        local: &BreakerSnapshot,
+        stored: &BreakerSnapshot,
+    ) -> Option<BreakerSnapshot> {
+        if local.state != CircuitState::Open
+            || matches!(
+                stored.state,
+                CircuitState::ForcedOpen | CircuitState::Disabled
+            )
+        {
+            return None;
+        }
+        let ours = local.open_remaining_ms?;
+        let theirs = match stored.state {
+            CircuitState::Open => stored.open_remaining_ms.unwrap_or(u64::MAX),
+            _ => 0,
+        };
+        let slack = u64::try_from(DEADLINE_SLACK.as_millis()).unwrap_or(u64::MAX);
+        if ours <= theirs.saturating_add(slack) {
+            return None;
+        }
+        let mut rebased = stored.clone();
+        rebased.state = CircuitState::Open;
+        rebased.version = stored.version.saturating_add(1);
+        rebased.open_remaining_ms = Some(ours);
+        rebased.state_changed_at = local.state_changed_at.or(Some(Timestamp::now()));
+        rebased.updated_by = Some(self.worker_id.clone());
+        Some(rebased)
     }
 
     /// Compare-and-sets every planned write (`snapshot` grown from `expected`, with its
@@ -454,6 +569,9 @@ impl Shared {
                 // The error is safe to log (no payload, no key); the payload is never logged.
                 warn!(reason = error.reason(), error = %error, "rejected a payload on the events channel");
             }
+            Notification::Disconnected => {
+                self.subscription_dropped("event subscription disconnected");
+            }
             Notification::Resubscribed | Notification::Lagged { .. } => {
                 debug!(?notification, "possible gap in events: reconciling");
                 if self.reconcile().await.is_ok() {
@@ -660,6 +778,11 @@ pub(crate) fn transition_event(
 struct HeldLease {
     lease: LockLease,
     version: u64,
+    /// Probe credits granted under it so far in this period.
+    granted: u64,
+    /// When to extend it next: a third of the TTL after the last extension, so a slow
+    /// backend still has two chances before it expires.
+    renew_at: Instant,
 }
 
 /// The background task.
@@ -667,6 +790,9 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     subscription: Option<Subscription>,
     leases: HashMap<String, HeldLease>,
+    /// The highest fencing token seen per probe lock: a lease that does not beat it is stale
+    /// (handed out before one this worker already saw) and is not acted on.
+    fences: HashMap<String, u64>,
     /// Per half-open provider: the version of the period and the breaker's rejected-call
     /// count when it was first seen, to tell a worker with demand from an idle one.
     demand: HashMap<String, (u64, u64)>,
@@ -681,6 +807,7 @@ impl Driver {
             shared,
             subscription,
             leases: HashMap::new(),
+            fences: HashMap::new(),
             demand: HashMap::new(),
             next_subscribe: Instant::now() + backoff,
             backoff,
@@ -708,7 +835,7 @@ impl Driver {
                     None => {
                         self.subscription = None;
                         self.schedule_resubscribe();
-                        self.shared.degrade("event subscription ended".into());
+                        self.shared.subscription_dropped("event subscription ended");
                     }
                 },
                 () = wake.notified() => {
@@ -802,12 +929,14 @@ impl Driver {
             let version = entry.breaker.version();
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
+                self.keep_lease(&entry.name).await;
+                self.regrant(&entry);
                 continue;
             }
             if let Some(held) = self.leases.remove(&entry.name) {
                 // Best effort: an unreleased lease expires by its TTL.
                 let _ = shared
-                    .op("release_lock", shared.backend.release_lock(&held.lease))
+                    .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                     .await;
             }
             if state != CircuitState::HalfOpen || entry.breaker.probe_credits() > 0 {
@@ -838,20 +967,96 @@ impl Driver {
                 )
                 .await;
             if let Ok(Some(lease)) = acquired {
+                let seen = self.fences.get(&lock).copied().unwrap_or(0);
+                if lease.fencing_token() <= seen {
+                    warn!(provider = %entry.name, fence = lease.fencing_token(), seen, "stale probe lease (fencing token not newer): not granting");
+                    let _ = shared
+                        .best_effort("release_lock", shared.backend.release_lock(&lease))
+                        .await;
+                    continue;
+                }
+                self.fences.insert(lock.clone(), lease.fencing_token());
                 let max = entry.breaker.config().half_open_max_calls;
                 let granted = entry.breaker.grant_probes_at(version, max);
                 if granted == 0 {
                     // The half-open period ended while we took the lease: hand it back.
                     let _ = shared
-                        .op("release_lock", shared.backend.release_lock(&lease))
+                        .best_effort("release_lock", shared.backend.release_lock(&lease))
                         .await;
                     continue;
                 }
                 Counters::bump(&shared.counters.probe_leases);
                 debug!(provider = %entry.name, version, granted, fence = lease.fencing_token(), "won the probe lease");
-                self.leases
-                    .insert(entry.name.clone(), HeldLease { lease, version });
+                let renew_at = Instant::now() + shared.options.probe_lease_ttl / 3;
+                self.leases.insert(
+                    entry.name.clone(),
+                    HeldLease {
+                        lease,
+                        version,
+                        granted: u64::from(granted),
+                        renew_at,
+                    },
+                );
             }
+        }
+    }
+
+    /// Grants the lease holder's breaker its next probes once every probe granted so far has
+    /// settled and the period still lacks successes: with `success_threshold` above
+    /// `half_open_max_calls` one grant cannot close the period, and the fleet must still
+    /// reach the threshold. Never more than `half_open_max_calls` in flight: a grant waits
+    /// until the successes counted equal the credits granted (a failure reopens the breaker
+    /// and ends the period; a probe dropped unsettled gives its credit back).
+    fn regrant(&mut self, entry: &Entry) {
+        let Some(held) = self.leases.get_mut(&entry.name) else {
+            return;
+        };
+        let Some(progress) = entry.breaker.probe_progress() else {
+            return;
+        };
+        if progress.version != held.version
+            || progress.free > 0
+            || progress.successes >= progress.needed
+            || held.granted > progress.successes
+        {
+            return;
+        }
+        let max = u64::from(entry.breaker.config().half_open_max_calls);
+        let next = max.min(progress.needed - progress.successes);
+        let next = u32::try_from(next).unwrap_or(u32::MAX);
+        if entry.breaker.grant_probes_at(held.version, next) > 0 {
+            held.granted += u64::from(next);
+            debug!(provider = %entry.name, version = held.version, successes = progress.successes, needed = progress.needed, "granted the next probes");
+        }
+    }
+
+    /// Extends the probe lease of a half-open period that is still running (its probe may
+    /// take longer than the TTL), so no other worker can take it and probe too. A lease
+    /// found lost (expired, taken over) is dropped and never acted on again.
+    async fn keep_lease(&mut self, provider: &str) {
+        let shared = Arc::clone(&self.shared);
+        let ttl = shared.options.probe_lease_ttl;
+        let Some(held) = self.leases.get_mut(provider) else {
+            return;
+        };
+        if Instant::now() < held.renew_at {
+            return;
+        }
+        match shared
+            .op("extend_lock", shared.backend.extend_lock(&held.lease, ttl))
+            .await
+        {
+            Ok(true) => held.renew_at = Instant::now() + ttl / 3,
+            Ok(false) => {
+                Counters::bump(&shared.counters.probe_leases_lost);
+                warn!(
+                    provider,
+                    fence = held.lease.fencing_token(),
+                    "lost the probe lease: granting no more probes under it"
+                );
+                self.leases.remove(provider);
+            }
+            Err(_) => {} // tried again next flush; failures count toward degraded mode
         }
     }
 
@@ -863,7 +1068,7 @@ impl Driver {
         }
         for (_, held) in self.leases.drain() {
             let _ = shared
-                .op("release_lock", shared.backend.release_lock(&held.lease))
+                .best_effort("release_lock", shared.backend.release_lock(&held.lease))
                 .await;
         }
         if !shared.is_degraded() {

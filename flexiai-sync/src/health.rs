@@ -10,10 +10,11 @@ use flexiai_events::Timestamp;
 pub enum SyncMode {
     /// Not started yet, or stopped.
     Stopped,
-    /// Subscribed, and the last backend operation succeeded.
+    /// Subscribed, and the backend answers.
     Synced,
-    /// The backend is unreachable or failing: breakers work locally, the manager keeps
-    /// retrying and will reconcile when the backend is back.
+    /// The backend failed several operations in a row, or the event subscription dropped:
+    /// breakers work locally, the manager keeps retrying and will reconcile when the backend
+    /// is back.
     Degraded {
         /// The last error, credentials redacted.
         reason: String,
@@ -91,6 +92,12 @@ pub struct SyncMetrics {
     /// Breakers this worker opened because the fleet's failure rate in the store crossed
     /// their threshold.
     pub fleet_trips: u64,
+    /// Probe leases this worker found lost while its half-open period was still running
+    /// (expired before it could extend them, or taken over).
+    pub probe_leases_lost: u64,
+    /// Times the event subscription dropped (connection lost or ended). Each one makes the
+    /// manager degraded until it is subscribed and reconciled again.
+    pub subscription_drops: u64,
     /// Age of the last received event by its sender's clock (cross-host clock skew included).
     pub last_event_lag: Option<Duration>,
 }
@@ -109,6 +116,14 @@ pub(crate) struct Counters {
     pub(crate) probe_leases: AtomicU64,
     pub(crate) outcome_reports: AtomicU64,
     pub(crate) fleet_trips: AtomicU64,
+    pub(crate) subscription_drops: AtomicU64,
+    pub(crate) probe_leases_lost: AtomicU64,
+    /// Backend operations failed in a row (any success resets it): the evidence degraded
+    /// mode waits for.
+    pub(crate) failures_in_a_row: AtomicU64,
+    /// Backend operations succeeded in a row (any failure resets it): the evidence recovery
+    /// waits for.
+    pub(crate) successes_in_a_row: AtomicU64,
     /// Microseconds, `u64::MAX` meaning none yet.
     pub(crate) last_event_lag_micros: AtomicU64,
 }
@@ -141,6 +156,8 @@ impl Counters {
             probe_leases: get(&self.probe_leases),
             outcome_reports: get(&self.outcome_reports),
             fleet_trips: get(&self.fleet_trips),
+            subscription_drops: get(&self.subscription_drops),
+            probe_leases_lost: get(&self.probe_leases_lost),
             last_event_lag: (lag != u64::MAX).then(|| Duration::from_micros(lag)),
         }
     }

@@ -24,8 +24,10 @@ mod registry;
 pub mod scenarios;
 
 pub use admin::override_state;
-pub use config::{BackendKind, RedisSettings, SecretString, SyncConfig};
-pub use driver::PYTHON_CLOCK_SKEW;
+pub use config::{BackendKind, PYTHON_CHANNEL, RedisSettings, SecretString, SyncConfig};
+pub use driver::{
+    DEADLINE_SLACK, DEGRADE_AFTER_FAILURES, PYTHON_CLOCK_SKEW, RECOVER_AFTER_SUCCESSES,
+};
 pub use error::SyncError;
 pub use health::{SyncHealth, SyncMetrics, SyncMode};
 pub use manager::{StateSyncManager, SyncManagerBuilder};

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +27,10 @@ const HANG: u8 = 2;
 struct Faulty {
     inner: MemoryBackend,
     mode: AtomicU8,
+    /// Fail this many of the next calls, whatever `mode` says.
+    fail_next: AtomicU64,
+    /// Calls that reached the gate.
+    calls: AtomicU64,
 }
 
 impl Faulty {
@@ -34,6 +38,8 @@ impl Faulty {
         Arc::new(Self {
             inner,
             mode: AtomicU8::new(OK),
+            fail_next: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         })
     }
 
@@ -42,6 +48,17 @@ impl Faulty {
     }
 
     async fn gate(&self) -> Result<(), BackendError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BackendError::Timeout {
+                operation: "injected",
+                timeout: Duration::from_millis(1),
+            });
+        }
         match self.mode.load(Ordering::SeqCst) {
             FAIL => Err(BackendError::Unavailable {
                 message: "connection refused".into(),
@@ -200,6 +217,45 @@ async fn degraded_then_recovers(fault: u8) {
     .await;
     assert_eq!(a.breaker("x").version(), b.breaker("x").version());
     assert_eq!(a.breaker("x").probe_mode(), ProbeMode::Granted);
+}
+
+/// One failed call (here: whichever comes next, e.g. a heartbeat or a best-effort lease
+/// release timing out) is not an outage: the manager stays synced and its breakers keep
+/// fleet probes. Two in a row neither; only `DEGRADE_AFTER_FAILURES` in a row degrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_backend_failures_do_not_degrade() {
+    let faulty = Faulty::new(MemoryBackend::new());
+    let a = worker(faulty.clone(), &["x"], &config(2)).await;
+    let synced_since = a.manager.health().since;
+    for injected in [1, 2] {
+        faulty.fail_next.store(injected, Ordering::SeqCst);
+        eventually("the injected failures happen", || {
+            faulty.fail_next.load(Ordering::SeqCst) == 0
+        })
+        .await;
+        // Evidence that the manager went on working after them: more calls, all answered.
+        let after = faulty.calls.load(Ordering::SeqCst);
+        eventually("the manager makes further calls", || {
+            faulty.calls.load(Ordering::SeqCst) >= after + 5
+        })
+        .await;
+        let health = a.manager.health();
+        assert!(
+            health.is_synced(),
+            "{injected} failure(s) degraded: {health:?}"
+        );
+        assert_eq!(health.since, synced_since, "the mode flapped");
+        assert_eq!(a.breaker("x").probe_mode(), ProbeMode::Granted);
+        assert!(health.metrics.backend_errors >= injected);
+    }
+    faulty
+        .fail_next
+        .store(flexiai_sync::DEGRADE_AFTER_FAILURES, Ordering::SeqCst);
+    eventually("enough failures in a row degrade", || {
+        a.manager.health().is_degraded()
+    })
+    .await;
+    eventually("and it recovers", || a.manager.health().is_synced()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,3 +173,73 @@ async fn a_redis_restarted_empty_is_rewritten_within_the_reconcile_interval() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+async fn raw(factory: &mut RedisFactory) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(factory.server().url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The case, on a real server: Redis loses everything (`FLUSHALL` on our private
+/// server, as a restart without persistence would), `flexiai force-open` writes its override
+/// into the empty store, and workers whose history reached v6 adopt it instead of writing
+/// their closed v6 over it on reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_written_into_an_emptied_redis_holds() {
+    let mut factory = factory();
+    let workers = fleet(&factory, 3).await;
+    scenarios::advance_to(&workers, "x", 6).await;
+    let mut con = raw(&mut factory).await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut con).await.unwrap();
+    let backend = Arc::clone(workers[0].manager.backend());
+    let operator = flexiai_events::WorkerId::new("ops:cli:1").unwrap();
+    let written = flexiai_sync::override_state(&backend, "x", CircuitState::ForcedOpen, &operator)
+        .await
+        .unwrap();
+    scenarios::reconciled(&workers, 2).await;
+    let stored = backend.get_state("x").await.unwrap().unwrap();
+    assert_eq!(stored.revision(), written.revision(), "{stored:?}");
+    eventually("every worker is forced open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::ForcedOpen)
+    })
+    .await;
+}
+
+/// A subscriber connection killed by the server (`CLIENT KILL TYPE pubsub`) is a gap in the
+/// events: health says so (degraded, a drop counted) until the subscriber is back and has
+/// reconciled, and never reads as synced in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_subscriber_connection_shows_in_health() {
+    let mut factory = factory();
+    let workers = fleet(&factory, 1).await;
+    let manager = &workers[0].manager;
+    assert!(manager.health().is_synced());
+    let before = manager.metrics().reconciles;
+    let mut con = raw(&mut factory).await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(killed >= 1);
+    eventually("the drop is counted", || {
+        manager.metrics().subscription_drops >= 1
+    })
+    .await;
+    let health = manager.health();
+    assert!(
+        health.is_degraded() || health.metrics.reconciles > before,
+        "synced with a dropped subscriber and no reconcile since: {health:?}"
+    );
+    eventually("synced again after resubscribing", || {
+        let health = manager.health();
+        health.is_synced() && health.metrics.reconciles > before
+    })
+    .await;
+}

@@ -105,6 +105,7 @@ async fn secrets_stay_out_of_config_output_errors_and_logs() {
     let text = format!(
         r#"
         backend = "redis"
+        channel = "fleet:signed"
         event_key = "{NEW_KEY}"
         previous_event_key = "{OLD_KEY}"
         flush_interval_ms = 10
@@ -151,7 +152,7 @@ async fn secrets_stay_out_of_config_output_errors_and_logs() {
     // A hostile unsigned event and one under an unknown key: rejected, logged, counted.
     let hostile = RedisBackend::new(
         test_config(server.port(), "flexiai")
-            .channel("flexiai:events")
+            .channel("fleet:signed")
             .password(ACL_PASSWORD),
     )
     .unwrap();
@@ -168,7 +169,7 @@ async fn secrets_stay_out_of_config_output_errors_and_logs() {
     manager.stop().await.unwrap();
     // A wrong Redis password: the degraded reason and errors are clean too.
     let wrong = SyncConfig::from_toml_str(&format!(
-        "backend = \"redis\"\nevent_key = \"{NEW_KEY}\"\n[redis]\nurl = \"redis://:wrong-pass-9@127.0.0.1:{}\"\n",
+        "backend = \"redis\"\nchannel = \"fleet:signed\"\nevent_key = \"{NEW_KEY}\"\n[redis]\nurl = \"redis://:wrong-pass-9@127.0.0.1:{}\"\n",
         server.port()
     ))
     .unwrap();

@@ -2,8 +2,8 @@
 //! [`BreakerBuilder`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use flexiai_events::{CircuitState, Timestamp};
@@ -154,6 +154,7 @@ impl BreakerBuilder {
             outcome_observers: AtomicBool::new(self.observers.iter().any(|o| o.wants_outcomes())),
             fleet_rate: AtomicBool::new(false),
             observers: ArcSwap::from_pointee(self.observers),
+            observers_lock: Mutex::new(()),
             classifier: self.classifier.unwrap_or_else(|| Arc::new(CountAll)),
             clock,
             wall_anchor_micros: wall,

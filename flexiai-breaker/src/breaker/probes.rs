@@ -1,11 +1,39 @@
-//! Probe mode and fleet probe credits.
+//! Probe mode, fleet probe credits, and the fleet-wide count of successful trial calls.
+//!
+//! In [`ProbeMode::Granted`] a coordinator (flexiai-sync) runs the half-open period for the
+//! fleet: it hands out credits ([`CircuitBreaker::grant_probes_at`]), each admitted trial
+//! call consumes one whatever its outcome (a permit dropped unsettled gives it back: it made
+//! no trial), and the successes of every worker's trial calls add up to the one
+//! `success_threshold`. A worker reads its own progress with
+//! [`CircuitBreaker::probe_progress`] and takes in the other workers' successes with
+//! [`CircuitBreaker::absorb_remote_probe_successes`], which closes the breaker when the
+//! fleet's total reaches the threshold. With `success_threshold` above
+//! `half_open_max_calls`, the coordinator grants again as credits are used up.
 
 use std::sync::atomic::Ordering;
 
 use flexiai_events::CircuitState;
 
 use super::{CircuitBreaker, ProbeMode, pause};
+use crate::observer::TransitionReason;
 use crate::word::SLOT_MAX;
+
+/// A half-open period's trial-call progress, read as one consistent view by
+/// [`CircuitBreaker::probe_progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeProgress {
+    /// The version of the half-open period.
+    pub version: u64,
+    /// Successful trial calls counted in this period: this breaker's own and those absorbed
+    /// with [`CircuitBreaker::absorb_remote_probe_successes`]. Own successes are also reported
+    /// one by one to observers (an [`OutcomeEvent`](crate::OutcomeEvent) with state
+    /// `HalfOpen`, `counted` and this version); absorbed ones never are.
+    pub successes: u64,
+    /// Successes the period needs to close (`success_threshold`).
+    pub needed: u64,
+    /// Trial calls that may still be admitted: free local slots or unused credits.
+    pub free: u32,
+}
 
 impl CircuitBreaker {
     /// Current probe mode.
@@ -96,5 +124,76 @@ impl CircuitBreaker {
         } else {
             0
         }
+    }
+
+    /// The current half-open period's progress, or `None` if the breaker is not half-open
+    /// (a pure read: a due half-open that has not been entered yet is `None`). The version,
+    /// the success count and the free slots belong to the same period.
+    pub fn probe_progress(&self) -> Option<ProbeProgress> {
+        let mut spins = 0;
+        loop {
+            let w = self.load();
+            if w.writing() {
+                pause(&mut spins);
+                continue;
+            }
+            if w.state() != CircuitState::HalfOpen {
+                return None;
+            }
+            // The count is tagged with its period's version: `None` means a newer period
+            // began after the load above; read again.
+            let Some(successes) = self.half_open_successes.update(w.version(), |n| n) else {
+                continue;
+            };
+            return Some(ProbeProgress {
+                version: w.version(),
+                successes,
+                needed: self.limits.success_threshold,
+                free: u32::try_from(w.slots()).unwrap_or(u32::MAX),
+            });
+        }
+    }
+
+    /// Counts `n` successful trial calls that other workers made in the half-open period of
+    /// `version`, so that the fleet, not each worker, reaches `success_threshold`.
+    ///
+    /// Does nothing (and returns `false`) unless the breaker is still half-open at exactly
+    /// `version`: successes of an earlier period, or of a period this worker has not entered,
+    /// count nothing. If the period's total (own and absorbed successes) reaches the
+    /// threshold, the breaker closes with [`TransitionReason::ProbeSucceeded`], a local
+    /// transition (version + 1, observers told), and this returns `true`. Absorbed successes
+    /// are not reported as outcome events and give back no credit or slot. The coordinator
+    /// must pass each worker's successes once (they are not idempotent).
+    pub fn absorb_remote_probe_successes(&self, version: u64, n: u64) -> bool {
+        if n == 0 {
+            return false;
+        }
+        let mut spins = 0;
+        let w = loop {
+            let w = self.load();
+            if !w.writing() {
+                break w;
+            }
+            pause(&mut spins);
+        };
+        if w.state() != CircuitState::HalfOpen || w.version() != version {
+            return false;
+        }
+        let Some(total) = self
+            .half_open_successes
+            .update(version, |c| c.saturating_add(n))
+        else {
+            return false;
+        };
+        total >= self.limits.success_threshold
+            && self
+                .transition_from(
+                    version,
+                    CircuitState::HalfOpen,
+                    CircuitState::Closed,
+                    TransitionReason::ProbeSucceeded,
+                    false,
+                )
+                .is_some()
     }
 }

@@ -48,6 +48,11 @@ macro_rules! fleet_scenarios {
             an_override_after_a_store_reset_holds,
             an_override_beats_concurrent_local_transitions,
             operator_states_outrank_python_transitions,
+            a_retry_after_tie_keeps_the_latest_deadline,
+            a_probe_longer_than_its_lease_stays_the_only_one,
+            a_latency_spike_does_not_flip_probe_mode,
+            a_mixed_fleet_with_a_python_worker_converges,
+            a_success_threshold_above_the_probe_budget_still_closes,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -115,8 +120,18 @@ pub async fn worker(
     providers: &[&str],
     config: &BreakerConfig,
 ) -> Worker {
+    worker_with(backend, providers, config, fast_options()).await
+}
+
+/// Starts one worker over `backend` with `options`.
+pub async fn worker_with(
+    backend: Arc<dyn flexiai_backend::SyncBackend>,
+    providers: &[&str],
+    config: &BreakerConfig,
+    options: SyncOptions,
+) -> Worker {
     let manager = StateSyncManager::builder(backend)
-        .options(fast_options())
+        .options(options)
         .build()
         .unwrap();
     let mut breakers = Vec::new();

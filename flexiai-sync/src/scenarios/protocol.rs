@@ -67,7 +67,7 @@ async fn stored(backend: &Arc<dyn SyncBackend>, provider: &str) -> Option<Breake
 
 /// Moves `provider` to version `target` through manual transitions on worker 0 and waits
 /// until the store and every worker hold it.
-async fn advance_to(workers: &[Worker], provider: &str, target: u64) {
+pub async fn advance_to(workers: &[Worker], provider: &str, target: u64) {
     let breaker = workers[0].breaker(provider);
     while breaker.version() < target {
         if breaker.state() == CircuitState::Closed {
@@ -214,6 +214,371 @@ pub async fn operator_states_outrank_python_transitions(factory: &impl BackendFa
         stored(&backend, "y").await.unwrap().state,
         CircuitState::Disabled
     );
+}
+
+/// Two workers open the same version at once from two `Retry-After`s (2 s and 30 s): whichever
+/// write wins, the fleet's open period is the latest deadline anyone asked for, on every
+/// worker and in the store. The short one is made to win the race.
+pub async fn a_retry_after_tie_keeps_the_latest_deadline(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            2,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gates = [
+        GatedBackend::new(Arc::clone(&backends[0])),
+        GatedBackend::new(Arc::clone(&backends[1])),
+    ];
+    let config = config(5, Duration::from_secs(10));
+    let mut workers = Vec::new();
+    for gate in &gates {
+        workers
+            .push(super::worker(Arc::clone(gate) as Arc<dyn SyncBackend>, &["x"], &config).await);
+    }
+    advance_to(&workers, "x", 4).await;
+    for gate in &gates {
+        gate.hold();
+    }
+    let short = workers[0].breaker("x");
+    let long = workers[1].breaker("x");
+    assert_eq!(short.open_for(Duration::from_secs(2)), Some(5));
+    assert_eq!(long.open_for(Duration::from_secs(30)), Some(5));
+    eventually("both writes wait at their gates", || {
+        gates.iter().all(|g| g.waited() > 0)
+    })
+    .await;
+    gates[0].release();
+    let mut won = None;
+    for _ in 0..1000 {
+        won = stored(&backends[0], "x").await.filter(|s| s.version == 5);
+        if won.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        won.unwrap().open_remaining_ms.unwrap() <= 2_000,
+        "the short Retry-After wins the race"
+    );
+    gates[1].release();
+    let latest = |b: &Arc<flexiai_breaker::CircuitBreaker>| {
+        b.try_acquire()
+            .map(drop)
+            .err()
+            .and_then(|rejected| rejected.retry_after)
+            .is_some_and(|left| left > Duration::from_secs(20))
+    };
+    eventually(
+        "every worker keeps the fleet away for the latest deadline",
+        || workers.iter().all(|w| latest(w.breaker("x"))),
+    )
+    .await;
+    let mut held = None;
+    for _ in 0..1000 {
+        held = stored(&backends[0], "x").await;
+        if held
+            .as_ref()
+            .and_then(|s| s.open_remaining_ms)
+            .is_some_and(|ms| ms > 20_000)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let held = held.unwrap();
+    assert_eq!(held.state, CircuitState::Open);
+    assert!(held.open_remaining_ms.unwrap() > 20_000, "{held:?}");
+}
+
+/// A probe that runs three times longer than `probe_lease_ttl` (300 ms here) stays the fleet's
+/// only one: its worker extends the lease while the half-open period runs, so no other worker
+/// can take it and grant itself a second probe.
+pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl BackendFactory) {
+    let lease = Duration::from_millis(300);
+    let options = crate::SyncOptions {
+        probe_lease_ttl: lease,
+        ..super::fast_options()
+    };
+    let recovery = Duration::from_millis(300);
+    let backends = factory
+        .open(
+            4,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let mut workers = Vec::new();
+    for backend in backends {
+        workers
+            .push(super::worker_with(backend, &["x"], &config(1, recovery), options.clone()).await);
+    }
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let mut probes = Vec::new();
+    let started = std::time::Instant::now();
+    while probes.is_empty() {
+        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                probes.push(permit);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The probe is in flight for 3 lease TTLs while every worker keeps trying.
+    let until = std::time::Instant::now() + lease * 3;
+    while std::time::Instant::now() < until {
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                probes.push(permit);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        probes.len(),
+        1,
+        "{} probes in one half-open period: the lease expired under a running probe",
+        probes.len()
+    );
+    probes.pop().unwrap().success();
+    eventually("the probe's success closes every worker", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    })
+    .await;
+}
+
+/// One write that takes longer than `operation_timeout` (a latency spike) is not an outage:
+/// the manager stays synced, breakers keep fleet probes, and the transition is stored once
+/// the spike is over.
+pub async fn a_latency_spike_does_not_flip_probe_mode(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            1,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gated = GatedBackend::new(Arc::clone(&backends[0]));
+    let worker = super::worker(
+        Arc::clone(&gated) as Arc<dyn SyncBackend>,
+        &["x"],
+        &config(5, Duration::from_secs(60)),
+    )
+    .await;
+    let since = worker.manager.health().since;
+    gated.hold();
+    worker.breaker("x").force_open();
+    eventually("the write times out", || {
+        worker.manager.metrics().backend_errors >= 1
+    })
+    .await;
+    gated.release();
+    let mut stored_now = None;
+    for _ in 0..2000 {
+        stored_now = stored(&backends[0], "x").await;
+        if stored_now
+            .as_ref()
+            .is_some_and(|s| s.state == CircuitState::ForcedOpen)
+        {
+            break;
+        }
+        assert_eq!(
+            worker.breaker("x").probe_mode(),
+            flexiai_breaker::ProbeMode::Granted,
+            "one slow call flipped the breakers to local probes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(stored_now.unwrap().state, CircuitState::ForcedOpen);
+    let health = worker.manager.health();
+    assert!(health.is_synced(), "{health:?}");
+    assert_eq!(health.since, since, "the mode flapped");
+}
+
+/// The Python original's wire shape for a transition, as `json.dumps(event.to_dict())`
+/// writes it (naive UTC timestamp, only counts in the metadata).
+pub fn python_json(provider: &str, event_type: &str, at: Timestamp) -> String {
+    format!(
+        r#"{{"provider_name": "{provider}", "event_type": "{event_type}", "worker_id": "{}", "timestamp": "{}", "metadata": {{"failure_count": 5, "success_count": 0}}, "__event_type__": "CircuitBreakerEvent"}}"#,
+        python_worker(),
+        at,
+    )
+}
+
+/// A Python worker's event, decoded from exactly the bytes Python publishes.
+fn from_python(provider: &str, event_type: &str, at: Timestamp) -> Event {
+    flexiai_serde::StateSerializer::default()
+        .deserialize_event(python_json(provider, event_type, at).as_bytes())
+        .unwrap()
+}
+
+fn micros_from_now(delta: i64) -> Timestamp {
+    Timestamp::from_unix_micros(Timestamp::now().unix_micros() + delta).unwrap()
+}
+
+/// A fleet of Rust workers next to a Python-shaped one (events exactly as the Python original
+/// publishes them; the Python side only reads `CircuitBreakerEvent`s):
+///
+/// - a Python trip reaches every Rust worker and is stored, so a Rust worker that starts later
+///   starts open;
+/// - it is recorded with a `StateUpdateEvent`, never echoed back as a transition Python would
+///   apply again;
+/// - Rust transitions reach Python as `CircuitBreakerEvent`s;
+/// - a Python host 30 s ahead holds later transitions back for at most `PYTHON_CLOCK_SKEW`.
+pub async fn a_mixed_fleet_with_a_python_worker_converges(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            4,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let config = config(5, Duration::from_secs(60));
+    let workers = [
+        super::worker(Arc::clone(&backends[0]), &["x"], &config).await,
+        super::worker(Arc::clone(&backends[1]), &["x"], &config).await,
+    ];
+    let python = &backends[2];
+    let mut heard = python.subscribe().await.unwrap();
+    python
+        .publish_event(&from_python("x", "opened", Timestamp::now()))
+        .await
+        .unwrap();
+    eventually("every Rust worker opens", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    // What Python hears until the trip is recorded: no transition of ours.
+    let recorded = loop {
+        let next = tokio::time::timeout(super::CONVERGE, heard.recv())
+            .await
+            .expect("the Python trip is recorded in the store")
+            .unwrap();
+        match next {
+            flexiai_backend::Notification::Event(Event::StateUpdateEvent(update))
+                if update.provider_name == "x" =>
+            {
+                break update.state_data;
+            }
+            flexiai_backend::Notification::Event(Event::CircuitBreakerEvent(e))
+                if e.worker_id != python_worker() && e.event_type.is_transition() =>
+            {
+                panic!("a Rust worker echoed Python's transition back: {e:?}");
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(recorded.state, CircuitState::Open);
+    let late = super::worker(Arc::clone(&backends[3]), &["x"], &config).await;
+    assert_eq!(
+        late.breaker("x").state(),
+        CircuitState::Open,
+        "Python state learned from the channel must survive for a later Rust worker"
+    );
+    // A Rust transition reaches Python as the one event type it acts on.
+    workers[0].breaker("x").reset();
+    let announced = loop {
+        let next = tokio::time::timeout(super::CONVERGE, heard.recv())
+            .await
+            .expect("Python hears the reset")
+            .unwrap();
+        if let flexiai_backend::Notification::Event(Event::CircuitBreakerEvent(e)) = next
+            && e.worker_id == *workers[0].manager.worker_id()
+        {
+            break e;
+        }
+    };
+    assert_eq!(announced.event_type, EventType::Closed);
+    eventually("every Rust worker closes", || {
+        workers
+            .iter()
+            .chain([&late])
+            .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    })
+    .await;
+    // A Python host 30 s ahead opens; a correct one closes once the trusted skew is over.
+    python
+        .publish_event(&from_python("x", "opened", micros_from_now(30_000_000)))
+        .await
+        .unwrap();
+    eventually("the skewed trip applies", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(crate::PYTHON_CLOCK_SKEW + Duration::from_millis(200)).await;
+    python
+        .publish_event(&from_python("x", "closed", Timestamp::now()))
+        .await
+        .unwrap();
+    eventually(
+        "a correct host's later close is not held back by the skewed one",
+        || {
+            workers
+                .iter()
+                .all(|w| w.breaker("x").state() == CircuitState::Closed)
+        },
+    )
+    .await;
+}
+
+/// With `success_threshold` 3 and `half_open_max_calls` 1 (more successes needed than probes
+/// allowed at once), a busy fleet of 3 still closes: the lease holder is granted the next
+/// probe as each one settles, never more than one in flight, until the fleet has its 3
+/// successes.
+pub async fn a_success_threshold_above_the_probe_budget_still_closes(
+    factory: &impl BackendFactory,
+) {
+    let recovery = Duration::from_millis(300);
+    let config = flexiai_breaker::BreakerConfig {
+        failure_threshold: 1,
+        success_threshold: 3,
+        half_open_max_calls: 1,
+        ..flexiai_breaker::BreakerConfig::default()
+    }
+    .with_recovery_timeout(recovery);
+    let workers = fleet(factory, 3, &["x"], &config).await;
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let mut successes = 0;
+    let started = std::time::Instant::now();
+    while !workers
+        .iter()
+        .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "stuck half-open after {successes} successful probes"
+        );
+        // Every worker keeps calling; at most one probe may be in flight fleet-wide.
+        let admitted: Vec<_> = workers
+            .iter()
+            .filter_map(|w| w.breaker("x").try_acquire().ok())
+            .collect();
+        assert!(admitted.len() <= 1, "{} probes at once", admitted.len());
+        for permit in admitted {
+            permit.success();
+            successes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(successes >= 3, "closed after {successes} successes");
 }
 
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network

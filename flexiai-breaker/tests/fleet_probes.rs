@@ -1,0 +1,178 @@
+//! Issue 12 defect 1, breaker side: in granted mode every admitted trial call consumes its
+//! credit whatever its outcome, and the fleet's successes add up to one `success_threshold`
+//! (`probe_progress` + `absorb_remote_probe_successes`), so a fleet with
+//! `success_threshold` > `half_open_max_calls` closes. Local mode closes alone for any config.
+
+#![allow(clippy::unwrap_used, clippy::panic)] // Test code: a failed unwrap is a failed test.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Recorder, SEC, config};
+use flexiai_breaker::{
+    BreakerConfig, CircuitBreaker, CircuitState, ManualClock, ProbeMode, ProbeProgress,
+    TransitionReason,
+};
+
+fn cfg() -> BreakerConfig {
+    BreakerConfig {
+        half_open_max_calls: 1,
+        success_threshold: 3,
+        ..config(1, 10)
+    }
+}
+
+/// A worker: a granted-mode breaker of its own, brought to half-open.
+fn half_open_worker(clock: &Arc<ManualClock>, rec: &Arc<Recorder>) -> CircuitBreaker {
+    let b = CircuitBreaker::builder("fleet")
+        .config(cfg())
+        .clock(clock.clone())
+        .observer(rec.clone())
+        .probe_mode(ProbeMode::Granted)
+        .build()
+        .unwrap();
+    b.try_acquire().unwrap().failure();
+    b
+}
+
+#[test]
+fn a_granted_success_that_does_not_close_consumes_its_credit() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let b = half_open_worker(&clock, &rec);
+    clock.advance(10 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    let v = b.version();
+    assert_eq!(b.grant_probes_at(v, 1), 1);
+    b.try_acquire().unwrap().success();
+    assert_eq!(b.probe_credits(), 0, "the credit was used by a trial call");
+    assert!(b.try_acquire().is_err());
+    assert_eq!(
+        b.probe_progress(),
+        Some(ProbeProgress {
+            version: v,
+            successes: 1,
+            needed: 3,
+            free: 0
+        })
+    );
+    // A permit dropped unsettled made no trial: its credit comes back.
+    assert_eq!(b.grant_probes_at(v, 1), 1);
+    drop(b.try_acquire().unwrap());
+    assert_eq!(b.probe_credits(), 1);
+}
+
+/// Two workers, one credit each per grant, success_threshold 3: before the fix each
+/// stayed half-open for good (one success each, per worker, credit kept or never renewed).
+/// With the coordinator passing each worker's successes to the other, the fleet closes on
+/// its third success in total.
+#[test]
+fn a_fleet_with_success_threshold_above_half_open_max_calls_closes() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let workers = [
+        half_open_worker(&clock, &rec),
+        half_open_worker(&clock, &rec),
+    ];
+    clock.advance(10 * SEC);
+    for w in &workers {
+        assert_eq!(w.poll(), CircuitState::HalfOpen);
+    }
+    let v = workers[0].version();
+    assert_eq!(workers[1].version(), v);
+    // The coordinator: grant one credit at a time to alternating workers, relay every
+    // success to the others, until someone closes.
+    let mut total = 0;
+    for round in 0..10 {
+        let (me, other) = if round % 2 == 0 { (0, 1) } else { (1, 0) };
+        assert_eq!(workers[me].grant_probes_at(v, 1), 1);
+        workers[me].try_acquire().unwrap().success();
+        total += 1;
+        let closed_here = workers[me].state() == CircuitState::Closed;
+        let closed_there = workers[other].absorb_remote_probe_successes(v, 1);
+        if total < 3 {
+            assert!(
+                !closed_here && !closed_there,
+                "closed after {total} successes"
+            );
+            assert_eq!(workers[other].probe_progress().unwrap().successes, total);
+        } else {
+            break;
+        }
+    }
+    assert_eq!(total, 3, "the third success in total closes the fleet");
+    for w in &workers {
+        assert_eq!(w.state(), CircuitState::Closed);
+        assert_eq!(w.version(), v + 1);
+    }
+    let closes: Vec<_> = rec
+        .transitions()
+        .into_iter()
+        .filter(|t| t.to == CircuitState::Closed)
+        .collect();
+    assert_eq!(closes.len(), 2);
+    assert!(
+        closes
+            .iter()
+            .all(|t| t.reason == TransitionReason::ProbeSucceeded)
+    );
+}
+
+#[test]
+fn remote_probe_successes_of_another_period_count_nothing() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let b = half_open_worker(&clock, &rec);
+    // Not half-open yet (open, and then a due half-open not entered): nothing counts.
+    assert!(!b.absorb_remote_probe_successes(b.version(), 5));
+    clock.advance(10 * SEC);
+    assert!(
+        b.probe_progress().is_none(),
+        "a read does not enter half-open"
+    );
+    assert!(!b.absorb_remote_probe_successes(b.version() + 1, 5));
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    let v = b.version();
+    assert!(
+        !b.absorb_remote_probe_successes(v - 1, 5),
+        "an older period"
+    );
+    assert!(!b.absorb_remote_probe_successes(v, 0));
+    assert_eq!(b.probe_progress().unwrap().successes, 0);
+    assert!(!b.absorb_remote_probe_successes(v, 2));
+    assert!(b.absorb_remote_probe_successes(v, 1));
+    assert_eq!((b.state(), b.version()), (CircuitState::Closed, v + 1));
+    assert!(!b.absorb_remote_probe_successes(v, 1), "the period is over");
+}
+
+/// A single worker in local mode closes on its own, whatever the ratio of
+/// `success_threshold` to `half_open_max_calls`: a success that does not close gives its
+/// slot back.
+#[test]
+fn local_mode_closes_alone_for_any_threshold_and_slot_count() {
+    for (max_calls, threshold) in [(1, 1), (1, 3), (2, 5), (3, 2), (4, 4)] {
+        let clock = Arc::new(ManualClock::new());
+        let b = CircuitBreaker::builder("local")
+            .config(BreakerConfig {
+                half_open_max_calls: max_calls,
+                success_threshold: threshold,
+                ..config(1, 10)
+            })
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        b.try_acquire().unwrap().failure();
+        clock.advance(10 * SEC);
+        for i in 0..threshold {
+            assert_eq!(b.state(), CircuitState::HalfOpen, "{max_calls}/{threshold}");
+            b.try_acquire().unwrap().success();
+            let p = b.probe_progress();
+            if i + 1 < threshold {
+                assert_eq!(p.unwrap().successes, u64::from(i + 1));
+                assert_eq!(p.unwrap().free, max_calls);
+            }
+        }
+        assert_eq!(b.state(), CircuitState::Closed, "{max_calls}/{threshold}");
+    }
+}
