@@ -19,8 +19,7 @@ pub use builder::BreakerBuilder;
 pub use fleet::OutcomeTotals;
 pub use probes::ProbeProgress;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -30,6 +29,7 @@ use crate::clock::{Clock, duration_to_nanos};
 use crate::config::BreakerConfig;
 use crate::counters::{Stripes, TaggedCount, Window};
 use crate::observer::{BreakerId, BreakerObserver};
+use crate::sync::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::word::Word;
 
 /// Who decides how many trial calls a half-open breaker admits.
@@ -128,11 +128,7 @@ fn ticket_probe_mode(ticket: Word) -> Option<ProbeMode> {
 /// dozen nanoseconds unless its writer was preempted).
 fn pause(spins: &mut u32) {
     *spins = spins.saturating_add(1);
-    if *spins < 64 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
-    }
+    crate::sync::wait_round(*spins);
 }
 
 /// How long a hot-path transition spins on a transition being written before giving up.

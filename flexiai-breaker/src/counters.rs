@@ -3,11 +3,14 @@
 //! never leak into the current one), and the sliding window.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, PoisonError};
 
+use crate::sync::{AtomicU64, Ordering};
+
 /// Stripes owned by one thread each; threads beyond this many share one more, atomically.
-const OWNED: usize = 64;
+// One under loom (where no thread owns a stripe) to keep the model small.
+const OWNED: usize = if cfg!(loom) { 1 } else { 64 };
 const SHARED: usize = OWNED;
 
 /// Keeps each stripe on its own pair of cache lines (the adjacent-line prefetcher pulls lines
@@ -91,7 +94,9 @@ impl Stripes {
     /// Adds `n` to this thread's copy of `field`.
     #[inline]
     pub(crate) fn add(&self, field: fn(&Stripe) -> &AtomicU64, n: u64) {
-        let i = INDEX.get();
+        // Under loom every model thread shares the OS thread's thread-locals, so none owns a
+        // stripe: all go to the shared one.
+        let i = if cfg!(loom) { SHARED } else { INDEX.get() };
         if i < OWNED {
             let counter = field(&self.0[i]);
             counter.store(
@@ -106,7 +111,7 @@ impl Stripes {
     #[cold]
     fn add_cold(&self, i: usize, field: fn(&Stripe) -> &AtomicU64, n: u64) {
         let i = if i == UNCLAIMED { claim_slot() } else { i };
-        if i < OWNED {
+        if i < OWNED && !cfg!(loom) {
             self.add(field, n);
         } else {
             field(&self.0[SHARED]).fetch_add(n, Ordering::Relaxed);

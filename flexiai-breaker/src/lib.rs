@@ -84,6 +84,7 @@ mod error;
 mod metrics;
 mod observer;
 mod permit;
+mod sync;
 mod word;
 
 pub use breaker::{BreakerBuilder, CircuitBreaker, OutcomeTotals, ProbeMode, ProbeProgress};

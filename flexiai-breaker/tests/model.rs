@@ -1,5 +1,7 @@
-//! Model-based test: the breaker against a plain sequential reference model, over random
-//! sequences of acquire / success / failure / drop / advance-time / force_open / disable /
+//! Model-based test: the breaker against a plain sequential reference model, in both probe
+//! modes (local slots, granted credits) and under both failure policies (consecutive
+//! failures, failure rate over a window longer than any case), over random sequences of
+//! grant / set probe mode / acquire / success / failure / drop / advance-time / force_open / disable /
 //! reset / open_for / apply_remote / absorb_remote_outcomes / poll / state reads (pure: a
 //! due half-open is reported, not entered).
 
@@ -9,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flexiai_breaker::{
-    BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitState, ManualClock, Permit, Rejected,
+    BreakerConfig, BreakerSnapshot, CircuitBreaker, CircuitState, FailurePolicy, ManualClock,
+    Permit, ProbeMode, Rejected,
 };
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
@@ -21,9 +24,33 @@ const RECOVERY_MS: u64 = 1000;
 const MAX_OPEN_MS: u64 = 5000;
 const MAX_CALLS: u64 = 2;
 const SUCCESS_THRESHOLD: u64 = 2;
+/// Most credits a granted-mode breaker holds.
+const MAX_CREDITS: u64 = 4095;
+/// Failure-rate policy: trips at half the calls failing, once 4 calls are in the window. The
+/// window (an hour, one slice) outlasts any case (at most 80 steps of at most 3 s), so
+/// nothing ages out of it: the model counts calls since the last reset.
+const RATE_MINIMUM: u64 = 4;
+const RATE_THRESHOLD: f64 = 0.5;
 
-fn config() -> BreakerConfig {
+/// What a case runs under.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Flavor {
+    mode: ProbeMode,
+    rate: bool,
+}
+
+fn config(flavor: Flavor) -> BreakerConfig {
     BreakerConfig {
+        failure_policy: if flavor.rate {
+            FailurePolicy::FailureRate {
+                window_ms: 3_600_000,
+                buckets: 1,
+                minimum_calls: 4,
+                failure_rate_threshold: RATE_THRESHOLD,
+            }
+        } else {
+            FailurePolicy::ConsecutiveFailures
+        },
         failure_threshold: 3,
         recovery_timeout_ms: RECOVERY_MS,
         half_open_max_calls: 2,
@@ -54,6 +81,8 @@ enum Op {
     Absorb(u64, u64),
     ReadState,
     Poll,
+    Grant(u32),
+    SetMode(ProbeMode),
 }
 
 /// What an operation returned, compared between model and breaker.
@@ -70,6 +99,7 @@ enum Res {
     Applied(bool),
     Tripped(bool),
     Polled(CircuitState),
+    Credits(u32),
     State {
         state: CircuitState,
         failures: u64,
@@ -83,14 +113,20 @@ struct HeldPermit {
     version: u64,
     state: CircuitState,
     probe: bool,
+    mode: ProbeMode,
 }
 
 #[derive(Debug, Clone)]
 struct Model {
+    flavor: Flavor,
+    mode: ProbeMode,
     now: u64,
     state: CircuitState,
     version: u64,
+    /// Closed-state failures: the consecutive run, or the window's failures.
     consecutive: u64,
+    /// Calls in the window (failure-rate policy).
+    calls: u64,
     probe_successes: u64,
     slots: u64,
     open_until: u64,
@@ -104,8 +140,9 @@ impl Model {
         self.version += 1;
         self.state = to;
         self.consecutive = 0;
+        self.calls = 0;
         self.probe_successes = 0;
-        self.slots = if to == HalfOpen { MAX_CALLS } else { 0 };
+        self.slots = self.entry_slots(to);
         match to {
             Open => {
                 self.streak = if probe_failed { self.streak + 1 } else { 0 };
@@ -132,10 +169,44 @@ impl Model {
         self.version += 1;
         self.state = Open;
         self.consecutive = 0;
+        self.calls = 0;
         self.probe_successes = 0;
         self.slots = 0;
         self.open_until = self.now + d;
         Some(self.version)
+    }
+
+    fn entry_slots(&self, state: CircuitState) -> u64 {
+        if state == HalfOpen && self.mode == ProbeMode::Local {
+            MAX_CALLS
+        } else {
+            0
+        }
+    }
+
+    fn slot_cap(&self) -> u64 {
+        match self.mode {
+            ProbeMode::Local => MAX_CALLS,
+            ProbeMode::Granted => MAX_CREDITS,
+        }
+    }
+
+    /// Closed-state outcomes (local or absorbed): whether they trip the breaker.
+    fn closed_outcomes(&mut self, failures: u64, successes: u64) -> bool {
+        if self.flavor.rate {
+            self.consecutive += failures;
+            self.calls += failures + successes;
+            #[allow(clippy::cast_precision_loss)]
+            let trip = self.calls >= RATE_MINIMUM
+                && self.consecutive as f64 >= RATE_THRESHOLD * self.calls as f64;
+            trip
+        } else {
+            if successes > 0 {
+                self.consecutive = 0;
+            }
+            self.consecutive += failures;
+            self.consecutive >= THRESHOLD
+        }
     }
 
     fn poll(&mut self) {
@@ -156,19 +227,26 @@ impl ReferenceStateMachine for RefMachine {
     type Transition = Op;
 
     fn init_state() -> BoxedStrategy<Model> {
-        Just(Model {
-            now: 0,
-            state: Closed,
-            version: 0,
-            consecutive: 0,
-            probe_successes: 0,
-            slots: 0,
-            open_until: 0,
-            streak: 0,
-            permits: Vec::new(),
-            last: Res::None,
-        })
-        .boxed()
+        (
+            prop::sample::select(vec![ProbeMode::Local, ProbeMode::Granted]),
+            any::<bool>(),
+        )
+            .prop_map(|(mode, rate)| Model {
+                flavor: Flavor { mode, rate },
+                mode,
+                now: 0,
+                state: Closed,
+                version: 0,
+                consecutive: 0,
+                calls: 0,
+                probe_successes: 0,
+                slots: 0,
+                open_until: 0,
+                streak: 0,
+                permits: Vec::new(),
+                last: Res::None,
+            })
+            .boxed()
     }
 
     fn transitions(_state: &Model) -> BoxedStrategy<Op> {
@@ -194,6 +272,9 @@ impl ReferenceStateMachine for RefMachine {
             2 => (0u64..4, 0u64..3).prop_map(|(f, s)| Op::Absorb(f, s)),
             3 => Just(Op::ReadState),
             1 => Just(Op::Poll),
+            5 => prop_oneof![4 => 1u32..3, 1 => Just(0), 1 => Just(5000)].prop_map(Op::Grant),
+            1 => prop::sample::select(vec![ProbeMode::Local, ProbeMode::Granted])
+                .prop_map(Op::SetMode),
         ]
         .boxed()
     }
@@ -208,6 +289,7 @@ impl ReferenceStateMachine for RefMachine {
                             version: m.version,
                             state: m.state,
                             probe: false,
+                            mode: ProbeMode::Local,
                         });
                         Res::Admitted {
                             version: m.version,
@@ -235,6 +317,7 @@ impl ReferenceStateMachine for RefMachine {
                                 version: m.version,
                                 state: HalfOpen,
                                 probe: true,
+                                mode: m.mode,
                             });
                             Res::Admitted {
                                 version: m.version,
@@ -249,12 +332,16 @@ impl ReferenceStateMachine for RefMachine {
                     let p = m.permits.remove(i);
                     if p.version == m.version {
                         match p.state {
-                            Closed => m.consecutive = 0,
+                            Closed => {
+                                // A success never trips (it only lowers the rate).
+                                let _ = m.closed_outcomes(0, 1);
+                            }
                             HalfOpen => {
                                 m.probe_successes += 1;
                                 if m.probe_successes >= SUCCESS_THRESHOLD {
                                     m.enter(Closed, false);
-                                } else {
+                                } else if p.mode == ProbeMode::Local && m.mode == ProbeMode::Local {
+                                    // A local slot comes back; a granted credit is consumed.
                                     m.slots = (m.slots + 1).min(MAX_CALLS);
                                 }
                             }
@@ -268,12 +355,7 @@ impl ReferenceStateMachine for RefMachine {
                     let p = m.permits.remove(i);
                     if p.version == m.version {
                         match p.state {
-                            Closed => {
-                                m.consecutive += 1;
-                                if m.consecutive >= THRESHOLD {
-                                    m.enter(Open, false);
-                                }
-                            }
+                            Closed if m.closed_outcomes(1, 0) => m.enter(Open, false),
                             HalfOpen => m.enter(Open, true),
                             _ => {}
                         }
@@ -283,8 +365,9 @@ impl ReferenceStateMachine for RefMachine {
             Op::Drop(i) => {
                 if let Some(i) = m.pick(*i) {
                     let p = m.permits.remove(i);
-                    if p.probe && p.version == m.version && m.state == HalfOpen {
-                        m.slots = (m.slots + 1).min(MAX_CALLS);
+                    if p.probe && p.version == m.version && m.state == HalfOpen && p.mode == m.mode
+                    {
+                        m.slots = (m.slots + 1).min(m.slot_cap());
                     }
                 }
             }
@@ -316,8 +399,9 @@ impl ReferenceStateMachine for RefMachine {
                     m.version = v;
                     m.state = *state;
                     m.consecutive = *failures;
+                    m.calls = *failures;
                     m.probe_successes = 0;
-                    m.slots = if *state == HalfOpen { MAX_CALLS } else { 0 };
+                    m.slots = m.entry_slots(*state);
                     match state {
                         Open => {
                             m.open_until = m.now + remaining_ms;
@@ -333,15 +417,9 @@ impl ReferenceStateMachine for RefMachine {
             }
             Op::Absorb(f, s) => {
                 let mut tripped = false;
-                if m.state == Closed && (*f > 0 || *s > 0) {
-                    if *s > 0 {
-                        m.consecutive = 0;
-                    }
-                    m.consecutive += f;
-                    if m.consecutive >= THRESHOLD {
-                        m.enter(Open, false);
-                        tripped = true;
-                    }
+                if m.state == Closed && (*f > 0 || *s > 0) && m.closed_outcomes(*f, *s) {
+                    m.enter(Open, false);
+                    tripped = true;
                 }
                 m.last = Res::Tripped(tripped);
             }
@@ -353,7 +431,7 @@ impl ReferenceStateMachine for RefMachine {
                     state,
                     failures: if state == Closed { m.consecutive } else { 0 },
                     slots: match (state, due) {
-                        (HalfOpen, true) => u32::try_from(MAX_CALLS).unwrap(),
+                        (HalfOpen, true) => u32::try_from(m.entry_slots(HalfOpen)).unwrap(),
                         (HalfOpen, false) => u32::try_from(m.slots).unwrap(),
                         _ => 0,
                     },
@@ -364,6 +442,23 @@ impl ReferenceStateMachine for RefMachine {
             Op::Poll => {
                 m.poll();
                 m.last = Res::Polled(m.state);
+            }
+            Op::Grant(n) => {
+                let credits = if m.state == HalfOpen && m.mode == ProbeMode::Granted {
+                    m.slots = (m.slots + u64::from(*n)).min(MAX_CREDITS);
+                    m.slots
+                } else {
+                    0
+                };
+                m.last = Res::Credits(u32::try_from(credits).unwrap());
+            }
+            Op::SetMode(mode) => {
+                if m.mode != *mode {
+                    m.mode = *mode;
+                    if m.state == HalfOpen {
+                        m.slots = m.entry_slots(HalfOpen);
+                    }
+                }
             }
         }
         m
@@ -380,10 +475,11 @@ impl StateMachineTest for Sut {
     type SystemUnderTest = Sut;
     type Reference = RefMachine;
 
-    fn init_test(_: &Model) -> Sut {
+    fn init_test(model: &Model) -> Sut {
         let clock = Arc::new(ManualClock::new());
         let breaker = CircuitBreaker::builder("model")
-            .config(config())
+            .config(config(model.flavor))
+            .probe_mode(model.flavor.mode)
             .clock(clock.clone())
             .build()
             .unwrap();
@@ -453,6 +549,11 @@ impl StateMachineTest for Sut {
             }
             Op::Absorb(f, s) => Res::Tripped(b.absorb_remote_outcomes(f, s)),
             Op::Poll => Res::Polled(b.poll()),
+            Op::Grant(n) => Res::Credits(b.grant_probes(n)),
+            Op::SetMode(mode) => {
+                b.set_probe_mode(mode);
+                Res::None
+            }
             Op::ReadState => {
                 assert_eq!(b.state(), b.metrics().state);
                 let m = b.metrics();
@@ -470,6 +571,7 @@ impl StateMachineTest for Sut {
 
     fn check_invariants(sut: &Sut, model: &Model) {
         assert_eq!(sut.breaker.version(), model.version);
+        assert_eq!(sut.breaker.probe_mode(), model.mode);
         assert_eq!(sut.permits.len(), model.permits.len());
         for (p, m) in sut.permits.iter().zip(&model.permits) {
             assert_eq!(

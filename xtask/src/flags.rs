@@ -4,10 +4,11 @@ pub(crate) const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci          everything CI runs: lint, test, test-redis
+  ci          everything CI runs: lint, test, test-redis, loom
   lint        cargo fmt --check, clippy -D warnings, rustdoc -D warnings
   test        every test that runs in-process (no Redis server needed)
   test-redis  every Redis-backed test, against redis-server instances the tests spawn
+  loom        the loom models of the breaker's state word (--cfg loom, target/loom)
   bench       the fleet benchmarks (writes BENCHMARKS.md); --quick, --criterion
   coverage    line coverage of the library crates (cargo-tarpaulin), with thresholds
   install-hooks  a git pre-commit hook running fmt and clippy

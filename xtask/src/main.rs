@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             "install-hooks" => hooks::install(sh),
             "test" => tests::run_local(sh).map(|_| ()),
             "test-redis" => tests::run_redis(sh).map(|_| ()),
+            "loom" => tests::run_loom(sh).map(|_| ()),
             "bench" => {
                 // The fleet benchmarks (flexiai-bench): release build, then a run that spawns
                 // its own redis-server instances and rewrites the fleet section of
@@ -89,10 +90,12 @@ fn ci(sh: &Shell) -> crate::Result<()> {
     lint(sh)?;
     let local = tests::run_local(sh)?;
     let redis = tests::run_redis(sh)?;
+    let loom = tests::run_loom(sh)?;
     println!();
     println!("in-process tests: {local}");
     println!("Redis-backed tests: {redis}");
-    println!("total: {}", local + redis);
+    println!("loom models: {loom}");
+    println!("total: {}", local + redis + loom);
     Ok(())
 }
 

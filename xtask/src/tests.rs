@@ -92,6 +92,22 @@ pub(crate) fn run_redis(sh: &Shell) -> crate::Result<Counts> {
     finish("Redis-backed", counts)
 }
 
+/// The loom models of the breaker's state word (`flexiai-breaker/tests/loom.rs`), built with
+/// `--cfg loom` into their own target dir (so the normal build is not evicted) with a bounded
+/// number of preemptions, so that the run fits CI (about 30 s on 2 cores, build included,
+/// once loom's dependencies are built).
+pub(crate) fn run_loom(sh: &Shell) -> crate::Result<Counts> {
+    let target = crate::project_root().join("target").join("loom");
+    let _flags = sh.push_env("RUSTFLAGS", "--cfg loom");
+    let _target = sh.push_env("CARGO_TARGET_DIR", target);
+    let _bound = sh.push_env("LOOM_MAX_PREEMPTIONS", "2");
+    let counts = run_counted(
+        sh,
+        cmd!(sh, "cargo test -p flexiai-breaker --test loom --release"),
+    )?;
+    finish("loom", counts)
+}
+
 fn finish(suite: &str, counts: Counts) -> crate::Result<Counts> {
     println!("{suite} tests: {counts}");
     if counts.ignored > 0 {

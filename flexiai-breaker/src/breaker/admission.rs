@@ -1,6 +1,6 @@
 //! Admission: [`CircuitBreaker::try_acquire`], probe slots taken and given back.
 
-use std::sync::atomic::{Ordering, fence};
+use crate::sync::{Ordering, fence};
 use std::time::Duration;
 
 use flexiai_events::CircuitState;

@@ -2,8 +2,9 @@
 //! [`BreakerBuilder`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::sync::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Mutex, Ordering};
 
 use arc_swap::ArcSwap;
 use flexiai_events::{CircuitState, Timestamp};
@@ -96,7 +97,8 @@ impl BreakerBuilder {
     pub fn build(self) -> Result<CircuitBreaker, BreakerError> {
         flexiai_events::validate_provider_name(&self.name)?;
         self.config.validate()?;
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        // Process-wide, so `std` even under loom (loom atomics cannot be statics).
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let id = BreakerId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let c = &self.config;

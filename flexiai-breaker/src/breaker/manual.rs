@@ -1,6 +1,6 @@
 //! Operator controls and `Retry-After`: force open, disable, reset, open for a period.
 
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 use std::time::Duration;
 
 use flexiai_events::CircuitState;

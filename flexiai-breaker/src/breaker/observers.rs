@@ -6,7 +6,7 @@
 //! defect 8b: a remove could write `false` over an add's `true` and silence the observer the
 //! add attached). The hot path never takes the lock.
 
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use super::CircuitBreaker;

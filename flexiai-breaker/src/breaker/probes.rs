@@ -10,7 +10,7 @@
 //! fleet's total reaches the threshold. With `success_threshold` above
 //! `half_open_max_calls`, the coordinator grants again as credits are used up.
 
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 
 use flexiai_events::CircuitState;
 

@@ -1,7 +1,7 @@
 //! Reads: state, version, metrics, `Debug`, and the consistent (seqlock) view they share.
 
+use crate::sync::{Ordering, fence};
 use std::fmt;
-use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
 use flexiai_events::{CircuitState, Timestamp};

@@ -1,6 +1,6 @@
 //! The synchronization hooks: snapshots out, snapshots and remote outcomes in.
 
-use std::sync::atomic::Ordering;
+use crate::sync::Ordering;
 
 use flexiai_events::{BreakerSnapshot, CircuitState, Timestamp};
 

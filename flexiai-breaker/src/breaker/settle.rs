@@ -1,8 +1,8 @@
 //! Settling: recording a permit's outcome, and the `call` helpers that do it for a future.
 
+use crate::sync::Ordering;
 use std::error::Error;
 use std::future::IntoFuture;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use flexiai_events::CircuitState;

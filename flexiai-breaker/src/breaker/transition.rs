@@ -1,7 +1,7 @@
 //! Transitions: taking the `W` bit, writing the side fields, publishing the next word, and
 //! the open period's backoff and jitter.
 
-use std::sync::atomic::{Ordering, fence};
+use crate::sync::{Ordering, fence};
 use std::time::Duration;
 
 use flexiai_events::{CircuitState, Timestamp};

@@ -581,6 +581,39 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
     assert!(successes >= 3, "closed after {successes} successes");
 }
 
+/// A stored snapshot without a version (Python's `get_state_dict()` shape: revision (0, 0),
+/// the same as a fresh worker's) is adopted by a Rust worker that starts later, not
+/// ignored as "not newer" and then overwritten with `closed`.
+pub async fn an_unversioned_stored_state_is_adopted_by_a_fresh_worker(
+    factory: &impl BackendFactory,
+) {
+    let backends = factory
+        .open(
+            1,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let python: BreakerSnapshot = serde_json::from_str(
+        r#"{"state": "open", "failure_count": 5, "success_count": 0, "last_failure_time": null, "state_changed_at": null}"#,
+    )
+    .unwrap();
+    assert_eq!(python.revision(), flexiai_events::Revision::default());
+    backends[0].set_state("x", &python).await.unwrap();
+    let late = super::worker(
+        Arc::clone(&backends[0]),
+        &["x"],
+        &config(5, Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(late.breaker("x").state(), CircuitState::Open);
+    reconciled(std::slice::from_ref(&late), 1).await;
+    assert_eq!(
+        stored(&backends[0], "x").await.unwrap().state,
+        CircuitState::Open,
+        "the fresh worker wrote its closed state over the stored one"
+    );
+}
+
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
 /// land after someone else's, deterministically. Everything else passes straight through.
