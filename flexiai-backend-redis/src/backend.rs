@@ -4,12 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use flexiai_backend::{
-    BackendError, CasOutcome, Health, LockLease, Subscription, SyncBackend, lock_token,
-    validate_lock_name, validate_provider, validate_ttl,
+    BackendError, CasOutcome, CasRequest, FleetCounts, FleetWindow, Health, LockLease,
+    OutcomeBatch, Subscription, SyncBackend, lock_token, validate_cas_batch, validate_lock_name,
+    validate_provider, validate_ttl,
 };
 use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use flexiai_serde::StateSerializer;
@@ -18,9 +19,9 @@ use tokio::sync::watch;
 
 use crate::config::RedisConfig;
 use crate::connection::{Conn, Connections};
-use crate::error::{RedisBackendError, classify};
+use crate::error::{RedisBackendError, classify, redact};
 use crate::keys::Keys;
-use crate::scripts::{ACQUIRE, CAS, EXTEND, RELEASE};
+use crate::scripts::{ACQUIRE, CAS, EXTEND, HEARTBEAT, LIVE_WORKERS, RECORD, RELEASE};
 use crate::subscriber::{self, SubscriberStats};
 
 /// A [`SyncBackend`] on Redis.
@@ -74,13 +75,6 @@ fn install_crypto_provider() {
 
 #[cfg(not(feature = "tls"))]
 fn install_crypto_provider() {}
-
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -309,6 +303,99 @@ impl RedisBackend {
     }
 }
 
+/// One compare-and-set, encoded and ready to send (once, or again naming an unreadable
+/// stored value).
+struct PreparedCas<'a> {
+    key: String,
+    version: u64,
+    payload: Vec<u8>,
+    ttl_ms: u64,
+    channel: &'a str,
+    event: Vec<u8>,
+    signed: &'static str,
+    epoch: u64,
+    /// Whether the writer names the revision it grew from, and which.
+    expected: (&'static str, u64, u64),
+}
+
+impl PreparedCas<'_> {
+    fn invocation(&self, unreadable: &[u8]) -> redis::ScriptInvocation<'static> {
+        let mut invocation = CAS.key(&self.key);
+        invocation
+            .arg(self.version)
+            .arg(&self.payload)
+            .arg(self.ttl_ms)
+            .arg(self.channel)
+            .arg(&self.event)
+            .arg(self.signed)
+            .arg(unreadable)
+            .arg(self.epoch)
+            .arg(self.expected.0)
+            .arg(self.expected.1)
+            .arg(self.expected.2);
+        invocation
+    }
+}
+
+impl RedisBackend {
+    fn prepare_cas(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
+        event: Option<&Event>,
+    ) -> Result<PreparedCas<'_>, BackendError> {
+        let key = self.inner.keys.state(provider);
+        let payload = self.inner.serializer.serialize_state_for(&key, snapshot)?;
+        let event = event
+            .map(|e| self.encode_event(e))
+            .transpose()?
+            .unwrap_or_default();
+        Ok(PreparedCas {
+            key,
+            version: snapshot.version,
+            payload,
+            ttl_ms: self.ttl_millis().unwrap_or(0),
+            channel: &self.inner.config.channel,
+            event,
+            signed: if self.inner.serializer.auth().is_some() {
+                "1"
+            } else {
+                "0"
+            },
+            epoch: snapshot.epoch,
+            expected: match expected {
+                Some(grew_from) => ("1", grew_from.epoch, grew_from.version),
+                None => ("0", 0, 0),
+            },
+        })
+    }
+
+    /// Reads a CAS script reply: the outcome, or (inner `Err`) the stored value this worker
+    /// could not read, with why.
+    #[allow(clippy::type_complexity)]
+    fn cas_reply(
+        &self,
+        key: &str,
+        reply: &Value,
+    ) -> Result<Result<CasOutcome, (flexiai_serde::SerdeError, Vec<u8>)>, BackendError> {
+        let current = match reply {
+            Value::Array(items) => match items.as_slice() {
+                [Value::Int(1)] => return Ok(Ok(CasOutcome::Applied)),
+                [Value::Int(0), Value::BulkString(current)] => current,
+                _ => return Err(unexpected("compare_and_set", reply)),
+            },
+            _ => return Err(unexpected("compare_and_set", reply)),
+        };
+        Ok(
+            match self.inner.serializer.deserialize_state_for(key, current) {
+                Ok(current) => Ok(CasOutcome::Stale { current }),
+                Err(error) => Err((error, current.clone())),
+            },
+        )
+    }
+}
+
 fn unexpected(operation: &'static str, value: &Value) -> BackendError {
     BackendError::Other {
         message: format!("unexpected reply to {operation}: {value:?}")
@@ -444,21 +531,7 @@ impl SyncBackend for RedisBackend {
     ) -> Result<CasOutcome, BackendError> {
         self.ensure_open()?;
         validate_provider(provider)?;
-        let key = self.inner.keys.state(provider);
-        let expected_args = match expected {
-            Some(grew_from) => ("1", grew_from.epoch, grew_from.version),
-            None => ("0", 0, 0),
-        };
-        let payload = self.inner.serializer.serialize_state_for(&key, snapshot)?;
-        let event_payload = event
-            .map(|e| self.encode_event(e))
-            .transpose()?
-            .unwrap_or_default();
-        let signed = if self.inner.serializer.auth().is_some() {
-            "1"
-        } else {
-            "0"
-        };
+        let prepared = self.prepare_cas(provider, snapshot, expected, event)?;
         // A stored value this worker cannot read (corrupt, unsigned while signatures are
         // required, forged, signed with a key it lacks) must not block the history forever:
         // like `get_states`, treat it as absent and replace it, naming it so the script
@@ -468,43 +541,166 @@ impl SyncBackend for RedisBackend {
             let reply = self
                 .bounded("compare_and_set", async {
                     let mut conn = self.conn("compare_and_set").await?;
-                    CAS.key(&key)
-                        .arg(snapshot.version)
-                        .arg(&payload)
-                        .arg(self.ttl_millis().unwrap_or(0))
-                        .arg(&self.inner.config.channel)
-                        .arg(&event_payload)
-                        .arg(signed)
-                        .arg(&unreadable)
-                        .arg(snapshot.epoch)
-                        .arg(expected_args.0)
-                        .arg(expected_args.1)
-                        .arg(expected_args.2)
+                    prepared
+                        .invocation(&unreadable)
                         .invoke_async::<Value>(&mut conn)
                         .await
                         .map_err(|e| self.redis_error(&e, "compare_and_set"))
                 })
                 .await?;
-            let current = match &reply {
-                Value::Array(items) => match items.as_slice() {
-                    [Value::Int(1)] => return Ok(CasOutcome::Applied),
-                    [Value::Int(0), Value::BulkString(current)] => current,
-                    _ => return Err(unexpected("compare_and_set", &reply)),
-                },
-                _ => return Err(unexpected("compare_and_set", &reply)),
-            };
-            match self.inner.serializer.deserialize_state_for(&key, current) {
-                Ok(current) => return Ok(CasOutcome::Stale { current }),
-                Err(error) if attempt == 0 => {
+            match self.cas_reply(&prepared.key, &reply)? {
+                Ok(outcome) => return Ok(outcome),
+                Err((error, current)) if attempt == 0 => {
                     tracing::warn!(%provider, reason = error.reason(), %error, "replacing an unreadable stored snapshot");
-                    unreadable.clone_from(current);
+                    unreadable = current;
                 }
-                Err(error) => return Err(error.into()),
+                Err((error, _)) => return Err(error.into()),
             }
         }
         Err(BackendError::Other {
             message: "compare_and_set: the stored snapshot kept changing".into(),
         })
+    }
+
+    /// One pipeline of CAS script calls: one round trip, each call atomic on its own, in
+    /// order. A request whose stored value turns out unreadable is redone alone through
+    /// [`compare_and_set`](SyncBackend::compare_and_set), which replaces it.
+    async fn compare_and_set_many(
+        &self,
+        requests: &[CasRequest<'_>],
+    ) -> Result<Vec<CasOutcome>, BackendError> {
+        self.ensure_open()?;
+        validate_cas_batch(requests)?;
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prepared = requests
+            .iter()
+            .map(|r| self.prepare_cas(r.provider, r.snapshot, r.expected, r.event))
+            .collect::<Result<Vec<_>, _>>()?;
+        let replies = self
+            .bounded("compare_and_set_many", async {
+                let mut conn = self.conn("compare_and_set_many").await?;
+                let invocations: Vec<_> = prepared.iter().map(|p| p.invocation(&[])).collect();
+                let mut pipe = redis::pipe();
+                for invocation in &invocations {
+                    pipe.invoke_script(invocation);
+                }
+                match pipe.query_async::<Vec<Value>>(&mut conn).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        // The server lost its script cache (a restart): no call ran. Load
+                        // the script and send the pipeline again.
+                        CAS.load_async(&mut conn)
+                            .await
+                            .map_err(|e| self.redis_error(&e, "compare_and_set_many"))?;
+                        pipe.query_async::<Vec<Value>>(&mut conn)
+                            .await
+                            .map_err(|e| self.redis_error(&e, "compare_and_set_many"))
+                    }
+                    other => other.map_err(|e| self.redis_error(&e, "compare_and_set_many")),
+                }
+            })
+            .await?;
+        if replies.len() != requests.len() {
+            return Err(BackendError::Other {
+                message: format!(
+                    "compare_and_set_many: {} replies for {} requests",
+                    replies.len(),
+                    requests.len()
+                ),
+            });
+        }
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for ((request, prepared), reply) in requests.iter().zip(&prepared).zip(&replies) {
+            match self.cas_reply(&prepared.key, reply)? {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(_) => outcomes.push(
+                    self.compare_and_set(
+                        request.provider,
+                        request.snapshot,
+                        request.expected,
+                        request.event,
+                    )
+                    .await?,
+                ),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn record_outcomes(
+        &self,
+        provider: &str,
+        batch: &OutcomeBatch,
+        window: &FleetWindow,
+    ) -> Result<FleetCounts, BackendError> {
+        self.ensure_open()?;
+        validate_provider(provider)?;
+        batch.validate()?;
+        let keys = self.inner.keys.fleet(provider, batch.period);
+        let length_ms = window.slice_ms() * u64::from(window.buckets());
+        let reply = self
+            .bounded("record_outcomes", async {
+                let mut conn = self.conn("record_outcomes").await?;
+                let mut invocation = RECORD.key(&keys.outcomes);
+                invocation
+                    .key(&keys.storm)
+                    .arg(window.slice_ms())
+                    .arg(window.buckets())
+                    .arg(batch.period);
+                for slice in &batch.slices {
+                    let age = u64::try_from(slice.age.as_millis()).unwrap_or(u64::MAX);
+                    if age < length_ms && (slice.failures > 0 || slice.successes > 0) {
+                        invocation.arg(age).arg(slice.failures).arg(slice.successes);
+                    }
+                }
+                invocation
+                    .invoke_async::<(u64, u64)>(&mut conn)
+                    .await
+                    .map_err(|e| self.redis_error(&e, "record_outcomes"))
+            })
+            .await?;
+        Ok(FleetCounts {
+            failures: reply.0,
+            successes: reply.1,
+        })
+    }
+
+    async fn storming(&self, providers: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
+        self.ensure_open()?;
+        for provider in providers {
+            validate_provider(provider)?;
+        }
+        if providers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = providers.iter().map(|p| self.inner.keys.storm(p)).collect();
+        let values = self
+            .bounded("storming", async {
+                let mut conn = self.conn("storming").await?;
+                redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async::<Vec<Option<String>>>(&mut conn)
+                    .await
+                    .map_err(|e| self.redis_error(&e, "storming"))
+            })
+            .await?;
+        if values.len() != providers.len() {
+            return Err(BackendError::Other {
+                message: format!(
+                    "MGET returned {} values for {} keys",
+                    values.len(),
+                    providers.len()
+                ),
+            });
+        }
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|v| v.parse().ok()))
+            .collect())
     }
 
     async fn acquire_lock(
@@ -574,16 +770,16 @@ impl SyncBackend for RedisBackend {
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError> {
         self.ensure_open()?;
         validate_ttl("ttl", ttl)?;
-        let key = self.inner.keys.worker(worker.as_str());
+        let key = self.inner.keys.workers();
         self.bounded("heartbeat", async {
             let mut conn = self.conn("heartbeat").await?;
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(unix_millis())
-                .arg("PX")
+            HEARTBEAT
+                .key(&key)
+                .arg(worker.as_str())
                 .arg(millis(ttl))
-                .query_async::<()>(&mut conn)
+                .invoke_async::<i64>(&mut conn)
                 .await
+                .map(drop)
                 .map_err(|e| self.redis_error(&e, "heartbeat"))
         })
         .await
@@ -591,11 +787,12 @@ impl SyncBackend for RedisBackend {
 
     async fn remove_worker(&self, worker: &WorkerId) -> Result<(), BackendError> {
         self.ensure_open()?;
-        let key = self.inner.keys.worker(worker.as_str());
+        let key = self.inner.keys.workers();
         self.bounded("remove_worker", async {
             let mut conn = self.conn("remove_worker").await?;
-            redis::cmd("DEL")
+            redis::cmd("ZREM")
                 .arg(&key)
+                .arg(worker.as_str())
                 .query_async::<i64>(&mut conn)
                 .await
                 .map(drop)
@@ -606,15 +803,20 @@ impl SyncBackend for RedisBackend {
 
     async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
         self.ensure_open()?;
-        let prefix = self.inner.keys.worker_prefix();
-        let keys = self.scan(&prefix, "live_workers").await?;
-        let mut workers: Vec<WorkerId> = keys
-            .iter()
-            .filter_map(|key| key.strip_prefix(&prefix))
-            .filter_map(|id| WorkerId::new(id).ok())
-            .collect();
+        let key = self.inner.keys.workers();
+        let ids = self
+            .bounded("live_workers", async {
+                let mut conn = self.conn("live_workers").await?;
+                LIVE_WORKERS
+                    .key(&key)
+                    .invoke_async::<Vec<String>>(&mut conn)
+                    .await
+                    .map_err(|e| self.redis_error(&e, "live_workers"))
+            })
+            .await?;
+        let mut workers: Vec<WorkerId> =
+            ids.iter().filter_map(|id| WorkerId::new(id).ok()).collect();
         workers.sort();
-        workers.dedup();
         Ok(workers)
     }
 

@@ -100,14 +100,28 @@ impl Keys {
         format!("{}:fence:", self.base)
     }
 
-    /// `{base}:worker:{id}`: last heartbeat (unix millis), with the heartbeat TTL.
-    pub(crate) fn worker(&self, id: &str) -> String {
-        format!("{}:worker:{id}", self.base)
+    /// `{base}:workers`: live workers, a sorted set of worker ids scored by the store
+    /// time (unix ms) their heartbeat expires at. Scored by expiry rather than by beat time
+    /// because each worker names its own TTL.
+    pub(crate) fn workers(&self) -> String {
+        format!("{}:workers", self.base)
     }
 
-    /// The part of a worker key before the id.
-    pub(crate) fn worker_prefix(&self) -> String {
-        format!("{}:worker:", self.base)
+    /// The keys of one provider's fleet counting, the only keys
+    /// [`RECORD`](crate::scripts::RECORD) touches: `{base}:outcomes:{provider}:{period}` (a
+    /// hash of `{slice}f` / `{slice}s` counters, expiring with the window) and
+    /// `{base}:storm:{provider}` (the period last seen with failures, expiring after one
+    /// window). In the hash-tagged layout both share the namespace's slot.
+    pub(crate) fn fleet(&self, provider: &str, period: u64) -> FleetKeys {
+        FleetKeys {
+            outcomes: format!("{}:outcomes:{provider}:{period}", self.base),
+            storm: self.storm(provider),
+        }
+    }
+
+    /// `{base}:storm:{provider}`: see [`fleet`](Self::fleet).
+    pub(crate) fn storm(&self, provider: &str) -> String {
+        format!("{}:storm:{provider}", self.base)
     }
 
     /// A key in the namespace's slot (hash-tagged layout), to route a keyless command such
@@ -131,6 +145,13 @@ impl Keys {
     }
 }
 
+/// The keys of [`Keys::fleet`].
+#[derive(Debug, Clone)]
+pub(crate) struct FleetKeys {
+    pub(crate) outcomes: String,
+    pub(crate) storm: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,10 +162,13 @@ mod tests {
         assert_eq!(keys.state("openai"), "fa:state:openai");
         assert_eq!(keys.lock("probe"), "fa:lock:probe");
         assert_eq!(keys.fence("probe"), "fa:fence:probe");
-        assert_eq!(keys.worker("h:1:2"), "fa:worker:h:1:2");
+        assert_eq!(keys.workers(), "fa:workers");
+        let fleet = keys.fleet("openai", 7);
+        assert_eq!(fleet.outcomes, "fa:outcomes:openai:7");
+        assert_eq!(fleet.storm, "fa:storm:openai");
         assert_eq!(
-            Keys::pattern(&Keys::new("a*b", KeyLayout::Plain).worker_prefix()),
-            "a\\*b:worker:*"
+            Keys::pattern(&Keys::new("a*b", KeyLayout::Plain).state_prefix()),
+            "a\\*b:state:*"
         );
     }
 
@@ -154,7 +178,7 @@ mod tests {
         assert_eq!(keys.state("openai"), "{flexiai}:state:openai");
         assert_eq!(keys.lock("probe:openai"), "{flexiai}:lock:probe:openai");
         assert_eq!(keys.fence("probe:openai"), "{flexiai}:fence:probe:openai");
-        assert_eq!(keys.worker("h:1:2"), "{flexiai}:worker:h:1:2");
+        assert_eq!(keys.workers(), "{flexiai}:workers");
         let slot = |key: &str| redis::cluster_routing::Slot::for_key(key);
         let expected = slot(&keys.slot_key());
         for key in [
@@ -162,7 +186,9 @@ mod tests {
             keys.state("anthropic"),
             keys.lock("probe:openai"),
             keys.fence("probe:openai"),
-            keys.worker("h:1:2"),
+            keys.workers(),
+            keys.fleet("openai", 7).outcomes,
+            keys.storm("openai"),
         ] {
             assert_eq!(slot(&key), expected, "{key}");
         }

@@ -34,7 +34,9 @@
 //! | `{base}:state:{provider}` | string | the encoded [`BreakerSnapshot`](flexiai_events::BreakerSnapshot) (JSON or framed MessagePack) | state TTL (default 1 h) |
 //! | `{base}:lock:{name}` | string | the holder's random 128-bit token | the lease's TTL |
 //! | `{base}:fence:{name}` | integer | the last fencing token (`INCR`) | none: only grows |
-//! | `{base}:worker:{id}` | string | last heartbeat, unix millis | the heartbeat TTL |
+//! | `{base}:workers` | sorted set | worker ids scored by heartbeat expiry (server time, unix ms) | none; expired members are dropped on every heartbeat and read |
+//! | `{base}:outcomes:{provider}:{period}` | hash | fleet outcome counts, `{slice}f` / `{slice}s` per time slice | the fleet window plus one slice |
+//! | `{base}:storm:{provider}` | string | the period last seen with failures in its window | one window length |
 //!
 //! Events go to the channel (default `flexiai:events`). The snapshot is a plain string so the
 //! Python original (and `redis-cli GET`) can read it; the compare-and-set script reads its
@@ -47,6 +49,13 @@
 //!   `{0, stored}`; otherwise `SET … PX ttl` and `PUBLISH` the event, return `{1}`.
 //! * acquire: `SET lock token NX PX ttl`, and only if that succeeded `INCR fence`.
 //! * release / extend: compare the token, then `DEL` / `PEXPIRE`.
+//! * record outcomes: read the server's `TIME`, `HINCRBY` each slice of counts into the
+//!   period's hash under slice `(now - age) / slice_ms`, drop slices that left the window,
+//!   sum the rest and return `{failures, successes}`; set the storm marker when they hold
+//!   failures. One command per provider per flush for a worker, whatever the fleet's size.
+//! * heartbeat / live workers: `TIME`, `ZREMRANGEBYSCORE` the expired, `ZADD` / `ZRANGE`.
+//! * [`compare_and_set_many`](flexiai_backend::SyncBackend::compare_and_set_many) pipelines
+//!   the CAS script, one call per provider, in one round trip.
 //!
 //! # Example
 //!
@@ -86,10 +95,11 @@ pub use keys::KeyLayout;
 pub use migrate::{MigrationReport, migrate_keys};
 
 /// The commands a [`RedisBackend`] needs, as Redis ACL rules: `PING` (health and
-/// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state,
-/// heartbeats, workers), `EVALSHA` and `SCRIPT LOAD` (the Lua scripts, which call `GET`,
-/// `SET`, `PUBLISH`, `INCR`, `DEL`, `PEXPIRE` themselves: Redis checks those against the ACL
-/// too), `PUBLISH` and `SUBSCRIBE`. `AUTH` and `HELLO` are always allowed by Redis.
+/// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state; `SCAN` for the CLI's provider
+/// listing), `ZREM` (a stopping worker), `EVALSHA` and `SCRIPT LOAD` (the Lua scripts, which
+/// call `GET`, `SET`, `PUBLISH`, `INCR`, `DEL`, `PEXPIRE`, `TIME`, `HINCRBY`, `HGETALL`,
+/// `HDEL`, `ZADD`, `ZRANGE`, `ZREMRANGEBYSCORE` themselves: Redis checks those against the
+/// ACL too), `PUBLISH` and `SUBSCRIBE`. `AUTH` and `HELLO` are always allowed by Redis.
 ///
 /// Add `+select` for a database other than 0, `+cluster|slots` on a Redis Cluster, and
 /// `+role` on Sentinel-managed data nodes (the master is checked with `ROLE`). On Redis 7.2 and later the driver also sends
@@ -104,6 +114,14 @@ pub const ACL_COMMANDS: &[&str] = &[
     "+scan",
     "+incr",
     "+pexpire",
+    "+time",
+    "+hincrby",
+    "+hgetall",
+    "+hdel",
+    "+zadd",
+    "+zrem",
+    "+zrange",
+    "+zremrangebyscore",
     "+evalsha",
     "+script|load",
     "+publish",

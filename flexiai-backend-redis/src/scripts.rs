@@ -121,3 +121,92 @@ return 0
 ",
     )
 });
+
+/// Adds one worker's outcome counts to a provider's fleet window and returns the totals.
+///
+/// `KEYS[1]` outcomes hash, `KEYS[2]` storm marker (both from [`Keys::fleet`](crate::keys::Keys::fleet)); `ARGV[1]`
+/// slice length in ms; `ARGV[2]` slices in the window; `ARGV[3]` the period; then triples
+/// `age_ms, failures, successes`. Time is the server's `TIME`, so workers' clocks never
+/// matter: a triple is filed under slice `floor((now - age) / slice)` unless that has left
+/// the window. Slices that left the window are deleted; the hash expires one slice after
+/// the window when nobody writes. When the window holds failures after a write, the storm
+/// marker is set to the period for one window length. Returns `{failures, successes}`.
+pub(crate) static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local slice = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local oldest = math.floor(now / slice) - n + 1
+local wrote = false
+for i = 4, #ARGV, 3 do
+  local b = math.floor((now - tonumber(ARGV[i])) / slice)
+  if b >= oldest then
+    local f = tonumber(ARGV[i + 1])
+    local s = tonumber(ARGV[i + 2])
+    if f > 0 then
+      redis.call('HINCRBY', KEYS[1], b .. 'f', f)
+      wrote = true
+    end
+    if s > 0 then
+      redis.call('HINCRBY', KEYS[1], b .. 's', s)
+      wrote = true
+    end
+  end
+end
+local failures, successes = 0, 0
+local all = redis.call('HGETALL', KEYS[1])
+local stale = {}
+for i = 1, #all, 2 do
+  local field = all[i]
+  local b = tonumber(string.sub(field, 1, -2))
+  if b == nil or b < oldest then
+    stale[#stale + 1] = field
+  elseif string.sub(field, -1) == 'f' then
+    failures = failures + tonumber(all[i + 1])
+  else
+    successes = successes + tonumber(all[i + 1])
+  end
+end
+if #stale > 0 then
+  redis.call('HDEL', KEYS[1], unpack(stale))
+end
+if wrote then
+  redis.call('PEXPIRE', KEYS[1], slice * (n + 1))
+  if failures > 0 then
+    redis.call('SET', KEYS[2], ARGV[3], 'PX', slice * n)
+  end
+end
+return {failures, successes}
+",
+    )
+});
+
+/// Heartbeat into the live-workers sorted set, by the server's clock.
+///
+/// `KEYS[1]` workers set; `ARGV[1]` worker id; `ARGV[2]` TTL in ms. Drops expired members,
+/// then scores this one with its expiry time.
+pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+",
+    )
+});
+
+/// The live workers: `KEYS[1]` workers set. Drops expired members and returns the rest.
+pub(crate) static LIVE_WORKERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+",
+    )
+});

@@ -366,11 +366,9 @@ async fn key_layout_and_ttls_are_as_documented() {
         .heartbeat(&worker(), Duration::from_secs(5))
         .await
         .unwrap();
-    let exists: bool = con
-        .exists(format!("lay:worker:{}", worker()))
-        .await
-        .unwrap();
-    assert!(exists);
+    // Live workers are one sorted set scored by heartbeat expiry, not a key per worker.
+    let score: Option<f64> = con.zscore("lay:workers", worker().as_str()).await.unwrap();
+    assert!(score.is_some_and(|s| s > 0.0), "{score:?}");
 
     sleep(ttl + Duration::from_millis(300)).await;
     assert_eq!(backend.get_state("openai").await.unwrap(), None);

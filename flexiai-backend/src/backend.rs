@@ -4,7 +4,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flexiai_events::{BreakerSnapshot, Event, EventError, Revision, WorkerId};
 
-use crate::{BackendError, LockLease, Subscription};
+use crate::{
+    BackendError, CasRequest, FleetCounts, FleetWindow, LockLease, OutcomeBatch, Subscription,
+};
 
 /// What a [`SyncBackend::compare_and_set`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +133,55 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError>;
 
+    /// Many [`compare_and_set`](SyncBackend::compare_and_set)s in one round trip, with the
+    /// same semantics per request, applied in order (a later request for the same provider
+    /// sees the earlier one's result). Every request is checked before any touches the store:
+    /// one bad provider name fails the batch and changes nothing. The outcomes are in
+    /// `requests` order.
+    ///
+    /// The provided implementation loops over `compare_and_set` (one round trip each);
+    /// stores that can pipeline override it.
+    async fn compare_and_set_many(
+        &self,
+        requests: &[CasRequest<'_>],
+    ) -> Result<Vec<CasOutcome>, BackendError> {
+        crate::validate_cas_batch(requests)?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            outcomes.push(
+                self.compare_and_set(
+                    request.provider,
+                    request.snapshot,
+                    request.expected,
+                    request.event,
+                )
+                .await?,
+            );
+        }
+        Ok(outcomes)
+    }
+
+    /// Adds one worker's outcome counts to the fleet's window for `provider` and returns
+    /// the fleet's totals over `window` for the batch's period, in one atomic step.
+    ///
+    /// Counts are filed in time slices by the store's own clock (a slice's `age` is
+    /// subtracted from the store's time), so workers' clocks need not agree; each period has
+    /// its own slices, which expire with the window. An empty batch reads the totals and
+    /// writes nothing. When the window holds failures after the write, the provider is
+    /// marked [`storming`](SyncBackend::storming) for one window length.
+    async fn record_outcomes(
+        &self,
+        provider: &str,
+        batch: &OutcomeBatch,
+        window: &FleetWindow,
+    ) -> Result<FleetCounts, BackendError>;
+
+    /// For each provider (in order), the period whose fleet window held failures at its
+    /// last [`record_outcomes`](SyncBackend::record_outcomes) within the last window length,
+    /// or `None`. One round trip: how a worker that saw no failure itself learns that its
+    /// successes count now.
+    async fn storming(&self, providers: &[String]) -> Result<Vec<Option<u64>>, BackendError>;
+
     /// Takes the named lock for `ttl` if nobody holds it; `None` if somebody does.
     async fn acquire_lock(
         &self,
@@ -145,7 +196,7 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
     /// then nothing is released.
     async fn release_lock(&self, lease: &LockLease) -> Result<bool, BackendError>;
 
-    /// Records that `worker` is alive for the next `ttl`.
+    /// Records that `worker` is alive for the next `ttl` (by the store's clock).
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError>;
 
     /// Removes `worker`'s heartbeat (graceful shutdown).

@@ -26,7 +26,8 @@ use flexiai_events::{
 use tokio::time::{sleep, timeout};
 
 use crate::{
-    BackendError, CasOutcome, Health, MemoryBackend, Notification, Subscription, SyncBackend,
+    BackendError, CasOutcome, CasRequest, FleetCounts, FleetWindow, Health, MemoryBackend,
+    Notification, OutcomeBatch, OutcomeSlice, Subscription, SyncBackend,
 };
 
 /// Settings a check needs from the backends it is given.
@@ -96,6 +97,11 @@ macro_rules! conformance_tests {
             heartbeats_list_live_workers,
             bad_arguments_change_nothing,
             closed_backend_refuses_everything,
+            fleet_counts_sum_every_worker_per_period,
+            fleet_counts_expire_with_the_window,
+            storming_names_providers_with_fleet_failures,
+            cas_many_matches_cas_in_order,
+            fleet_arguments_are_validated,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -751,4 +757,361 @@ pub async fn closed_backend_refuses_everything(factory: &impl BackendFactory) {
         backend.heartbeat(&worker(1), Duration::from_secs(1)).await
     ));
     assert!(closed(backend.live_workers().await.map(drop)));
+}
+
+fn counts(failures: u64, successes: u64) -> FleetCounts {
+    FleetCounts {
+        failures,
+        successes,
+    }
+}
+
+pub async fn fleet_counts_sum_every_worker_per_period(factory: &impl BackendFactory) {
+    let backends = many(factory, 3).await;
+    let window = FleetWindow::new(Duration::from_secs(60), 10).unwrap();
+    let mut expected = counts(0, 0);
+    for (i, backend) in backends.iter().enumerate() {
+        let (f, s) = (i as u64 + 1, 10 * (i as u64 + 1));
+        expected.failures += f;
+        expected.successes += s;
+        let got = backend
+            .record_outcomes("p", &OutcomeBatch::now(4, f, s), &window)
+            .await
+            .unwrap();
+        assert_eq!(got, expected, "totals after worker {i}'s batch");
+    }
+    // Concurrent writers lose nothing.
+    let mut tasks = Vec::new();
+    for backend in &backends {
+        for _ in 0..20 {
+            let backend = Arc::clone(backend);
+            tasks.push(tokio::spawn(async move {
+                backend
+                    .record_outcomes("p", &OutcomeBatch::now(4, 1, 2), &window)
+                    .await
+                    .unwrap()
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    expected.failures += 60;
+    expected.successes += 120;
+    let empty = OutcomeBatch {
+        period: 4,
+        slices: Vec::new(),
+    };
+    assert_eq!(
+        backends[1]
+            .record_outcomes("p", &empty, &window)
+            .await
+            .unwrap(),
+        expected,
+        "an empty batch reads the totals"
+    );
+    assert_eq!(
+        backends[1]
+            .record_outcomes("p", &empty, &window)
+            .await
+            .unwrap(),
+        expected,
+        "an empty batch writes nothing"
+    );
+    // Other periods and providers have their own windows.
+    assert_eq!(
+        backends[0]
+            .record_outcomes("p", &OutcomeBatch::now(5, 1, 0), &window)
+            .await
+            .unwrap(),
+        counts(1, 0)
+    );
+    assert_eq!(
+        backends[0]
+            .record_outcomes("q", &OutcomeBatch::now(4, 0, 3), &window)
+            .await
+            .unwrap(),
+        counts(0, 3)
+    );
+    // Several slices in one batch add up; zero slices add nothing.
+    let batch = OutcomeBatch {
+        period: 9,
+        slices: vec![
+            OutcomeSlice {
+                age: Duration::ZERO,
+                failures: 2,
+                successes: 0,
+            },
+            OutcomeSlice {
+                age: Duration::from_secs(20),
+                failures: 0,
+                successes: 7,
+            },
+            OutcomeSlice::default(),
+        ],
+    };
+    assert_eq!(
+        backends[2]
+            .record_outcomes("p", &batch, &window)
+            .await
+            .unwrap(),
+        counts(2, 7)
+    );
+}
+
+pub async fn fleet_counts_expire_with_the_window(factory: &impl BackendFactory) {
+    let backend = one(factory).await;
+    // Three 500 ms slices.
+    let window = FleetWindow::new(Duration::from_millis(1500), 3).unwrap();
+    let batch = OutcomeBatch {
+        period: 1,
+        slices: vec![
+            OutcomeSlice {
+                age: Duration::ZERO,
+                failures: 1,
+                successes: 0,
+            },
+            // Recorded 900 ms ago by the sender's clock: filed in an older slice.
+            OutcomeSlice {
+                age: Duration::from_millis(900),
+                failures: 0,
+                successes: 5,
+            },
+            // Older than the window: dropped.
+            OutcomeSlice {
+                age: Duration::from_millis(1500),
+                failures: 100,
+                successes: 100,
+            },
+        ],
+    };
+    assert_eq!(
+        backend.record_outcomes("p", &batch, &window).await.unwrap(),
+        counts(1, 5)
+    );
+    let read = OutcomeBatch {
+        period: 1,
+        slices: Vec::new(),
+    };
+    // 800 ms on, the aged slice (now 1.7 s old) has left the window; the fresh one has not.
+    sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        backend.record_outcomes("p", &read, &window).await.unwrap(),
+        counts(1, 0),
+        "counts must leave the window slice by slice, by age"
+    );
+    sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        backend.record_outcomes("p", &read, &window).await.unwrap(),
+        counts(0, 0),
+        "counts must expire with the window"
+    );
+}
+
+pub async fn storming_names_providers_with_fleet_failures(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let window = FleetWindow::new(Duration::from_millis(600), 3).unwrap();
+    let names = vec!["calm".to_owned(), "stormy".to_owned(), "unknown".to_owned()];
+    assert_eq!(
+        backends[0].storming(&names).await.unwrap(),
+        vec![None, None, None]
+    );
+    assert_eq!(
+        backends[0].storming(&[]).await.unwrap(),
+        Vec::<Option<u64>>::new()
+    );
+    backends[0]
+        .record_outcomes("calm", &OutcomeBatch::now(2, 0, 50), &window)
+        .await
+        .unwrap();
+    backends[0]
+        .record_outcomes("stormy", &OutcomeBatch::now(7, 1, 50), &window)
+        .await
+        .unwrap();
+    assert_eq!(
+        backends[1].storming(&names).await.unwrap(),
+        vec![None, Some(7), None],
+        "only a window with failures storms"
+    );
+    sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        backends[1].storming(&names).await.unwrap(),
+        vec![None, None, None],
+        "the mark expires with the window"
+    );
+}
+
+pub async fn cas_many_matches_cas_in_order(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    assert_eq!(
+        backends[0].compare_and_set_many(&[]).await.unwrap(),
+        Vec::<CasOutcome>::new()
+    );
+    let mut sub = backends[1].subscribe().await.unwrap();
+    let stored_b = snapshot(CircuitState::Open, 5);
+    backends[0].set_state("b", &stored_b).await.unwrap();
+    let (a1, b2, c1, a2) = (
+        snapshot(CircuitState::Open, 1),
+        snapshot(CircuitState::Closed, 2),
+        snapshot(CircuitState::HalfOpen, 1),
+        snapshot(CircuitState::Closed, 2),
+    );
+    let events = [
+        transition("a", CircuitState::Open, 1),
+        transition("b", CircuitState::Closed, 2),
+        transition("c", CircuitState::HalfOpen, 1),
+        transition("a", CircuitState::Closed, 2),
+    ];
+    let requests = [
+        CasRequest {
+            provider: "a",
+            snapshot: &a1,
+            expected: None,
+            event: Some(&events[0]),
+        },
+        CasRequest {
+            provider: "b",
+            snapshot: &b2,
+            expected: None,
+            event: Some(&events[1]),
+        },
+        CasRequest {
+            provider: "c",
+            snapshot: &c1,
+            expected: None,
+            event: Some(&events[2]),
+        },
+        // The same provider again sees the first request's write.
+        CasRequest {
+            provider: "a",
+            snapshot: &a2,
+            expected: Some(a1.revision()),
+            event: Some(&events[3]),
+        },
+    ];
+    let outcomes = backends[0].compare_and_set_many(&requests).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            CasOutcome::Applied,
+            CasOutcome::Stale {
+                current: stored_b.clone()
+            },
+            CasOutcome::Applied,
+            CasOutcome::Applied,
+        ]
+    );
+    let read = backends[1]
+        .get_states(&["a".into(), "b".into(), "c".into()])
+        .await
+        .unwrap();
+    assert_eq!(read, vec![Some(a2), Some(stored_b), Some(c1)]);
+    // Exactly the winners' events, in request order.
+    let sentinel = transition("sentinel", CircuitState::Closed, 1);
+    backends[0].publish_event(&sentinel).await.unwrap();
+    for expected in [&events[0], &events[2], &events[3], &sentinel] {
+        assert_eq!(&next_event(&mut sub).await, expected);
+    }
+}
+
+pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
+    let backend = one(factory).await;
+    let window = FleetWindow::new(Duration::from_secs(10), 10).unwrap();
+    for (length, buckets) in [
+        (Duration::ZERO, 10),
+        (Duration::from_secs(10), 0),
+        (Duration::from_secs(10), 65),
+        (Duration::from_millis(5), 10),
+        (Duration::from_secs(86_401), 10),
+    ] {
+        let err = FleetWindow::new(length, buckets).unwrap_err();
+        assert!(
+            matches!(err, BackendError::InvalidArgument { field, .. } if field.starts_with("window.")),
+            "{length:?}/{buckets}: {err:?}"
+        );
+    }
+    let invalid = |r: Result<FleetCounts, BackendError>| {
+        matches!(r, Err(BackendError::InvalidArgument { .. }))
+    };
+    let good = OutcomeBatch::now(1, 1, 1);
+    assert!(invalid(backend.record_outcomes("", &good, &window).await));
+    assert!(invalid(
+        backend.record_outcomes("has space", &good, &window).await
+    ));
+    let too_many = OutcomeBatch {
+        period: 1,
+        slices: vec![OutcomeSlice::default(); 65],
+    };
+    assert!(invalid(
+        backend.record_outcomes("p", &too_many, &window).await
+    ));
+    let too_big = OutcomeBatch::now(1, crate::MAX_SLICE_COUNT + 1, 0);
+    assert!(invalid(
+        backend.record_outcomes("p", &too_big, &window).await
+    ));
+    assert!(matches!(
+        backend.storming(&["bad name".into()]).await,
+        Err(BackendError::InvalidArgument { .. })
+    ));
+    // Nothing was counted by the rejected calls.
+    let read = OutcomeBatch {
+        period: 1,
+        slices: Vec::new(),
+    };
+    assert_eq!(
+        backend.record_outcomes("p", &read, &window).await.unwrap(),
+        counts(0, 0)
+    );
+    // One bad request fails the whole batch before anything is written.
+    let s = snapshot(CircuitState::Open, 1);
+    let requests = [
+        CasRequest {
+            provider: "fine",
+            snapshot: &s,
+            expected: None,
+            event: None,
+        },
+        CasRequest {
+            provider: "bad name",
+            snapshot: &s,
+            expected: None,
+            event: None,
+        },
+    ];
+    assert!(matches!(
+        backend.compare_and_set_many(&requests).await,
+        Err(BackendError::InvalidArgument { .. })
+    ));
+    assert_eq!(backend.get_state("fine").await.unwrap(), None);
+    let oversized = vec![
+        CasRequest {
+            provider: "fine",
+            snapshot: &s,
+            expected: None,
+            event: None,
+        };
+        crate::MAX_CAS_BATCH + 1
+    ];
+    assert!(matches!(
+        backend.compare_and_set_many(&oversized).await,
+        Err(BackendError::InvalidArgument {
+            field: "requests",
+            ..
+        })
+    ));
+    assert_eq!(backend.get_state("fine").await.unwrap(), None);
+    // A closed backend refuses these too.
+    backend.close().await.unwrap();
+    assert!(matches!(
+        backend.record_outcomes("p", &good, &window).await,
+        Err(BackendError::Closed)
+    ));
+    assert!(matches!(
+        backend.storming(&["p".into()]).await,
+        Err(BackendError::Closed)
+    ));
+    assert!(matches!(
+        backend.compare_and_set_many(&requests[..1]).await,
+        Err(BackendError::Closed)
+    ));
 }

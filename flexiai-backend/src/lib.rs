@@ -4,7 +4,10 @@
 //! events, read and write stored snapshots (one at a time or many in one round trip), a
 //! versioned compare-and-set that only ever moves a provider's history forward and publishes
 //! the winning event in the same atomic step, owner-checked locks with fencing tokens, worker
-//! heartbeats, and a health check. The trait is small and object-safe so the layers above hold
+//! heartbeats, and a health check. Fleet outcome counting ([`SyncBackend::record_outcomes`])
+//! sums every worker's outcomes in the store, by the store's clock, so a fleet decides on its
+//! exact failure rate at a cost linear in its size; [`SyncBackend::compare_and_set_many`]
+//! sends many providers' transitions in one round trip. The trait is small and object-safe so the layers above hold
 //! an `Arc<dyn SyncBackend>` and never learn which store is behind it.
 //!
 //! [`MemoryBackend`] implements it inside one process with the semantics Redis has: real
@@ -43,6 +46,7 @@
 
 mod backend;
 mod error;
+mod fleet;
 mod lock;
 mod memory;
 mod subscription;
@@ -52,6 +56,10 @@ pub mod conformance;
 
 pub use backend::{CasOutcome, Health, SyncBackend, validate_lock_name, validate_provider};
 pub use error::BackendError;
+pub use fleet::{
+    CasRequest, FleetCounts, FleetWindow, MAX_CAS_BATCH, MAX_OUTCOME_SLICES, MAX_SLICE_COUNT,
+    OutcomeBatch, OutcomeSlice, validate_cas_batch,
+};
 pub use lock::{LockLease, lock_token, validate_ttl};
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
 pub use subscription::{Notification, Subscription, SubscriptionSender};

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -9,8 +9,9 @@ use flexiai_serde::{EventAuth, Format, StateSerializer};
 use tokio::time::Instant;
 
 use crate::{
-    BackendError, CasOutcome, Health, LockLease, Notification, Subscription, SubscriptionSender,
-    SyncBackend, lock_token, validate_lock_name, validate_provider, validate_ttl,
+    BackendError, CasOutcome, FleetCounts, FleetWindow, Health, LockLease, Notification,
+    OutcomeBatch, Subscription, SubscriptionSender, SyncBackend, lock_token, validate_lock_name,
+    validate_provider, validate_ttl,
 };
 
 /// An in-process [`SyncBackend`] with the same semantics as Redis.
@@ -66,7 +67,13 @@ struct Inner {
     subscribers: Mutex<Vec<SubscriptionSender>>,
     closed: AtomicBool,
     rejected: AtomicU64,
+    /// The store clock's zero: fleet windows are sliced by time since then, as Redis slices
+    /// them by its own `TIME`.
+    origin: Instant,
 }
+
+/// One period's fleet window: slice index -> (failures, successes).
+type Slices = BTreeMap<u64, (u64, u64)>;
 
 #[derive(Debug, Default)]
 struct Store {
@@ -74,6 +81,10 @@ struct Store {
     locks: HashMap<String, Expiring<String>>,
     fences: HashMap<String, u64>,
     workers: HashMap<WorkerId, Instant>,
+    /// Per provider and period: slice index -> (failures, successes).
+    outcomes: HashMap<(String, u64), Expiring<Slices>>,
+    /// Per provider: the period last seen with failures in its window.
+    storms: HashMap<String, Expiring<u64>>,
 }
 
 #[derive(Debug)]
@@ -180,6 +191,7 @@ impl MemoryBackend {
                 subscribers: Mutex::default(),
                 closed: AtomicBool::new(false),
                 rejected: AtomicU64::new(0),
+                origin: Instant::now(),
             }),
         }
     }
@@ -364,6 +376,75 @@ impl SyncBackend for MemoryBackend {
             }
         }
         Ok(CasOutcome::Applied)
+    }
+
+    async fn record_outcomes(
+        &self,
+        provider: &str,
+        batch: &OutcomeBatch,
+        window: &FleetWindow,
+    ) -> Result<FleetCounts, BackendError> {
+        self.ensure_open()?;
+        validate_provider(provider)?;
+        batch.validate()?;
+        let now = Instant::now();
+        // Start the store clock a day in, so every valid age lands after its zero.
+        let now_ms = u64::try_from((now - self.inner.origin).as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(86_400_000);
+        let (_, oldest) = window.span(now_ms);
+        let slice_ms = window.slice_ms();
+        let mut store = lock(&self.inner.store);
+        store.outcomes.retain(|_, e| e.live(now).is_some());
+        store.storms.retain(|_, e| e.live(now).is_some());
+        let key = (provider.to_owned(), batch.period);
+        let mut wrote = false;
+        for (age, failures, successes) in batch.live_slices(window) {
+            let slice = now_ms.saturating_sub(age) / slice_ms;
+            if slice < oldest {
+                continue;
+            }
+            let entry = store.outcomes.entry(key.clone()).or_insert(Expiring {
+                value: BTreeMap::new(),
+                expires_at: None,
+            });
+            let counts = entry.value.entry(slice).or_default();
+            counts.0 = counts.0.saturating_add(failures);
+            counts.1 = counts.1.saturating_add(successes);
+            entry.expires_at = Some(now + window.length() + window.slice());
+            wrote = true;
+        }
+        let mut totals = FleetCounts::default();
+        if let Some(entry) = store.outcomes.get_mut(&key) {
+            entry.value.retain(|slice, _| *slice >= oldest);
+            for (failures, successes) in entry.value.values() {
+                totals.failures = totals.failures.saturating_add(*failures);
+                totals.successes = totals.successes.saturating_add(*successes);
+            }
+        }
+        if wrote && totals.failures > 0 {
+            store.storms.insert(
+                provider.to_owned(),
+                Expiring {
+                    value: batch.period,
+                    expires_at: Some(now + window.length()),
+                },
+            );
+        }
+        Ok(totals)
+    }
+
+    async fn storming(&self, providers: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
+        self.ensure_open()?;
+        for provider in providers {
+            validate_provider(provider)?;
+        }
+        let now = Instant::now();
+        let store = lock(&self.inner.store);
+        Ok(providers
+            .iter()
+            .map(|p| store.storms.get(p).and_then(|e| e.live(now)).copied())
+            .collect())
     }
 
     async fn acquire_lock(

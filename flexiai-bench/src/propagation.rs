@@ -29,6 +29,9 @@ pub(crate) struct PropagationRow {
     pub(crate) raw_missing: usize,
 }
 
+/// Per receiver and sent message, the latency in µs; a message a receiver never observed
+/// counts as a miss, an infinite latency, so percentiles are over everything sent (a
+/// p99 hides nothing when more than 1% was never seen). Also returns the number of misses.
 fn latencies(sent: &[Vec<u64>], seen: &[Vec<Vec<u64>>], at_index: usize) -> (Vec<f64>, usize) {
     let mut out = Vec::new();
     let mut missing = 0;
@@ -44,7 +47,10 @@ fn latencies(sent: &[Vec<u64>], seen: &[Vec<Vec<u64>>], at_index: usize) -> (Vec
             match by_key.get(key) {
                 #[allow(clippy::cast_precision_loss)]
                 Some(seen_at) => out.push(seen_at.saturating_sub(*at) as f64),
-                None => missing += 1,
+                None => {
+                    missing += 1;
+                    out.push(f64::INFINITY);
+                }
             }
         }
     }
@@ -141,4 +147,21 @@ pub(crate) fn run(
     }
     drop(server);
     Ok(rows_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unobserved_transitions_count_as_misses_in_the_percentiles() {
+        // 100 sent; the one receiver saw 97 of them, each 10 µs later.
+        let sent: Vec<Vec<u64>> = (0..100).map(|k| vec![k, 1000]).collect();
+        let seen = vec![(0..97).map(|k| vec![k, 0, 1010]).collect::<Vec<_>>()];
+        let (samples, missing) = latencies(&sent, &seen, 2);
+        assert_eq!((samples.len(), missing), (100, 3));
+        let summary = summarize(&samples);
+        assert_eq!(summary.p50, 10.0);
+        assert!(summary.p99.is_infinite(), "3% missing must show in the p99");
+    }
 }

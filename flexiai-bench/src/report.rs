@@ -257,7 +257,9 @@ fn render(r: &Results) -> crate::Result<String> {
          into an atomic that an identical polling thread observes (\"raw\"; \"raw, handler\" \
          is the time inside the message handler, without the watcher). \"on the wire\" is when \
          a plain redis-rs subscriber on flexiai's channel received the event: the sender's \
-         share of the flexiai time. Times in µs.\n",
+         share of the flexiai time. A transition (or raw message) a receiver never observed \
+         counts as a miss: an infinite latency in the samples, the percentiles and the \
+         verdicts (`inf` when more than 1% were missed). Times in µs.\n",
         r.transitions,
         crate::worker::POLL_MICROS,
         crate::worker::POLL_MICROS + 10,

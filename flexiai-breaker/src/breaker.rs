@@ -6,6 +6,7 @@
 
 mod admission;
 mod builder;
+mod fleet;
 mod manual;
 mod observers;
 mod probes;
@@ -15,6 +16,7 @@ mod settle;
 mod transition;
 
 pub use builder::BreakerBuilder;
+pub use fleet::OutcomeTotals;
 pub use probes::ProbeProgress;
 
 use std::sync::Arc;
@@ -88,6 +90,11 @@ pub struct CircuitBreaker {
     jitter_state: AtomicU64,
     window: Option<Window>,
     has_observers: AtomicBool,
+    /// Some observer wants every outcome ([`BreakerObserver::wants_outcomes`]): successes
+    /// then take the general settle path.
+    outcome_observers: AtomicBool,
+    /// A fleet coordinator decides the failure-rate trip ([`CircuitBreaker::set_fleet_decides_rate`]).
+    fleet_rate: AtomicBool,
     observers: ArcSwap<Vec<Arc<dyn BreakerObserver>>>,
     /// Serializes observer adds and removes (never taken by the hot path).
     observers_lock: Mutex<()>,

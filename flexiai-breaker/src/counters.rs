@@ -24,6 +24,8 @@ pub(crate) struct Stripe {
     /// Successes that fed the state machine; the current state's count is the sum minus a
     /// base taken at the last transition.
     pub(crate) counted_successes: AtomicU64,
+    /// Failures that fed a closed state's count (read by fleet coordinators).
+    pub(crate) counted_failures: AtomicU64,
 }
 
 /// Per-thread counters: each live thread owns one stripe (up to 64 threads at once) and is

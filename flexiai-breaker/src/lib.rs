@@ -98,7 +98,7 @@ mod permit;
 mod sync;
 mod word;
 
-pub use breaker::{BreakerBuilder, CircuitBreaker, ProbeMode, ProbeProgress};
+pub use breaker::{BreakerBuilder, CircuitBreaker, OutcomeTotals, ProbeMode, ProbeProgress};
 pub use classifier::{Classifier, CountAll, ErrorClass};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BreakerConfig, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS};

@@ -140,6 +140,14 @@ pub trait BreakerObserver: Send + Sync {
     fn on_outcome(&self, outcome: &OutcomeEvent) {
         let _ = outcome;
     }
+
+    /// Whether this observer wants [`on_outcome`](Self::on_outcome) calls (default `true`).
+    /// An observer that answers `false` hears only transitions, and keeps the closed-state
+    /// success on the inline fast path, as if no observer were attached. Read when the
+    /// observer is attached.
+    fn wants_outcomes(&self) -> bool {
+        true
+    }
 }
 
 /// An observer that ignores everything; handy in tests and benchmarks.

@@ -9,20 +9,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use flexiai_backend::{
-    BackendError, CasOutcome, LockLease, Notification, Subscription, SyncBackend,
+    BackendError, CasOutcome, CasRequest, LockLease, MAX_OUTCOME_SLICES, Notification,
+    OutcomeBatch, OutcomeSlice, Subscription, SyncBackend,
 };
 use flexiai_breaker::ProbeMode;
 use flexiai_events::{
-    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, EventType, Revision,
-    StateUpdateEvent, Timestamp, WorkerId,
+    BreakerSnapshot, CircuitBreakerEvent, CircuitState, Event, Revision, StateUpdateEvent,
+    Timestamp, WorkerId,
 };
 use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use tracing::{debug, info, warn};
 
 use crate::health::{Counters, ModeCell};
-use crate::registry::{Entry, Registry};
+use crate::registry::{Entry, FleetRule, Pending, Registry};
+
+/// A planned compare-and-set: the entry, the snapshot, the revision it grew from, its event.
+type Write = (Arc<Entry>, BreakerSnapshot, Option<Revision>, Event);
 use crate::{SyncMode, SyncOptions};
 
 /// Open deadlines closer than this count as the same one: a tie between workers that opened
@@ -134,10 +140,13 @@ impl Shared {
             warn!(worker = %self.worker_id, %reason, ?previous, "sync degraded: breakers continue locally");
             // Nobody can hand out fleet probe leases now: let each breaker probe for itself
             // rather than sit half-open forever.
-            if self.options.fleet_probes {
-                for entry in self.registry.all() {
+            for entry in self.registry.all() {
+                if self.options.fleet_probes {
                     entry.breaker.set_probe_mode(ProbeMode::Local);
                 }
+                // Nobody can read the fleet's counts either: each breaker's own window
+                // decides again.
+                entry.breaker.set_fleet_decides_rate(false);
             }
         }
     }
@@ -157,16 +166,25 @@ impl Shared {
         }
     }
 
+    /// Hands the fleet what it coordinates: half-open probes (with `fleet_probes`) and the
+    /// failure-rate trip of every failure-rate breaker.
     pub(crate) fn apply_probe_mode(&self) {
+        for entry in self.registry.all() {
+            self.attach_fleet(&entry);
+        }
+    }
+
+    pub(crate) fn attach_fleet(&self, entry: &Entry) {
         if self.options.fleet_probes {
-            for entry in self.registry.all() {
-                entry.breaker.set_probe_mode(ProbeMode::Granted);
-            }
+            entry.breaker.set_probe_mode(ProbeMode::Granted);
+        }
+        if entry.rule.is_some() {
+            entry.breaker.set_fleet_decides_rate(true);
         }
     }
 
     /// Re-reads every provider from the store in one batch and converges each (see
-    /// [`converge`](Self::converge)).
+    /// [`converge`](Self::converge)); the writes that takes go out in one more round trip.
     #[tracing::instrument(name = "sync.reconcile", level = "debug", skip_all)]
     pub(crate) async fn reconcile(&self) -> Result<(), BackendError> {
         let entries = self.registry.all();
@@ -178,13 +196,15 @@ impl Shared {
             .op("get_states", self.backend.get_states(&names))
             .await?;
         Counters::bump(&self.counters.reconciles);
-        for (entry, stored) in entries.iter().zip(stored) {
-            self.converge(entry, stored).await?;
-        }
-        Ok(())
+        let writes: Vec<Write> = entries
+            .iter()
+            .zip(stored)
+            .filter_map(|(entry, stored)| self.converge(entry, stored))
+            .collect();
+        self.write_many(&writes).await
     }
 
-    /// Brings one provider in line with the store.
+    /// Brings one provider in line with the store, returning the write that takes, if any.
     ///
     /// - Nothing stored (first start, expired, or the store lost everything): ours is the
     ///   only history there is, so it is written back.
@@ -192,16 +212,12 @@ impl Shared {
     /// - The store holds less than we know (emptied, then refilled by a worker that had not
     ///   seen the latest decisions): ours is written back on top of it, as its successor.
     /// - Anything else is a decision we did not see: adopted, dropping any local branch.
-    async fn converge(
-        &self,
-        entry: &Entry,
-        stored: Option<BreakerSnapshot>,
-    ) -> Result<(), BackendError> {
+    fn converge(&self, entry: &Arc<Entry>, stored: Option<BreakerSnapshot>) -> Option<Write> {
         let base = entry.lineage(|l| l.base);
         let Some(stored) = stored else {
             let snapshot = self.own_snapshot(entry);
             let event = self.event_for(entry, &snapshot, base);
-            return self.write(entry, &snapshot, base, &event).await;
+            return Some((Arc::clone(entry), snapshot, base, event));
         };
         let held = stored.revision();
         match base {
@@ -214,7 +230,7 @@ impl Shared {
                 let snapshot = self.own_snapshot(entry);
                 let event = self.event_for(entry, &snapshot, Some(base));
                 debug!(provider = %entry.name, %held, %base, "the store lost history we hold: writing it back");
-                self.write(entry, &snapshot, Some(held), &event).await?;
+                return Some((Arc::clone(entry), snapshot, Some(held), event));
             }
             _ => {
                 if self.adopt(entry, &stored, None) {
@@ -223,7 +239,7 @@ impl Shared {
                 }
             }
         }
-        Ok(())
+        None
     }
 
     fn own_snapshot(&self, entry: &Entry) -> BreakerSnapshot {
@@ -330,23 +346,37 @@ impl Shared {
         Some(rebased)
     }
 
-    /// Compare-and-sets `snapshot`, grown from `expected`, with `event`. Applied, it becomes
-    /// the base. Lost, the stored winner is adopted, or, when the store holds less than our
-    /// base (it lost history), ours is queued to go back on top of it.
-    async fn write(
-        &self,
-        entry: &Entry,
-        snapshot: &BreakerSnapshot,
-        expected: Option<Revision>,
-        event: &Event,
-    ) -> Result<(), BackendError> {
-        let outcome = self
+    /// Compare-and-sets every planned write (`snapshot` grown from `expected`, with its
+    /// event) in one round trip, then settles each outcome.
+    async fn write_many(&self, writes: &[Write]) -> Result<(), BackendError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let requests: Vec<CasRequest<'_>> = writes
+            .iter()
+            .map(|(entry, snapshot, expected, event)| CasRequest {
+                provider: &entry.name,
+                snapshot,
+                expected: *expected,
+                event: Some(event),
+            })
+            .collect();
+        let outcomes = self
             .op(
-                "compare_and_set",
-                self.backend
-                    .compare_and_set(&entry.name, snapshot, expected, Some(event)),
+                "compare_and_set_many",
+                self.backend.compare_and_set_many(&requests),
             )
             .await?;
+        for ((entry, snapshot, _, _), outcome) in writes.iter().zip(outcomes) {
+            self.settle_cas(entry, snapshot, outcome);
+        }
+        Ok(())
+    }
+
+    /// Acts on one compare-and-set's outcome. Applied, the snapshot becomes the base. Lost,
+    /// the stored winner is adopted, or, when the store holds less than our base (it lost
+    /// history), ours is queued to go back on top of it.
+    fn settle_cas(&self, entry: &Entry, snapshot: &BreakerSnapshot, outcome: CasOutcome) {
         match outcome {
             CasOutcome::Applied => {
                 Counters::bump(&self.counters.events_published);
@@ -370,16 +400,17 @@ impl Shared {
                 debug!(provider = %entry.name, stored = %held, tried = %snapshot.revision(), "lost compare-and-set, adopted the store's history");
             }
         }
-        Ok(())
     }
 
     /// Publishes every breaker's pending transition (the latest snapshot stands for all the
-    /// transitions since the last publication), grown from the last stored revision we know.
+    /// transitions since the last publication), grown from the last stored revision we know,
+    /// all providers in one round trip.
     #[tracing::instrument(name = "sync.publish_transitions", level = "debug", skip_all)]
     pub(crate) async fn publish_transitions(&self) {
         if self.is_degraded() {
             return; // kept dirty; reconcile writes it when the backend is back
         }
+        let mut writes: Vec<Write> = Vec::new();
         for entry in self.registry.all() {
             if !entry.signals.take_dirty() {
                 continue;
@@ -390,41 +421,143 @@ impl Shared {
                 continue; // already stored: adopted from the store or the channel
             }
             let event = self.event_for(&entry, &snapshot, base);
-            if self.write(&entry, &snapshot, base, &event).await.is_err() {
+            writes.push((entry, snapshot, base, event));
+        }
+        if self.write_many(&writes).await.is_err() {
+            for (entry, _, _, _) in &writes {
                 entry.signals.mark_dirty();
-                return;
             }
         }
     }
 
-    /// Shares the outcome counts of the last interval: one message per provider that saw a
-    /// failure, none in steady healthy state. Counts from a degraded period are dropped: they
-    /// would arrive too late to mean anything.
+    /// Fleet counting, once per flush interval, for failure-rate breakers: reads each
+    /// breaker's counts since the last flush from its own counters, and sends what this
+    /// worker has not sent yet to the store (one `record_outcomes` per provider) when it
+    /// saw a failure or the store said the provider is storming; nothing otherwise. Unsent
+    /// successes wait, per local slice, until then, so that every outcome in the window
+    /// counts, in the slice it happened in, and the fleet's rate is not overstated. The
+    /// store's totals decide the trip. Counts from a degraded period, or straddling a
+    /// transition, are dropped: the transition tells the fleet what they amounted to.
     #[tracing::instrument(name = "sync.flush_outcomes", level = "debug", skip_all)]
     pub(crate) async fn flush_outcomes(&self) {
         let degraded = self.is_degraded();
         for entry in self.registry.all() {
-            let (failures, successes, version) = entry.signals.take_outcomes();
-            if failures == 0 || degraded {
+            let Some(rule) = entry.rule else {
                 continue;
-            }
-            let mut event = CircuitBreakerEvent::outcomes(
-                entry.name.clone(),
-                self.worker_id.clone(),
-                failures,
-                successes,
-            );
-            // Receivers count these only while they are in the same closed period.
-            event.metadata.version = Some(version);
-            let event = Event::from(event);
-            if self
-                .op("publish_event", self.backend.publish_event(&event))
+            };
+            let now = Instant::now();
+            let totals = entry.breaker.outcome_totals();
+            let batch = {
+                let mut tally = entry.tally();
+                let delta = match tally.baseline {
+                    Some(before) if before.version == totals.version => (
+                        totals.failures.saturating_sub(before.failures),
+                        totals.successes.saturating_sub(before.successes),
+                    ),
+                    _ => {
+                        tally.pending.clear();
+                        (0, 0)
+                    }
+                };
+                tally.baseline = Some(totals);
+                if degraded || totals.state != CircuitState::Closed {
+                    tally.pending.clear();
+                    continue;
+                }
+                add_pending(&mut tally.pending, &rule, now, delta);
+                let storming = tally
+                    .storm
+                    .is_some_and(|(period, until)| period == totals.version && until > now);
+                let failures = tally.pending.iter().any(|p| p.failures > 0);
+                let recheck = tally.undecided && self.settled(&tally, totals.version, now);
+                if !recheck && (tally.pending.is_empty() || !(failures || storming)) {
+                    continue;
+                }
+                OutcomeBatch {
+                    period: totals.version,
+                    slices: tally
+                        .pending
+                        .iter()
+                        .map(|p| OutcomeSlice {
+                            age: now.saturating_duration_since(p.last),
+                            failures: p.failures,
+                            successes: p.successes,
+                        })
+                        .collect(),
+                }
+            };
+            let Ok(fleet) = self
+                .op(
+                    "record_outcomes",
+                    self.backend
+                        .record_outcomes(&entry.name, &batch, &rule.window),
+                )
                 .await
-                .is_err()
-            {
+            else {
                 return;
+            };
+            Counters::bump(&self.counters.outcome_reports);
+            let decide = {
+                let mut tally = entry.tally();
+                tally.pending.clear();
+                if fleet.failures > 0 {
+                    tally.storm = Some((batch.period, now + rule.window.length()));
+                    if tally
+                        .storm_since
+                        .is_none_or(|(period, _)| period != batch.period)
+                    {
+                        tally.storm_since = Some((batch.period, now));
+                    }
+                }
+                // Decide only once every worker has had a heartbeat to learn of the storm
+                // and a flush to send the successes it held back: before that the totals
+                // may hold the failures without those successes, overstating the rate.
+                let trips = rule.trips(&fleet);
+                let settled = self.settled(&tally, batch.period, now);
+                tally.undecided = trips && !settled;
+                trips && settled
+            };
+            if decide && entry.breaker.trip_for_fleet(batch.period) {
+                Counters::bump(&self.counters.fleet_trips);
+                debug!(provider = %entry.name, failures = fleet.failures, successes = fleet.successes, "the fleet's failure rate opened the breaker");
             }
-            Counters::bump(&self.counters.events_published);
+        }
+    }
+
+    /// Whether every worker has had time to report into `period`'s storm since this worker
+    /// first knew of it: a heartbeat (to learn of it) and two flushes (to send).
+    fn settled(&self, tally: &crate::registry::Tally, period: u64, now: Instant) -> bool {
+        let settle = self.options.heartbeat_interval + self.options.flush_interval * 2;
+        tally
+            .storm_since
+            .is_some_and(|(p, since)| p == period && now.saturating_duration_since(since) >= settle)
+    }
+
+    /// Asks the store which failure-rate providers are storming (one round trip, with the
+    /// heartbeat): a worker that saw no failure itself then sends its successes too.
+    pub(crate) async fn learn_storms(&self) {
+        let entries: Vec<_> = self
+            .registry
+            .all()
+            .into_iter()
+            .filter(|e| e.rule.is_some())
+            .collect();
+        if entries.is_empty() || self.is_degraded() {
+            return;
+        }
+        let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let Ok(storms) = self.op("storming", self.backend.storming(&names)).await else {
+            return;
+        };
+        let now = Instant::now();
+        for (entry, storm) in entries.iter().zip(storms) {
+            if let (Some(period), Some(rule)) = (storm, entry.rule) {
+                let mut tally = entry.tally();
+                tally.storm = Some((period, now + rule.window.length()));
+                if tally.storm_since.is_none_or(|(p, _)| p != period) {
+                    tally.storm_since = Some((period, now));
+                }
+            }
         }
     }
 
@@ -488,21 +621,9 @@ impl Shared {
                     }
                     None => apply_python_transition(&entry, transition, state).into(),
                 },
-                None => {
-                    // Outcomes recorded under another version belong to a period this
-                    // worker has left (or not reached): the transitions carry their effect.
-                    if transition
-                        .metadata
-                        .version
-                        .is_none_or(|v| v == entry.breaker.version())
-                    {
-                        let (failures, successes) = outcome_counts(transition);
-                        entry.breaker.absorb_remote_outcomes(failures, successes);
-                        Effect::Absorbed
-                    } else {
-                        Effect::Ignored
-                    }
-                }
+                // Outcome events (from older workers, or Python's bare failure/success) are
+                // not counted: the fleet's outcomes are summed in the store.
+                None => Effect::Ignored,
             },
         }
     }
@@ -634,16 +755,38 @@ fn snapshot_from_event(
     snapshot
 }
 
-/// Outcome deltas of an outcome event; a bare Python-style `failure`/`success` counts one.
-fn outcome_counts(event: &CircuitBreakerEvent) -> (u64, u64) {
-    let meta = &event.metadata;
-    match (meta.failure_delta, meta.success_delta) {
-        (None, None) => match event.event_type {
-            EventType::Failure => (1, 0),
-            EventType::Success => (0, 1),
-            _ => (0, 0),
-        },
-        (failures, successes) => (failures.unwrap_or(0), successes.unwrap_or(0)),
+/// Adds one flush's counts to the unsent groups: to the newest group while it is younger
+/// than a slice, else as a new group; groups older than the window are dropped (their
+/// slices have left the fleet's window too).
+fn add_pending(pending: &mut VecDeque<Pending>, rule: &FleetRule, now: Instant, delta: (u64, u64)) {
+    let length = rule.window.length();
+    while pending
+        .front()
+        .is_some_and(|p| now.saturating_duration_since(p.last) >= length)
+    {
+        pending.pop_front();
+    }
+    let (failures, successes) = delta;
+    if failures == 0 && successes == 0 {
+        return;
+    }
+    match pending.back_mut() {
+        Some(group) if now.saturating_duration_since(group.started) < rule.window.slice() => {
+            group.failures = group.failures.saturating_add(failures);
+            group.successes = group.successes.saturating_add(successes);
+            group.last = now;
+        }
+        _ => {
+            if pending.len() >= MAX_OUTCOME_SLICES {
+                pending.pop_front();
+            }
+            pending.push_back(Pending {
+                started: now,
+                last: now,
+                failures,
+                successes,
+            });
+        }
     }
 }
 
@@ -785,6 +928,7 @@ impl Driver {
 
     #[tracing::instrument(name = "sync.heartbeat", level = "trace", skip_all)]
     async fn heartbeat(&mut self) {
+        self.shared.learn_storms().await;
         let shared = &self.shared;
         let beat = shared
             .op(

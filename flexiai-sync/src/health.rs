@@ -57,8 +57,8 @@ impl SyncHealth {
 /// Counters describing the manager's work since it was built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncMetrics {
-    /// Events this worker published (transitions that won their compare-and-set, and
-    /// outcome reports).
+    /// Events this worker published (transitions and state updates that won their
+    /// compare-and-set).
     pub events_published: u64,
     /// Events received from other workers, counted once handled: a reader that sees the
     /// count also sees the event's effect (applied, absorbed or ignored).
@@ -91,6 +91,12 @@ pub struct SyncMetrics {
     pub backend_errors: u64,
     /// Probe leases this worker won.
     pub probe_leases: u64,
+    /// Outcome counts this worker added to the fleet's window in the store (one command
+    /// each).
+    pub outcome_reports: u64,
+    /// Breakers this worker opened because the fleet's failure rate in the store crossed
+    /// their threshold.
+    pub fleet_trips: u64,
     /// Probe leases this worker found lost while its half-open period was still running
     /// (expired before it could extend them, or taken over).
     pub probe_leases_lost: u64,
@@ -114,6 +120,8 @@ pub(crate) struct Counters {
     pub(crate) reconciles: AtomicU64,
     pub(crate) backend_errors: AtomicU64,
     pub(crate) probe_leases: AtomicU64,
+    pub(crate) outcome_reports: AtomicU64,
+    pub(crate) fleet_trips: AtomicU64,
     pub(crate) subscription_drops: AtomicU64,
     pub(crate) probe_leases_lost: AtomicU64,
     /// Backend operations failed in a row (any success resets it): the evidence degraded
@@ -154,6 +162,8 @@ impl Counters {
             reconciles: get(&self.reconciles),
             backend_errors: get(&self.backend_errors),
             probe_leases: get(&self.probe_leases),
+            outcome_reports: get(&self.outcome_reports),
+            fleet_trips: get(&self.fleet_trips),
             subscription_drops: get(&self.subscription_drops),
             probe_leases_lost: get(&self.probe_leases_lost),
             last_event_lag: (lag != u64::MAX).then(|| Duration::from_micros(lag)),

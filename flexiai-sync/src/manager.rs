@@ -168,8 +168,8 @@ impl StateSyncManager {
         }
         entry.breaker.add_observer(Arc::clone(&entry.observer));
         if self.is_running() {
-            if self.shared.options.fleet_probes && !self.shared.is_degraded() {
-                entry.breaker.set_probe_mode(ProbeMode::Granted);
+            if !self.shared.is_degraded() {
+                self.shared.attach_fleet(&entry);
             }
             self.shared.needs_reconcile.store(true, Ordering::Release);
             self.shared.wake.notify_one();
@@ -296,6 +296,7 @@ impl StateSyncManager {
         for entry in self.shared.registry.all() {
             entry.breaker.remove_observer(&entry.observer);
             entry.breaker.set_probe_mode(ProbeMode::Local);
+            entry.breaker.set_fleet_decides_rate(false);
         }
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flexiai_backend::{
-    BackendError, CasOutcome, Health, LockLease, MemoryBackend, Subscription, SyncBackend,
+    BackendError, CasOutcome, FleetCounts, FleetWindow, Health, LockLease, MemoryBackend,
+    OutcomeBatch, Subscription, SyncBackend,
 };
 use flexiai_breaker::{BreakerConfig, CircuitBreaker, ProbeMode};
 use flexiai_events::{BreakerSnapshot, CircuitState, Event, Timestamp, WorkerId};
@@ -105,6 +106,19 @@ impl SyncBackend for Faulty {
     ) -> Result<CasOutcome, BackendError> {
         self.gate().await?;
         self.inner.compare_and_set(p, s, x, e).await
+    }
+    async fn record_outcomes(
+        &self,
+        p: &str,
+        b: &OutcomeBatch,
+        w: &FleetWindow,
+    ) -> Result<FleetCounts, BackendError> {
+        self.gate().await?;
+        self.inner.record_outcomes(p, b, w).await
+    }
+    async fn storming(&self, p: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
+        self.gate().await?;
+        self.inner.storming(p).await
     }
     async fn acquire_lock(
         &self,
@@ -353,40 +367,33 @@ async fn python_transitions_are_ordered_by_timestamp_and_enter_the_versioned_his
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outcome_deltas_count_only_in_the_period_they_were_recorded_in() {
+async fn outcome_events_on_the_channel_count_for_nothing() {
     let store = MemoryBackend::new();
-    let a = worker(Arc::new(store.clone()), &["x"], &config(3)).await;
-    // Move to a later closed period: open (v1), then reset (v2).
-    a.breaker("x").force_open();
-    a.breaker("x").reset();
-    let current = a.breaker("x").version();
-    let outcomes = |version: u64| {
-        let mut event = flexiai_events::CircuitBreakerEvent::outcomes(
-            "x",
-            WorkerId::new("peer:1:1").unwrap(),
-            10,
-            0,
-        );
-        event.metadata.version = Some(version);
-        Event::from(event)
-    };
-    // Failures from a period the fleet has left (a late flush) must not reopen the breaker.
-    store.publish_event(&outcomes(current - 2)).await.unwrap();
-    eventually("the stale event is handled and ignored", || {
-        a.manager.metrics().events_ignored >= 1
-    })
-    .await;
-    assert_eq!(
-        a.breaker("x").state(),
-        CircuitState::Closed,
-        "stale failures reopened the breaker"
+    let a = worker(Arc::new(store.clone()), &["x", "y"], &config(3)).await;
+    let peer = WorkerId::new("peer:1:1").unwrap();
+    // An older worker's delta, and Python-style bare failures: not counted any more (the
+    // fleet's outcomes are summed in the store).
+    let mut delta = flexiai_events::CircuitBreakerEvent::outcomes("x", peer.clone(), 100, 0);
+    delta.metadata.version = Some(a.breaker("x").version());
+    store.publish_event(&Event::from(delta)).await.unwrap();
+    for _ in 0..5 {
+        let bare = flexiai_events::CircuitBreakerEvent::outcomes("x", peer.clone(), 1, 0);
+        store.publish_event(&Event::from(bare)).await.unwrap();
+    }
+    // Events are handled in order: once this one applied, every outcome event was handled.
+    let sentinel = flexiai_events::CircuitBreakerEvent::transition(
+        "y",
+        peer,
+        CircuitState::Open,
+        a.breaker("y").version() + 1,
     );
-    // The same failures recorded in the current period do count.
-    store.publish_event(&outcomes(current)).await.unwrap();
-    eventually("current-period failures trip the breaker", || {
-        a.breaker("x").state() == CircuitState::Open
+    store.publish_event(&Event::from(sentinel)).await.unwrap();
+    eventually("the sentinel applies", || {
+        a.breaker("y").state() == CircuitState::Open
     })
     .await;
+    assert_eq!(a.breaker("x").state(), CircuitState::Closed);
+    assert_eq!(a.breaker("x").metrics().failure_count, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

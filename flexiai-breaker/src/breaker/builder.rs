@@ -153,6 +153,8 @@ impl BreakerBuilder {
             ),
             window,
             has_observers: AtomicBool::new(!self.observers.is_empty()),
+            outcome_observers: AtomicBool::new(self.observers.iter().any(|o| o.wants_outcomes())),
+            fleet_rate: AtomicBool::new(false),
             observers: ArcSwap::from_pointee(self.observers),
             observers_lock: Mutex::new(()),
             classifier: self.classifier.unwrap_or_else(|| Arc::new(CountAll)),

@@ -23,9 +23,13 @@ impl CircuitBreaker {
         let list = self.observers.load_full();
         let mut next = Vec::with_capacity(list.len() + 1);
         next.extend(list.iter().cloned());
+        let wants_outcomes = observer.wants_outcomes();
         next.push(observer);
         self.observers.store(Arc::new(next));
         self.has_observers.store(true, Ordering::Release);
+        if wants_outcomes {
+            self.outcome_observers.store(true, Ordering::Release);
+        }
     }
 
     /// Detaches an observer previously added (compared by pointer). Returns whether it was
@@ -46,8 +50,11 @@ impl CircuitBreaker {
             return false;
         }
         let empty = next.is_empty();
+        let wants_outcomes = next.iter().any(|o| o.wants_outcomes());
         self.observers.store(Arc::new(next));
         self.has_observers.store(!empty, Ordering::Release);
+        self.outcome_observers
+            .store(wants_outcomes, Ordering::Release);
         true
     }
 }

@@ -37,7 +37,9 @@ impl CircuitBreaker {
         }
         let before = w.version();
         if successes > 0 {
-            self.stripes.add(|s| &s.counted_successes, successes);
+            // Shown in the state's success count through its base, so that the stripes
+            // count this worker's own outcomes only (see `outcome_totals`).
+            self.success_base.fetch_sub(successes, Ordering::Relaxed);
         }
         let now = self.now_nanos();
         self.count_closed_failures(before, now, failures, successes, true);

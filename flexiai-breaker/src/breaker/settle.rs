@@ -17,14 +17,14 @@ use crate::word::Word;
 impl CircuitBreaker {
     /// The closed-state success of a permit with `ticket`, recorded entirely inline when
     /// nothing else needs to see it: consecutive policy (no window to update), no slow-call
-    /// timing (checked by the caller) and no observer. Returns `false`, having done nothing,
+    /// timing (checked by the caller) and no observer that wants outcomes. Returns `false`, having done nothing,
     /// when [`settle`](Self::settle) must record it instead. Does exactly what `settle`'s
     /// closed branch does, minus the parts that cannot apply.
     #[inline]
     pub(crate) fn settle_closed_success(&self, ticket: Word) -> bool {
         if !ticket.is_closed()
             || self.window.is_some()
-            || self.has_observers.load(Ordering::Acquire)
+            || self.outcome_observers.load(Ordering::Acquire)
         {
             return false;
         }
@@ -67,7 +67,7 @@ impl CircuitBreaker {
             Outcome::Success => self.record_success(ticket),
             Outcome::Failure => self.record_failure(ticket),
         };
-        if self.has_observers.load(Ordering::Acquire) {
+        if self.outcome_observers.load(Ordering::Acquire) {
             let event = OutcomeEvent {
                 breaker: self.id,
                 outcome,
@@ -77,7 +77,7 @@ impl CircuitBreaker {
                 version: ticket.version(),
                 elapsed,
             };
-            for o in self.observers.load().iter() {
+            for o in self.observers.load().iter().filter(|o| o.wants_outcomes()) {
                 o.on_outcome(&event);
             }
         }
@@ -148,7 +148,11 @@ impl CircuitBreaker {
                 if w.version() != v || w.writing() {
                     return false;
                 }
-                self.count_closed_failures(v, now, 1, 0, false)
+                let counted = self.count_closed_failures(v, now, 1, 0, false);
+                if counted {
+                    self.stripes.add(|s| &s.counted_failures, 1);
+                }
+                counted
             }
             CircuitState::HalfOpen => {
                 if self.half_open_successes.update(v, |n| n).is_none() {
@@ -182,7 +186,9 @@ impl CircuitBreaker {
                 window.record(now, failures, failures.saturating_add(successes));
                 let (f, calls) = window.totals(now);
                 #[allow(clippy::cast_precision_loss)]
-                let tripped = calls >= minimum && (f as f64) >= threshold * (calls as f64);
+                let tripped = calls >= minimum
+                    && (f as f64) >= threshold * (calls as f64)
+                    && (remote || !self.fleet_rate.load(Ordering::Acquire));
                 tripped.then_some(TransitionReason::FailureRate)
             }
             _ => {

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flexiai_backend::conformance::{BackendFactory, ConformanceOptions};
-use flexiai_breaker::{BreakerConfig, CircuitBreaker, Permit};
+use flexiai_backend::{FleetCounts, FleetWindow, OutcomeBatch};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker, FailurePolicy, Permit};
 use flexiai_events::CircuitState;
 use tokio::time::sleep;
 
@@ -35,6 +36,8 @@ macro_rules! fleet_scenarios {
         $crate::fleet_scenarios!(@cases $factory;
             a_trip_reaches_every_worker,
             fleet_failures_count_together,
+            a_sub_threshold_storm_counts_exactly_and_stays_closed,
+            consecutive_failures_stay_per_worker,
             half_open_probes_are_rationed_fleet_wide,
             a_late_joiner_starts_with_the_fleet_state,
             concurrent_transitions_converge,
@@ -194,23 +197,162 @@ pub async fn a_trip_reaches_every_worker(factory: &impl BackendFactory) {
     assert!(rejected.retry_after.unwrap() <= Duration::from_secs(60));
 }
 
-/// Failures spread over 4 workers, below the threshold on each, trip all of them.
+fn rate_config(minimum_calls: u32, threshold: f64) -> BreakerConfig {
+    BreakerConfig {
+        failure_policy: FailurePolicy::failure_rate(
+            Duration::from_secs(30),
+            minimum_calls,
+            threshold,
+        ),
+        ..BreakerConfig::default()
+    }
+}
+
+fn succeed(breaker: &CircuitBreaker, times: u32) {
+    for _ in 0..times {
+        if let Ok(permit) = breaker.try_acquire() {
+            permit.success();
+        }
+    }
+}
+
+/// The fleet's totals for `provider` in period 0, read from the store without adding to them.
+pub async fn fleet_totals(worker: &Worker, provider: &str) -> FleetCounts {
+    let rule = &worker.breaker(provider).config().failure_policy;
+    let FailurePolicy::FailureRate {
+        window_ms, buckets, ..
+    } = rule
+    else {
+        panic!("{provider} has no failure-rate policy");
+    };
+    let window = FleetWindow::new(Duration::from_millis(*window_ms), *buckets).unwrap();
+    let read = OutcomeBatch {
+        period: worker.breaker(provider).version(),
+        slices: Vec::new(),
+    };
+    worker
+        .manager
+        .backend()
+        .record_outcomes(provider, &read, &window)
+        .await
+        .unwrap()
+}
+
+/// Failures spread over 4 workers, too few calls on each for a decision, trip all of them:
+/// the fleet's rate over its window is summed in the store and decides.
 pub async fn fleet_failures_count_together(factory: &impl BackendFactory) {
-    let workers = fleet(factory, 4, &["x"], &config(8, Duration::from_secs(60))).await;
+    let workers = fleet(factory, 4, &["x"], &rate_config(8, 0.5)).await;
     for worker in &workers {
+        succeed(worker.breaker("x"), 1);
         fail(worker.breaker("x"), 2);
         assert_eq!(
             worker.breaker("x").state(),
             CircuitState::Closed,
-            "2 < 8 locally"
+            "3 calls < 8 locally"
         );
     }
-    eventually("the fleet's 8 failures open every worker", || {
+    eventually(
+        "the fleet's 8 failures in 12 calls open every worker",
+        || {
+            workers
+                .iter()
+                .all(|w| w.breaker("x").state() == CircuitState::Open)
+        },
+    )
+    .await;
+    let trips: u64 = workers
+        .iter()
+        .map(|w| w.manager.metrics().fleet_trips)
+        .sum();
+    assert!(trips >= 1, "the store's totals made the decision");
+}
+
+/// A storm under the threshold (25% < 50%) leaves the fleet closed, and the store counts
+/// every outcome exactly, the successes of workers that saw no failure included (they learn
+/// the provider is storming and send the successes they held back, into the slices they
+/// happened in). A provider that only succeeds costs nothing.
+pub async fn a_sub_threshold_storm_counts_exactly_and_stays_closed(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 4, &["calm", "x"], &rate_config(8, 0.5)).await;
+    for worker in &workers {
+        succeed(worker.breaker("calm"), 50);
+    }
+    // Workers 1-3 only succeed; worker 0 sees every failure.
+    for worker in &workers[1..] {
+        succeed(worker.breaker("x"), 10);
+    }
+    succeed(workers[0].breaker("x"), 6);
+    fail(workers[0].breaker("x"), 12);
+    let expected = FleetCounts {
+        failures: 12,
+        successes: 36,
+    };
+    let mut last = FleetCounts::default();
+    let start = Instant::now();
+    while last != expected {
+        assert!(
+            start.elapsed() < CONVERGE,
+            "the store's totals never reached {expected:?}: {last:?}; {:?}",
+            workers
+                .iter()
+                .map(|w| (
+                    w.breaker("x").state(),
+                    w.breaker("x").version(),
+                    w.breaker("x").outcome_totals(),
+                    w.manager.metrics()
+                ))
+                .collect::<Vec<_>>()
+        );
+        sleep(Duration::from_millis(10)).await;
+        last = fleet_totals(&workers[0], "x").await;
+    }
+    assert!(
+        workers[1..]
+            .iter()
+            .all(|w| w.manager.metrics().outcome_reports >= 1),
+        "healthy workers reported their successes"
+    );
+    assert!(
         workers
             .iter()
-            .all(|w| w.breaker("x").state() == CircuitState::Open)
+            .all(|w| w.breaker("x").state() == CircuitState::Closed),
+        "12 of 48 calls is 25%, under the 50% threshold"
+    );
+    // "calm" is flushed before "x" on every tick, and never sent.
+    assert_eq!(
+        fleet_totals(&workers[0], "calm").await,
+        FleetCounts::default()
+    );
+    // No outcome event went over the channel: workers decoded nothing.
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.manager.metrics().events_received == 0)
+    );
+}
+
+/// Consecutive-failure counting is per worker: 4 workers with 2 failures each (8 in all,
+/// threshold 3) stay closed; the channel carries transitions only.
+pub async fn consecutive_failures_stay_per_worker(factory: &impl BackendFactory) {
+    let workers = fleet(factory, 4, &["x", "y"], &config(3, Duration::from_secs(60))).await;
+    for worker in &workers {
+        fail(worker.breaker("x"), 2);
+    }
+    // A transition on another provider, seen everywhere, shows every driver has run since.
+    workers[0].breaker("y").force_open();
+    eventually("every worker sees y's transition", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("y").state() == CircuitState::ForcedOpen)
     })
     .await;
+    for (i, worker) in workers.iter().enumerate() {
+        assert_eq!(
+            worker.breaker("x").state(),
+            CircuitState::Closed,
+            "worker {i}"
+        );
+        assert_eq!(worker.manager.metrics().outcome_reports, 0, "worker {i}");
+    }
 }
 
 /// With 8 workers and `half_open_max_calls = 1`, the fleet admits one probe per half-open

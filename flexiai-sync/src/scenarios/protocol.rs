@@ -699,6 +699,21 @@ impl SyncBackend for GatedBackend {
             .compare_and_set(provider, snapshot, expected, event)
             .await
     }
+    // Batched writes use the provided loop, so each goes through the gate above.
+    async fn record_outcomes(
+        &self,
+        provider: &str,
+        batch: &flexiai_backend::OutcomeBatch,
+        window: &flexiai_backend::FleetWindow,
+    ) -> Result<flexiai_backend::FleetCounts, flexiai_backend::BackendError> {
+        self.inner.record_outcomes(provider, batch, window).await
+    }
+    async fn storming(
+        &self,
+        providers: &[String],
+    ) -> Result<Vec<Option<u64>>, flexiai_backend::BackendError> {
+        self.inner.storming(providers).await
+    }
     async fn acquire_lock(
         &self,
         name: &str,
