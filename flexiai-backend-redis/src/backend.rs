@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::RedisConfig;
 use crate::connection::{Conn, Connections};
-use crate::error::{RedisBackendError, classify, redact};
+use crate::error::{RedisBackendError, classify};
 use crate::keys::Keys;
 use crate::scripts::{ACQUIRE, CAS, EXTEND, HEARTBEAT, LIVE_WORKERS, RECORD, RELEASE};
 use crate::subscriber::{self, SubscriberStats};

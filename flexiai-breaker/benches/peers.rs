@@ -14,7 +14,6 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::sync::Arc;
 
 use flexiai_breaker::{
     BreakerConfig, BreakerObserver, CircuitBreaker, FailurePolicy, OutcomeEvent, Transition,

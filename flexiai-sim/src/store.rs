@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flexiai_backend::{
-    BackendError, CasOutcome, Health, LockLease, Notification, Subscription, SubscriptionSender,
-    SyncBackend,
+    BackendError, CasOutcome, FleetCounts, FleetWindow, Health, LockLease, Notification,
+    OutcomeBatch, Subscription, SubscriptionSender, SyncBackend,
 };
 use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use tokio::sync::mpsc;
@@ -179,6 +179,39 @@ impl SyncBackend for SimBackend {
     ) -> Result<(), BackendError> {
         let fate = self.before().await?;
         let result = self.shared.memory.set_state(provider, snapshot).await;
+        self.after(fate, result).await
+    }
+
+    async fn record_outcomes(
+        &self,
+        provider: &str,
+        batch: &OutcomeBatch,
+        window: &FleetWindow,
+    ) -> Result<FleetCounts, BackendError> {
+        let fate = self.before().await?;
+        let result = self
+            .shared
+            .memory
+            .record_outcomes(provider, batch, window)
+            .await;
+        if result.is_ok() {
+            // What `check_outcome_periods` judges: the counts a worker filed under a period.
+            self.shared.with(|s| {
+                s.record(Record::OutcomesPublished {
+                    worker: self.actor,
+                    provider: provider.to_owned(),
+                    version: Some(batch.period),
+                    failures: batch.slices.iter().map(|slice| slice.failures).sum(),
+                    successes: batch.slices.iter().map(|slice| slice.successes).sum(),
+                });
+            });
+        }
+        self.after(fate, result).await
+    }
+
+    async fn storming(&self, providers: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
+        let fate = self.before().await?;
+        let result = self.shared.memory.storming(providers).await;
         self.after(fate, result).await
     }
 

@@ -599,7 +599,6 @@ impl Shared {
         match effect {
             Effect::Applied => Counters::bump(&self.counters.events_applied),
             Effect::Ignored => Counters::bump(&self.counters.events_ignored),
-            Effect::Absorbed => {}
         }
         Counters::bump(&self.counters.events_received);
     }
@@ -633,9 +632,8 @@ impl Shared {
 enum Effect {
     /// Changed its state or version.
     Applied,
-    /// Its outcome counts were added to the current period.
-    Absorbed,
-    /// Nothing: not newer, another period's outcomes, or a provider not registered here.
+    /// Nothing: not newer, an outcome event (the fleet counts in the store), or a provider
+    /// not registered here.
     Ignored,
 }
 
