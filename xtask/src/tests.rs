@@ -56,7 +56,24 @@ pub(crate) fn run_local(sh: &Shell) -> crate::Result<Counts> {
         cmd!(sh, "cargo test --workspace {features...} {args...}"),
     )?;
     let docs = run_counted(sh, cmd!(sh, "cargo test --workspace {features...} --doc"))?;
-    finish("in-process", units + docs)
+    let light = light_client(sh)?;
+    finish("in-process", units + docs + light)
+}
+
+/// The client as a user without the `redis` feature gets it: a workspace build turns the
+/// feature on (the CLI asks for it), so the light build is checked on its own. Its
+/// dependency tree must hold no Redis client, and its config tests run once more, including
+/// the one compiled only without the feature.
+fn light_client(sh: &Shell) -> crate::Result<Counts> {
+    let tree = cmd!(sh, "cargo tree -p flexiai-client -e normal --prefix none")
+        .quiet()
+        .read()?;
+    if let Some(line) = tree.lines().find(|l| l.starts_with("redis ")) {
+        return Err(failure(&format!(
+            "flexiai-client without features depends on a Redis client ({line})"
+        )));
+    }
+    run_counted(sh, cmd!(sh, "cargo test -p flexiai-client --test config"))
 }
 
 /// The integration tests that spawn redis-server.
