@@ -125,13 +125,17 @@ async fn failures_on_two_clients_count_toward_one_threshold() {
     let primary = FakeProvider::start("primary", Flavor::OpenAi).await;
     let secondary = FakeProvider::start("secondary", Flavor::OpenAi).await;
     let mut config = fast_config(&[&primary, &secondary]);
-    config.circuit_breaker.failure_threshold = 4;
+    // The fleet counts under the failure-rate policy, in the store: a rate over at least 4
+    // calls. (Consecutive counting is per worker by design: across interleaved workers
+    // "consecutive" means nothing.)
+    config.circuit_breaker.failure_policy =
+        flexiai_breaker::FailurePolicy::failure_rate(Duration::from_secs(30), 4, 0.5);
     config.circuit_breaker.recovery_timeout_ms = 60_000;
     let backend = Arc::new(MemoryBackend::new());
     let a = client(&config, "worker-a:1:2", &backend).await;
     let b = client(&config, "worker-b:1:2", &backend).await;
     primary.set_mode(Mode::Status(500));
-    // Two failures each: neither reaches 4 alone, the fleet does.
+    // Two failures each: neither reaches the 4 calls alone, the fleet does.
     for _ in 0..2 {
         a.chat_completion(&hi()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
