@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use flexiai_backend_redis::{RedisBackend, RedisConfig};
-use flexiai_breaker::{BreakerConfig, BreakerObserver, CircuitBreaker, Transition};
+use flexiai_breaker::{BreakerConfig, BreakerObserver, CircuitBreaker, FailurePolicy, Transition};
 use flexiai_events::{CircuitState, Timestamp};
 use flexiai_sync::{StateSyncManager, SyncOptions};
 use serde_json::{Value, json};
@@ -36,9 +36,13 @@ pub(crate) struct WorkerArgs {
     /// Comma-separated provider names.
     #[arg(long, default_value = "openai")]
     providers: String,
-    /// Breaker failure threshold.
+    /// Breaker failure threshold (consecutive failures, counted by this worker alone).
     #[arg(long, default_value_t = 5)]
     threshold: u32,
+    /// Use the failure-rate policy instead (50% over 30 s, at least this many calls),
+    /// which the fleet counts together in the store.
+    #[arg(long)]
+    rate_min_calls: Option<u32>,
     /// Breaker recovery timeout, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     recovery_ms: u64,
@@ -111,12 +115,16 @@ pub(crate) async fn run(args: WorkerArgs) -> crate::Result<()> {
     let manager = StateSyncManager::builder(backend)
         .options(options)
         .build()?;
-    let breaker_config = BreakerConfig {
+    let mut breaker_config = BreakerConfig {
         failure_threshold: args.threshold,
         half_open_max_calls: args.half_open_max,
         ..BreakerConfig::default()
     }
     .with_recovery_timeout(Duration::from_millis(args.recovery_ms));
+    if let Some(minimum_calls) = args.rate_min_calls {
+        breaker_config.failure_policy =
+            FailurePolicy::failure_rate(Duration::from_secs(30), minimum_calls, 0.5);
+    }
     let mut breakers = HashMap::new();
     let recorder = Arc::new(Recorder::default());
     for name in args.providers.split(',').filter(|s| !s.is_empty()) {

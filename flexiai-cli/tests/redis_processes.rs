@@ -131,7 +131,9 @@ fn a_trip_on_one_process_reaches_seven_others() {
 #[test]
 fn failures_spread_over_four_processes_trip_all_of_them() {
     let redis = server();
-    let mut procs = fleet(&redis.url(), 4, &["--threshold", "8"]);
+    // Fleet counting is the failure-rate policy's, summed in the store: 8 calls in all, 2
+    // per process. (Consecutive counting is per worker: it never spans processes.)
+    let mut procs = fleet(&redis.url(), 4, &["--rate-min-calls", "8"]);
     for p in &mut procs {
         let reply = p.cmd("fail x 2");
         assert_eq!(reply["admitted"], 2, "{reply}");
