@@ -646,11 +646,18 @@ impl SyncBackend for RedisBackend {
             .bounded("record_outcomes", async {
                 let mut conn = self.conn("record_outcomes").await?;
                 let mut invocation = RECORD.key(&keys.outcomes);
+                let (reporter, sequence) = batch
+                    .report
+                    .as_ref()
+                    .map_or(("", 0), |r| (r.reporter.as_str(), r.sequence));
                 invocation
                     .key(&keys.storm)
+                    .key(&keys.reports)
                     .arg(window.slice_ms())
                     .arg(window.buckets())
-                    .arg(batch.period);
+                    .arg(batch.period)
+                    .arg(reporter)
+                    .arg(sequence);
                 for slice in &batch.slices {
                     let age = u64::try_from(slice.age.as_millis()).unwrap_or(u64::MAX);
                     if age < length_ms && (slice.failures > 0 || slice.successes > 0) {

@@ -109,13 +109,16 @@ impl Keys {
 
     /// The keys of one provider's fleet counting, the only keys
     /// [`RECORD`](crate::scripts::RECORD) touches: `{base}:outcomes:{provider}:{period}` (a
-    /// hash of `{slice}f` / `{slice}s` counters, expiring with the window) and
+    /// hash of `{slice}f` / `{slice}s` counters, expiring with the window),
     /// `{base}:storm:{provider}` (the period last seen with failures, expiring after one
-    /// window). In the hash-tagged layout both share the namespace's slot.
+    /// window) and `{base}:reports:{provider}:{period}` (a hash of reporter -> last applied
+    /// report sequence, expiring with the counters). In the hash-tagged layout all three
+    /// share the namespace's slot.
     pub(crate) fn fleet(&self, provider: &str, period: u64) -> FleetKeys {
         FleetKeys {
             outcomes: format!("{}:outcomes:{provider}:{period}", self.base),
             storm: self.storm(provider),
+            reports: format!("{}:reports:{provider}:{period}", self.base),
         }
     }
 
@@ -150,6 +153,7 @@ impl Keys {
 pub(crate) struct FleetKeys {
     pub(crate) outcomes: String,
     pub(crate) storm: String,
+    pub(crate) reports: String,
 }
 
 #[cfg(test)]
@@ -166,6 +170,7 @@ mod tests {
         let fleet = keys.fleet("openai", 7);
         assert_eq!(fleet.outcomes, "fa:outcomes:openai:7");
         assert_eq!(fleet.storm, "fa:storm:openai");
+        assert_eq!(fleet.reports, "fa:reports:openai:7");
         assert_eq!(
             Keys::pattern(&Keys::new("a*b", KeyLayout::Plain).state_prefix()),
             "a\\*b:state:*"
@@ -188,6 +193,7 @@ mod tests {
             keys.fence("probe:openai"),
             keys.workers(),
             keys.fleet("openai", 7).outcomes,
+            keys.fleet("openai", 7).reports,
             keys.storm("openai"),
         ] {
             assert_eq!(slot(&key), expected, "{key}");

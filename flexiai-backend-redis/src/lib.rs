@@ -37,6 +37,7 @@
 //! | `{base}:workers` | sorted set | worker ids scored by heartbeat expiry (server time, unix ms) | none; expired members are dropped on every heartbeat and read |
 //! | `{base}:outcomes:{provider}:{period}` | hash | fleet outcome counts, `{slice}f` / `{slice}s` per time slice | the fleet window plus one slice |
 //! | `{base}:storm:{provider}` | string | the period last seen with failures in its window | one window length |
+//! | `{base}:reports:{provider}:{period}` | hash | reporter -> its last applied outcome report sequence | the fleet window plus one slice |
 //!
 //! Events go to the channel (default `flexiai:events`). The snapshot is a plain string so the
 //! Python original (and `redis-cli GET`) can read it; the compare-and-set script reads its
@@ -52,7 +53,10 @@
 //! * record outcomes: read the server's `TIME`, `HINCRBY` each slice of counts into the
 //!   period's hash under slice `(now - age) / slice_ms`, drop slices that left the window,
 //!   sum the rest and return `{failures, successes}`; set the storm marker when they hold
-//!   failures. One command per provider per flush for a worker, whatever the fleet's size.
+//!   failures. A report whose reporter already has this sequence (or a higher one) in the
+//!   period's reports hash is a resend after a lost reply: it adds nothing (`HGET`, then
+//!   `HSET` of the new sequence when it is new). One command per provider per flush for a
+//!   worker, whatever the fleet's size.
 //! * heartbeat / live workers: `TIME`, `ZREMRANGEBYSCORE` the expired, `ZADD` / `ZRANGE`.
 //! * [`compare_and_set_many`](flexiai_backend::SyncBackend::compare_and_set_many) pipelines
 //!   the CAS script, one call per provider, in one round trip.

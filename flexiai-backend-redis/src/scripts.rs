@@ -124,13 +124,18 @@ return 0
 
 /// Adds one worker's outcome counts to a provider's fleet window and returns the totals.
 ///
-/// `KEYS[1]` outcomes hash, `KEYS[2]` storm marker (both from [`Keys::fleet`](crate::keys::Keys::fleet)); `ARGV[1]`
-/// slice length in ms; `ARGV[2]` slices in the window; `ARGV[3]` the period; then triples
-/// `age_ms, failures, successes`. Time is the server's `TIME`, so workers' clocks never
-/// matter: a triple is filed under slice `floor((now - age) / slice)` unless that has left
-/// the window. Slices that left the window are deleted; the hash expires one slice after
-/// the window when nobody writes. When the window holds failures after a write, the storm
-/// marker is set to the period for one window length. Returns `{failures, successes}`.
+/// `KEYS[1]` outcomes hash, `KEYS[2]` storm marker, `KEYS[3]` applied reports (all from
+/// [`Keys::fleet`](crate::keys::Keys::fleet)); `ARGV[1]` slice length in ms; `ARGV[2]` slices
+/// in the window; `ARGV[3]` the period; `ARGV[4]` the reporter (empty: the batch has no
+/// report id) and `ARGV[5]` its sequence; then triples `age_ms, failures, successes`. Time is
+/// the server's `TIME`, so workers' clocks never matter: a triple is filed under slice
+/// `floor((now - age) / slice)` unless that has left the window. Slices that left the window
+/// are deleted; the hash expires one slice after the window when nobody writes. When the
+/// window holds failures after a write, the storm marker is set to the period for one window
+/// length. A report whose reporter already has this or a higher sequence in `KEYS[3]` (a
+/// resend after a lost reply) writes nothing; otherwise its sequence is stored there, with
+/// the outcomes hash's expiry. Sequences stay below 2^53, so Lua's doubles compare them
+/// exactly. Returns `{failures, successes}`.
 pub(crate) static RECORD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -140,7 +145,17 @@ local slice = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local oldest = math.floor(now / slice) - n + 1
 local wrote = false
-for i = 4, #ARGV, 3 do
+local first = 6
+if ARGV[4] ~= '' then
+  local last = redis.call('HGET', KEYS[3], ARGV[4])
+  if last and tonumber(last) >= tonumber(ARGV[5]) then
+    first = #ARGV + 1
+  else
+    redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+    redis.call('PEXPIRE', KEYS[3], slice * (n + 1))
+  end
+end
+for i = first, #ARGV, 3 do
   local b = math.floor((now - tonumber(ARGV[i])) / slice)
   if b >= oldest then
     local f = tonumber(ARGV[i + 1])

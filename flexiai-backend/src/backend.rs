@@ -169,6 +169,13 @@ pub trait SyncBackend: Send + Sync + fmt::Debug + 'static {
     /// its own slices, which expire with the window. An empty batch reads the totals and
     /// writes nothing. When the window holds failures after the write, the provider is
     /// marked [`storming`](SyncBackend::storming) for one window length.
+    ///
+    /// A batch with a [`report`](OutcomeBatch::report) id is applied at most once: if the
+    /// store already applied a report of the same reporter with this or a higher sequence
+    /// for this provider and period, it adds nothing (and marks no storm) and returns the
+    /// current totals, so a report whose reply was lost can be sent again safely. The store
+    /// remembers each reporter's last sequence per provider and period with the same
+    /// retention as the period's counts (one slice past the window after the last write).
     async fn record_outcomes(
         &self,
         provider: &str,

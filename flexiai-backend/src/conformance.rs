@@ -102,6 +102,7 @@ macro_rules! conformance_tests {
             storming_names_providers_with_fleet_failures,
             cas_many_matches_cas_in_order,
             fleet_arguments_are_validated,
+            fleet_reports_are_applied_once,
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -801,6 +802,7 @@ pub async fn fleet_counts_sum_every_worker_per_period(factory: &impl BackendFact
     let empty = OutcomeBatch {
         period: 4,
         slices: Vec::new(),
+        report: None,
     };
     assert_eq!(
         backends[1]
@@ -849,6 +851,7 @@ pub async fn fleet_counts_sum_every_worker_per_period(factory: &impl BackendFact
             },
             OutcomeSlice::default(),
         ],
+        report: None,
     };
     assert_eq!(
         backends[2]
@@ -884,6 +887,7 @@ pub async fn fleet_counts_expire_with_the_window(factory: &impl BackendFactory) 
                 successes: 100,
             },
         ],
+        report: None,
     };
     assert_eq!(
         backend.record_outcomes("p", &batch, &window).await.unwrap(),
@@ -892,6 +896,7 @@ pub async fn fleet_counts_expire_with_the_window(factory: &impl BackendFactory) 
     let read = OutcomeBatch {
         period: 1,
         slices: Vec::new(),
+        report: None,
     };
     // 800 ms on, the aged slice (now 1.7 s old) has left the window; the fresh one has not.
     sleep(Duration::from_millis(800)).await;
@@ -1041,6 +1046,7 @@ pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
     let too_many = OutcomeBatch {
         period: 1,
         slices: vec![OutcomeSlice::default(); 65],
+        report: None,
     };
     assert!(invalid(
         backend.record_outcomes("p", &too_many, &window).await
@@ -1049,6 +1055,19 @@ pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
     assert!(invalid(
         backend.record_outcomes("p", &too_big, &window).await
     ));
+    for bad in [
+        OutcomeBatch::now(1, 1, 0).reported_as("", 1),
+        OutcomeBatch::now(1, 1, 0).reported_as("r".repeat(crate::MAX_REPORTER_LEN + 1), 1),
+        OutcomeBatch::now(1, 1, 0).reported_as("r", crate::MAX_REPORT_SEQUENCE + 1),
+    ] {
+        assert!(
+            matches!(
+                backend.record_outcomes("p", &bad, &window).await,
+                Err(BackendError::InvalidArgument { field, .. }) if field.starts_with("batch.report")
+            ),
+            "{bad:?}"
+        );
+    }
     assert!(matches!(
         backend.storming(&["bad name".into()]).await,
         Err(BackendError::InvalidArgument { .. })
@@ -1057,6 +1076,7 @@ pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
     let read = OutcomeBatch {
         period: 1,
         slices: Vec::new(),
+        report: None,
     };
     assert_eq!(
         backend.record_outcomes("p", &read, &window).await.unwrap(),
@@ -1114,4 +1134,97 @@ pub async fn fleet_arguments_are_validated(factory: &impl BackendFactory) {
         backend.compare_and_set_many(&requests[..1]).await,
         Err(BackendError::Closed)
     ));
+}
+
+/// A report sent again (its reply was lost: a timeout after the store applied it) is counted
+/// once; a report with a higher sequence, another reporter's, or another period's is counted.
+pub async fn fleet_reports_are_applied_once(factory: &impl BackendFactory) {
+    let backends = many(factory, 2).await;
+    let window = FleetWindow::new(Duration::from_secs(60), 10).unwrap();
+    let report = |period, failures, successes, reporter: &str, sequence| {
+        OutcomeBatch::now(period, failures, successes).reported_as(reporter, sequence)
+    };
+    let first = report(3, 2, 5, "w1/a", 1);
+    assert_eq!(
+        backends[0]
+            .record_outcomes("p", &first, &window)
+            .await
+            .unwrap(),
+        counts(2, 5)
+    );
+    // The same report again, from another connection (a reconnect after the timeout): a
+    // no-op that answers the current totals.
+    for backend in &backends {
+        assert_eq!(
+            backend.record_outcomes("p", &first, &window).await.unwrap(),
+            counts(2, 5),
+            "a resent report must not be counted twice"
+        );
+    }
+    // The resend may carry the same counts at a later age: still the same report.
+    let mut aged = first.clone();
+    aged.slices[0].age = Duration::from_secs(1);
+    assert_eq!(
+        backends[1]
+            .record_outcomes("p", &aged, &window)
+            .await
+            .unwrap(),
+        counts(2, 5)
+    );
+    // Another reporter's first report counts; so does this reporter's next one.
+    assert_eq!(
+        backends[1]
+            .record_outcomes("p", &report(3, 1, 0, "w2/b", 1), &window)
+            .await
+            .unwrap(),
+        counts(3, 5)
+    );
+    assert_eq!(
+        backends[0]
+            .record_outcomes("p", &report(3, 0, 4, "w1/a", 2), &window)
+            .await
+            .unwrap(),
+        counts(3, 9)
+    );
+    // A late copy of an older report (overtaken by the next one) adds nothing either.
+    assert_eq!(
+        backends[0]
+            .record_outcomes("p", &first, &window)
+            .await
+            .unwrap(),
+        counts(3, 9)
+    );
+    // Sequences are per provider and period: the same id elsewhere is a new report.
+    assert_eq!(
+        backends[0]
+            .record_outcomes("p", &report(4, 1, 1, "w1/a", 2), &window)
+            .await
+            .unwrap(),
+        counts(1, 1)
+    );
+    assert_eq!(
+        backends[0]
+            .record_outcomes("q", &report(3, 1, 1, "w1/a", 2), &window)
+            .await
+            .unwrap(),
+        counts(1, 1)
+    );
+    // A batch without an id is counted every time (and reads nothing into the ids).
+    let anonymous = OutcomeBatch::now(3, 1, 0);
+    for expected in [counts(4, 9), counts(5, 9)] {
+        assert_eq!(
+            backends[1]
+                .record_outcomes("p", &anonymous, &window)
+                .await
+                .unwrap(),
+            expected
+        );
+    }
+    assert_eq!(
+        backends[1]
+            .record_outcomes("p", &report(3, 1, 0, "w1/a", 3), &window)
+            .await
+            .unwrap(),
+        counts(6, 9)
+    );
 }

@@ -20,6 +20,13 @@ pub const MAX_SLICE_COUNT: u64 = 1 << 40;
 /// Most requests one [`compare_and_set_many`](crate::SyncBackend::compare_and_set_many) takes.
 pub const MAX_CAS_BATCH: usize = 1024;
 
+/// Highest [`ReportId::sequence`] (2^53 - 1): Redis compares sequences in Lua, whose numbers
+/// are doubles, exact up to here.
+pub const MAX_REPORT_SEQUENCE: u64 = (1 << 53) - 1;
+
+/// Longest [`ReportId::reporter`], in bytes.
+pub const MAX_REPORTER_LEN: usize = 256;
+
 /// The time window over which a fleet's outcomes are summed: `buckets` slices of equal
 /// length, kept by the store by its own clock, so workers' wall clocks need not agree.
 ///
@@ -105,6 +112,24 @@ pub struct OutcomeSlice {
     pub successes: u64,
 }
 
+/// Names one outcome report, so that sending it again is harmless: a store applies a
+/// report of `reporter` only if its `sequence` is higher than every one it applied before
+/// for the same provider and period (it remembers them as long as that period's counts).
+///
+/// Why: a report can be applied while its reply is lost (a timeout after the store ran it);
+/// the sender cannot tell that from a report that never arrived, so it sends the same report
+/// again, under the same id, and the store counts it once. `reporter` must be unique per
+/// sending process (the sync manager uses its worker id and a random token drawn at start,
+/// so a restarted worker with the same id never collides with its previous life), and each
+/// new report must take a higher `sequence` than the last.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReportId {
+    /// Who sends the reports: 1 to [`MAX_REPORTER_LEN`] bytes.
+    pub reporter: String,
+    /// Its report number, increasing, at most [`MAX_REPORT_SEQUENCE`].
+    pub sequence: u64,
+}
+
 /// The outcome counts a worker adds to the fleet's window for one provider.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutcomeBatch {
@@ -114,6 +139,9 @@ pub struct OutcomeBatch {
     pub period: u64,
     /// The counts, at most [`MAX_OUTCOME_SLICES`]; empty to read the totals only.
     pub slices: Vec<OutcomeSlice>,
+    /// The report's id, so a resend is applied at most once; `None`: every call adds its
+    /// counts (a lost reply then cannot be retried without counting twice).
+    pub report: Option<ReportId>,
 }
 
 impl OutcomeBatch {
@@ -126,7 +154,18 @@ impl OutcomeBatch {
                 failures,
                 successes,
             }],
+            report: None,
         }
+    }
+
+    /// The same batch, sent as report `sequence` of `reporter` (see [`ReportId`]).
+    #[must_use]
+    pub fn reported_as(mut self, reporter: impl Into<String>, sequence: u64) -> Self {
+        self.report = Some(ReportId {
+            reporter: reporter.into(),
+            sequence,
+        });
+        self
     }
 
     /// Checks the batch; the error names the field.
@@ -145,6 +184,23 @@ impl OutcomeBatch {
                 return Err(BackendError::InvalidArgument {
                     field: "batch.slices",
                     reason: format!("counts are at most {MAX_SLICE_COUNT} per slice"),
+                });
+            }
+        }
+        if let Some(report) = &self.report {
+            if report.reporter.is_empty() || report.reporter.len() > MAX_REPORTER_LEN {
+                return Err(BackendError::InvalidArgument {
+                    field: "batch.report.reporter",
+                    reason: format!(
+                        "must be 1 to {MAX_REPORTER_LEN} bytes, got {}",
+                        report.reporter.len()
+                    ),
+                });
+            }
+            if report.sequence > MAX_REPORT_SEQUENCE {
+                return Err(BackendError::InvalidArgument {
+                    field: "batch.report.sequence",
+                    reason: format!("at most {MAX_REPORT_SEQUENCE}, got {}", report.sequence),
                 });
             }
         }

@@ -57,8 +57,8 @@ pub mod conformance;
 pub use backend::{CasOutcome, Health, SyncBackend, validate_lock_name, validate_provider};
 pub use error::BackendError;
 pub use fleet::{
-    CasRequest, FleetCounts, FleetWindow, MAX_CAS_BATCH, MAX_OUTCOME_SLICES, MAX_SLICE_COUNT,
-    OutcomeBatch, OutcomeSlice, validate_cas_batch,
+    CasRequest, FleetCounts, FleetWindow, MAX_CAS_BATCH, MAX_OUTCOME_SLICES, MAX_REPORT_SEQUENCE,
+    MAX_REPORTER_LEN, MAX_SLICE_COUNT, OutcomeBatch, OutcomeSlice, ReportId, validate_cas_batch,
 };
 pub use lock::{LockLease, lock_token, validate_ttl};
 pub use memory::{MemoryBackend, MemoryBackendBuilder};

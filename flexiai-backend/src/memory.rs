@@ -85,6 +85,9 @@ struct Store {
     outcomes: HashMap<(String, u64), Expiring<Slices>>,
     /// Per provider: the period last seen with failures in its window.
     storms: HashMap<String, Expiring<u64>>,
+    /// Per provider and period: each reporter's last applied report sequence, kept as long
+    /// as the period's counts, so a resent report is applied once.
+    reports: HashMap<(String, u64), Expiring<HashMap<String, u64>>>,
 }
 
 #[derive(Debug)]
@@ -230,6 +233,20 @@ impl MemoryBackend {
     #[cfg(feature = "testing")]
     pub fn wipe(&self) {
         *lock(&self.inner.store) = Store::default();
+    }
+
+    /// The last report sequence of `reporter` applied for `provider` and `period`, while
+    /// the store remembers it (feature `testing`: the fleet simulator tells applied reports
+    /// from resends this way).
+    #[cfg(feature = "testing")]
+    pub fn last_report(&self, provider: &str, period: u64, reporter: &str) -> Option<u64> {
+        let now = Instant::now();
+        lock(&self.inner.store)
+            .reports
+            .get(&(provider.to_owned(), period))
+            .and_then(|seen| seen.live(now))
+            .and_then(|seen| seen.get(reporter))
+            .copied()
     }
 
     fn ensure_open(&self) -> Result<(), BackendError> {
@@ -397,9 +414,26 @@ impl SyncBackend for MemoryBackend {
         let mut store = lock(&self.inner.store);
         store.outcomes.retain(|_, e| e.live(now).is_some());
         store.storms.retain(|_, e| e.live(now).is_some());
+        store.reports.retain(|_, e| e.live(now).is_some());
         let key = (provider.to_owned(), batch.period);
+        let retention = now + window.length() + window.slice();
+        let duplicate = batch.report.as_ref().is_some_and(|report| {
+            store
+                .reports
+                .get(&key)
+                .and_then(|seen| seen.value.get(&report.reporter))
+                .is_some_and(|last| *last >= report.sequence)
+        });
+        if let (Some(report), false) = (&batch.report, duplicate) {
+            let seen = store.reports.entry(key.clone()).or_insert(Expiring {
+                value: HashMap::new(),
+                expires_at: None,
+            });
+            seen.value.insert(report.reporter.clone(), report.sequence);
+            seen.expires_at = Some(retention);
+        }
         let mut wrote = false;
-        for (age, failures, successes) in batch.live_slices(window) {
+        for (age, failures, successes) in batch.live_slices(window).filter(|_| !duplicate) {
             let slice = now_ms.saturating_sub(age) / slice_ms;
             if slice < oldest {
                 continue;
@@ -411,7 +445,7 @@ impl SyncBackend for MemoryBackend {
             let counts = entry.value.entry(slice).or_default();
             counts.0 = counts.0.saturating_add(failures);
             counts.1 = counts.1.saturating_add(successes);
-            entry.expires_at = Some(now + window.length() + window.slice());
+            entry.expires_at = Some(retention);
             wrote = true;
         }
         let mut totals = FleetCounts::default();
