@@ -24,8 +24,9 @@ pub const MAX_CAS_BATCH: usize = 1024;
 /// are doubles, exact up to here.
 pub const MAX_REPORT_SEQUENCE: u64 = (1 << 53) - 1;
 
-/// Longest [`ReportId::reporter`], in bytes.
-pub const MAX_REPORTER_LEN: usize = 256;
+/// Longest [`ReportId::reporter`], in bytes: room for a worker id (at most 256 bytes), a
+/// separator and a 128-bit token in hex.
+pub const MAX_REPORTER_LEN: usize = 320;
 
 /// The time window over which a fleet's outcomes are summed: `buckets` slices of equal
 /// length, kept by the store by its own clock, so workers' wall clocks need not agree.

@@ -277,11 +277,15 @@ pub fn check_probe_budget(history: &History, half_open_max_calls: u32) -> Vec<Vi
     out
 }
 
-/// **Outcomes stay in their period**: an outcome report labelled with version `v` carries
-/// no more failures than the worker counted under `v` and had not reported yet.
+/// **Outcomes stay in their period, and count once**: an outcome report the store applied
+/// under version `v` carries no more failures than the worker counted under `v` and had not
+/// reported yet. The store wrapper records only reports the store applied (a resend of a
+/// report it had applied is not recorded), so both a later version's failures and a report
+/// counted twice break it; the message says which it looks like.
 pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut unreported: BTreeMap<(Actor, &str, u64), u64> = BTreeMap::new();
+    // (worker, provider, version) -> (failures not reported yet, failures counted in all)
+    let mut unreported: BTreeMap<(Actor, &str, u64), (u64, u64)> = BTreeMap::new();
     for (index, entry) in history.entries.iter().enumerate() {
         match &entry.record {
             Record::Outcome {
@@ -290,7 +294,11 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
                 version,
                 failure: true,
                 counted: true,
-            } => *unreported.entry((*worker, provider, *version)).or_insert(0) += 1,
+            } => {
+                let counts = unreported.entry((*worker, provider, *version)).or_default();
+                counts.0 += 1;
+                counts.1 += 1;
+            }
             Record::OutcomesPublished {
                 worker,
                 provider,
@@ -298,14 +306,21 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
                 failures,
                 ..
             } => {
-                let available = unreported.entry((*worker, provider, *version)).or_insert(0);
+                let (available, counted) =
+                    unreported.entry((*worker, provider, *version)).or_default();
                 if failures > available {
+                    // Failures already reported, sent again: the report was counted twice.
+                    let why = if *failures <= *counted {
+                        "failures already reported were counted twice"
+                    } else {
+                        "failures of another period were reported under this one"
+                    };
                     out.push(Violation {
                         invariant: "check_outcome_periods",
                         index,
                         provider: Some(provider.clone()),
                         message: format!(
-                            "{worker} reported {failures} failures as v{version}, but counted only {available} unreported ones under v{version}"
+                            "{worker} reported {failures} failures as v{version}, but counted only {available} unreported ones under v{version} ({counted} in all): {why}"
                         ),
                     });
                 }
@@ -566,6 +581,34 @@ mod tests {
             },
         );
         assert_eq!(check_outcome_periods(&h).len(), 1);
+    }
+
+    #[test]
+    fn a_report_counted_twice_is_reported_as_such() {
+        let mut h = History::default();
+        let failure = Record::Outcome {
+            worker: W,
+            provider: "p".into(),
+            version: 0,
+            failure: true,
+            counted: true,
+        };
+        let report = |failures| Record::OutcomesPublished {
+            worker: W,
+            provider: "p".into(),
+            version: Some(0),
+            failures,
+            successes: 0,
+        };
+        h.push(0, failure.clone());
+        h.push(1, report(1));
+        h.push(2, failure);
+        // The first report's failure again, with the new one (seed 149's shape).
+        h.push(3, report(2));
+        let found = check_outcome_periods(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].index, 3);
+        assert!(found[0].message.contains("counted twice"), "{found:?}");
     }
 
     #[test]

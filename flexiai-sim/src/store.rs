@@ -189,12 +189,22 @@ impl SyncBackend for SimBackend {
         window: &FleetWindow,
     ) -> Result<FleetCounts, BackendError> {
         let fate = self.before().await?;
+        // MemoryBackend answers without yielding: nothing runs between these calls, so a
+        // report id whose last applied sequence did not change was a resend, counted before.
+        let last = |memory: &flexiai_backend::MemoryBackend| {
+            batch
+                .report
+                .as_ref()
+                .map(|r| memory.last_report(provider, batch.period, &r.reporter))
+        };
+        let before = last(&self.shared.memory);
         let result = self
             .shared
             .memory
             .record_outcomes(provider, batch, window)
             .await;
-        if result.is_ok() {
+        let applied = batch.report.is_none() || last(&self.shared.memory) != before;
+        if result.is_ok() && applied {
             // What `check_outcome_periods` judges: the counts a worker filed under a period.
             self.shared.with(|s| {
                 s.record(Record::OutcomesPublished {

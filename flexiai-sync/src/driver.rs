@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::collections::VecDeque;
 
 use flexiai_backend::{
     BackendError, CasOutcome, CasRequest, LockLease, MAX_OUTCOME_SLICES, Notification,
-    OutcomeBatch, OutcomeSlice, Subscription, SyncBackend,
+    OutcomeBatch, OutcomeSlice, ReportId, Subscription, SyncBackend,
 };
 use flexiai_breaker::ProbeMode;
 use flexiai_events::{
@@ -25,7 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until, timeout};
 use tracing::{debug, info, warn};
 
 use crate::health::{Counters, ModeCell};
-use crate::registry::{Entry, FleetRule, Pending, Registry};
+use crate::registry::{Entry, FleetRule, Pending, Registry, Unacked};
 
 /// A planned compare-and-set: the entry, the snapshot, the revision it grew from, its event.
 type Write = (Arc<Entry>, BreakerSnapshot, Option<Revision>, Event);
@@ -41,10 +41,43 @@ pub const DEGRADE_AFTER_FAILURES: u64 = 3;
 /// Backend operations that must succeed in a row before a degraded manager reports `Synced`.
 pub const RECOVER_AFTER_SUCCESSES: u64 = 2;
 
+/// Names this process's outcome reports ([`ReportId`]): the worker id and a random token
+/// drawn at start (a restarted worker with the same id is another reporter, so its first
+/// reports are not taken for resends of its previous life's), and the last sequence used.
+pub(crate) struct Reports {
+    reporter: String,
+    sequence: AtomicU64,
+}
+
+impl Reports {
+    pub(crate) fn new(worker: &WorkerId) -> Self {
+        // Without randomness, the start time still tells two lives of one id apart.
+        let token = flexiai_backend::lock_token()
+            .unwrap_or_else(|_| format!("{:x}", Timestamp::now().unix_micros()));
+        Self {
+            reporter: format!("{worker}/{token}"),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.sequence.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn id(&self, sequence: u64) -> ReportId {
+        ReportId {
+            reporter: self.reporter.clone(),
+            sequence,
+        }
+    }
+}
+
 /// State shared by the manager handle and its driver task.
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn SyncBackend>,
     pub(crate) worker_id: WorkerId,
+    /// Ids of this worker's outcome reports.
+    pub(crate) reports: Reports,
     pub(crate) options: SyncOptions,
     pub(crate) registry: Registry,
     pub(crate) wake: Arc<Notify>,
@@ -438,6 +471,12 @@ impl Shared {
     /// counts, in the slice it happened in, and the fleet's rate is not overstated. The
     /// store's totals decide the trip. Counts from a degraded period, or straddling a
     /// transition, are dropped: the transition tells the fleet what they amounted to.
+    ///
+    /// Each report carries an id ([`ReportId`]: this worker's reporter name and a new
+    /// sequence). A report that failed (it may have been applied with its reply lost) is
+    /// sent again as it was, same id and counts, at the next flush, before newer counts go
+    /// out: the store applies it once, so a lost reply costs neither a double count nor an
+    /// undercount.
     #[tracing::instrument(name = "sync.flush_outcomes", level = "debug", skip_all)]
     pub(crate) async fn flush_outcomes(&self) {
         let degraded = self.is_degraded();
@@ -462,21 +501,42 @@ impl Shared {
                 tally.baseline = Some(totals);
                 if degraded || totals.state != CircuitState::Closed {
                     tally.pending.clear();
+                    tally.unacked = None;
                     continue;
                 }
                 add_pending(&mut tally.pending, &rule, now, delta);
-                let storming = tally
-                    .storm
-                    .is_some_and(|(period, until)| period == totals.version && until > now);
-                let failures = tally.pending.iter().any(|p| p.failures > 0);
-                let recheck = tally.undecided && self.settled(&tally, totals.version, now);
-                if !recheck && (tally.pending.is_empty() || !(failures || storming)) {
-                    continue;
+                if let Some(unacked) = &mut tally.unacked {
+                    // Groups that left the window were dropped by the store's window too.
+                    let length = rule.window.length();
+                    unacked
+                        .groups
+                        .retain(|p| now.saturating_duration_since(p.last) < length);
+                    if unacked.period != totals.version || unacked.groups.is_empty() {
+                        tally.unacked = None;
+                    }
                 }
+                if tally.unacked.is_none() {
+                    let storming = tally
+                        .storm
+                        .is_some_and(|(period, until)| period == totals.version && until > now);
+                    let failures = tally.pending.iter().any(|p| p.failures > 0);
+                    let recheck = tally.undecided && self.settled(&tally, totals.version, now);
+                    if !recheck && (tally.pending.is_empty() || !(failures || storming)) {
+                        continue;
+                    }
+                    tally.unacked = Some(Unacked {
+                        sequence: self.reports.next(),
+                        period: totals.version,
+                        groups: std::mem::take(&mut tally.pending),
+                    });
+                }
+                let Some(unacked) = &tally.unacked else {
+                    continue;
+                };
                 OutcomeBatch {
-                    period: totals.version,
-                    slices: tally
-                        .pending
+                    period: unacked.period,
+                    slices: unacked
+                        .groups
                         .iter()
                         .map(|p| OutcomeSlice {
                             age: now.saturating_duration_since(p.last),
@@ -484,6 +544,7 @@ impl Shared {
                             successes: p.successes,
                         })
                         .collect(),
+                    report: (!unacked.groups.is_empty()).then(|| self.reports.id(unacked.sequence)),
                 }
             };
             let Ok(fleet) = self
@@ -499,7 +560,7 @@ impl Shared {
             Counters::bump(&self.counters.outcome_reports);
             let decide = {
                 let mut tally = entry.tally();
-                tally.pending.clear();
+                tally.unacked = None;
                 if fleet.failures > 0 {
                     tally.storm = Some((batch.period, now + rule.window.length()));
                     if tally

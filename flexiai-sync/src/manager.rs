@@ -9,7 +9,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::driver::{Driver, Shared};
+use crate::driver::{Driver, Reports, Shared};
 use crate::health::{Counters, ModeCell};
 use crate::registry::{Entry, Registry};
 use crate::{SyncError, SyncHealth, SyncMetrics, SyncMode, SyncOptions};
@@ -90,15 +90,19 @@ impl SyncManagerBuilder {
     pub fn build(self) -> Result<StateSyncManager, SyncError> {
         self.options.validate()?;
         Ok(StateSyncManager {
-            shared: Arc::new(Shared {
-                backend: self.backend,
-                worker_id: self.worker_id.unwrap_or_else(WorkerId::generate),
-                options: self.options,
-                registry: Registry::default(),
-                wake: Arc::new(Notify::new()),
-                counters: Counters::new(),
-                mode: ModeCell::new(),
-                needs_reconcile: AtomicBool::new(false),
+            shared: Arc::new({
+                let worker_id = self.worker_id.unwrap_or_else(WorkerId::generate);
+                Shared {
+                    backend: self.backend,
+                    reports: Reports::new(&worker_id),
+                    worker_id,
+                    options: self.options,
+                    registry: Registry::default(),
+                    wake: Arc::new(Notify::new()),
+                    counters: Counters::new(),
+                    mode: ModeCell::new(),
+                    needs_reconcile: AtomicBool::new(false),
+                }
             }),
             running: Mutex::new(None),
             started: AtomicBool::new(false),
@@ -110,15 +114,19 @@ impl StateSyncManager {
     /// A manager over `backend` with a generated worker id and default options.
     pub fn new(backend: Arc<dyn SyncBackend>) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                backend,
-                worker_id: WorkerId::generate(),
-                options: SyncOptions::default(),
-                registry: Registry::default(),
-                wake: Arc::new(Notify::new()),
-                counters: Counters::new(),
-                mode: ModeCell::new(),
-                needs_reconcile: AtomicBool::new(false),
+            shared: Arc::new({
+                let worker_id = WorkerId::generate();
+                Shared {
+                    backend,
+                    reports: Reports::new(&worker_id),
+                    worker_id,
+                    options: SyncOptions::default(),
+                    registry: Registry::default(),
+                    wake: Arc::new(Notify::new()),
+                    counters: Counters::new(),
+                    mode: ModeCell::new(),
+                    needs_reconcile: AtomicBool::new(false),
+                }
             }),
             running: Mutex::new(None),
             started: AtomicBool::new(false),

@@ -63,6 +63,17 @@ pub(crate) struct Tally {
     /// The fleet's totals crossed the threshold before every worker could have reported:
     /// read them again once that time has passed.
     pub(crate) undecided: bool,
+    /// A report sent whose reply never came: it may have been applied, so it is sent again
+    /// as it was, under the same id, before any newer counts (the store applies it once).
+    pub(crate) unacked: Option<Unacked>,
+}
+
+/// An outcome report awaiting the store's answer: its sequence, period and counts.
+#[derive(Debug, Clone)]
+pub(crate) struct Unacked {
+    pub(crate) sequence: u64,
+    pub(crate) period: u64,
+    pub(crate) groups: VecDeque<Pending>,
 }
 
 /// Unsent counts of one local slice.

@@ -12,9 +12,9 @@ use flexiai_backend::{
     BackendError, CasOutcome, FleetCounts, FleetWindow, Health, LockLease, MemoryBackend,
     OutcomeBatch, Subscription, SyncBackend,
 };
-use flexiai_breaker::{BreakerConfig, CircuitBreaker, ProbeMode};
+use flexiai_breaker::{BreakerConfig, CircuitBreaker, FailurePolicy, ProbeMode};
 use flexiai_events::{BreakerSnapshot, CircuitState, Event, Timestamp, WorkerId};
-use flexiai_sync::scenarios::{eventually, fast_options, worker};
+use flexiai_sync::scenarios::{eventually, fast_options, fleet_totals, worker};
 use flexiai_sync::{StateSyncManager, SyncError, SyncMode};
 
 const OK: u8 = 0;
@@ -31,6 +31,9 @@ struct Faulty {
     fail_next: AtomicU64,
     /// Calls that reached the gate.
     calls: AtomicU64,
+    /// Apply this many of the next outcome reports but lose their replies (a timeout after
+    /// the store ran the script).
+    lose_report_replies: AtomicU64,
 }
 
 impl Faulty {
@@ -40,6 +43,7 @@ impl Faulty {
             mode: AtomicU8::new(OK),
             fail_next: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            lose_report_replies: AtomicU64::new(0),
         })
     }
 
@@ -114,7 +118,18 @@ impl SyncBackend for Faulty {
         w: &FleetWindow,
     ) -> Result<FleetCounts, BackendError> {
         self.gate().await?;
-        self.inner.record_outcomes(p, b, w).await
+        let totals = self.inner.record_outcomes(p, b, w).await?;
+        if self
+            .lose_report_replies
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(BackendError::Timeout {
+                operation: "record_outcomes",
+                timeout: Duration::from_millis(1),
+            });
+        }
+        Ok(totals)
     }
     async fn storming(&self, p: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
         self.gate().await?;
@@ -482,4 +497,35 @@ fn invalid_options_name_the_field() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("heartbeat_ttl"), "{err}");
+}
+
+/// An outcome report the store applied but whose reply was lost (a timeout after the Lua
+/// script ran) is sent again under the same report id and counted once (issue 14; before
+/// the fix the resend was counted too, doubling the fleet's failures).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_report_whose_reply_was_lost_counts_once() {
+    let faulty = Faulty::new(MemoryBackend::new());
+    let config = BreakerConfig {
+        // Far more calls than this test makes before a decision: nothing trips.
+        failure_policy: FailurePolicy::failure_rate(Duration::from_secs(30), 1000, 0.5),
+        ..BreakerConfig::default()
+    };
+    let a = worker(Arc::clone(&faulty) as Arc<dyn SyncBackend>, &["x"], &config).await;
+    faulty.lose_report_replies.store(1, Ordering::SeqCst);
+    let breaker = a.breaker("x");
+    breaker.try_acquire().unwrap().failure();
+    for _ in 0..3 {
+        breaker.try_acquire().unwrap().success();
+    }
+    eventually("the first reply is lost, a later report answered", || {
+        faulty.lose_report_replies.load(Ordering::SeqCst) == 0
+            && a.manager.metrics().outcome_reports >= 1
+    })
+    .await;
+    let totals = fleet_totals(&a, "x").await;
+    assert_eq!(
+        totals.failures, 1,
+        "the resent report was counted twice: {totals:?}"
+    );
+    assert!(totals.successes <= 3, "{totals:?}");
 }

@@ -229,6 +229,7 @@ pub async fn fleet_totals(worker: &Worker, provider: &str) -> FleetCounts {
     let read = OutcomeBatch {
         period: worker.breaker(provider).version(),
         slices: Vec::new(),
+        report: None,
     };
     worker
         .manager
