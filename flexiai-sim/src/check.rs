@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use flexiai_breaker::CircuitState;
 
-use crate::history::{Actor, Base, History, Record};
+use crate::history::{Actor, Base, History, Record, SyncState};
 
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub fn check_all(history: &History, half_open_max_calls: u32) -> Vec<Violation> 
     out.extend(check_operator_precedence(history));
     out.extend(check_probe_budget(history, half_open_max_calls));
     out.extend(check_outcome_periods(history));
+    out.extend(check_retry_after_deadlines(history));
+    out.extend(check_degrade_on_evidence(history));
     out.extend(check_liveness(history));
     out
 }
@@ -332,6 +334,215 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
     out
 }
 
+/// **A fleet open period is the latest deadline anyone asked for** (issue 12, #5): once a
+/// synced worker applied a 429's `Retry-After` (its `open_for` made an open period ending
+/// at `until`), no worker's breaker for that provider leaves open (turns half-open) before
+/// `until`, within [`DEADLINE_SLACK`](flexiai_sync::DEADLINE_SLACK). Whoever wins the
+/// compare-and-set tie between workers that opened the same version with different
+/// deadlines, the fleet keeps the latest.
+///
+/// Judged only while the fleet is in step, as the protocol promises it only then: every
+/// live worker synced, no view fault (partition, flaky calls, message faults, a dropped
+/// subscription), and no store wipe, crash, restart, operator action or Python event since
+/// the request; any of those forgets the requests made before it.
+pub fn check_retry_after_deadlines(history: &History) -> Vec<Violation> {
+    let slack = u64::try_from(flexiai_sync::DEADLINE_SLACK.as_millis()).unwrap_or(u64::MAX);
+    let mut out = Vec::new();
+    // provider -> requests still ahead: (until, requester, record index)
+    let mut asked: BTreeMap<&str, Vec<(u64, Actor, usize)>> = BTreeMap::new();
+    let mut modes: BTreeMap<Actor, SyncState> = BTreeMap::new();
+    let mut impaired: BTreeMap<usize, bool> = BTreeMap::new();
+    let in_step = |modes: &BTreeMap<Actor, SyncState>, impaired: &BTreeMap<usize, bool>| {
+        modes.values().all(|m| *m == SyncState::Synced) && !impaired.values().any(|on| *on)
+    };
+    for (index, entry) in history.entries.iter().enumerate() {
+        let at = entry.at_ms;
+        match &entry.record {
+            Record::SyncMode { worker, mode, .. } => {
+                modes.insert(*worker, *mode);
+                if *mode != SyncState::Synced {
+                    asked.clear();
+                }
+            }
+            Record::Impaired { slot, on } => {
+                impaired.insert(*slot, *on);
+                if *on {
+                    asked.clear();
+                }
+            }
+            Record::Crashed { worker } => {
+                modes.remove(worker);
+                asked.clear();
+            }
+            Record::Started { .. } | Record::StoreWiped => asked.clear(),
+            Record::OperatorAction { provider, .. } | Record::PythonEvent { provider, .. } => {
+                asked.remove(provider.as_str());
+            }
+            Record::RetryAfter {
+                worker,
+                provider,
+                version: Some(_),
+                until_ms,
+            } if in_step(&modes, &impaired) => {
+                asked
+                    .entry(provider)
+                    .or_default()
+                    .push((*until_ms, *worker, index));
+            }
+            Record::Transition {
+                worker,
+                provider,
+                from: CircuitState::Open,
+                to: CircuitState::HalfOpen,
+                ..
+            } => {
+                let Some(requests) = asked.get_mut(provider.as_str()) else {
+                    continue;
+                };
+                requests.retain(|(until, _, _)| *until > at);
+                if let Some((until, by, asked_at)) =
+                    requests.iter().max_by_key(|(until, _, _)| *until).copied()
+                    && until > at.saturating_add(slack)
+                {
+                    out.push(Violation {
+                        invariant: "check_retry_after_deadlines",
+                        index,
+                        provider: Some(provider.clone()),
+                        message: format!(
+                            "{worker} left open at {at} ms, but {by} applied a Retry-After until {until} ms (record #{asked_at}), the fleet in step since"
+                        ),
+                    });
+                    requests.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// **Degrade on evidence, recover on evidence** (issue 12, #7): a synced worker reports
+/// degraded only after [`DEGRADE_AFTER_FAILURES`](flexiai_sync::DEGRADE_AFTER_FAILURES)
+/// store calls failed in a row, or its subscription reported its connection lost (at
+/// start-up, one failed call of the start-up sync suffices: it never was in step); a
+/// degraded worker reports synced again only after
+/// [`RECOVER_AFTER_SUCCESSES`](flexiai_sync::RECOVER_AFTER_SUCCESSES) calls succeeded in a row
+/// and while its subscription is connected; and every worker is synced at the final sample
+/// (everything healed a liveness bound before).
+///
+/// A call counts as its manager saw it (a hang or a lost reply is the failure its timeout
+/// makes of it); `release_lock` does not count: the driver makes it best-effort, no evidence
+/// either way.
+pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
+    #[derive(Default)]
+    struct Evidence {
+        failures: u64,
+        successes: u64,
+        /// A failure since the worker started.
+        failed: bool,
+        /// Its subscription reported `Disconnected` since it was last synced.
+        dropped: bool,
+        /// Its subscription is disconnected now.
+        down: bool,
+        mode: Option<SyncState>,
+    }
+    let degrade_after = flexiai_sync::DEGRADE_AFTER_FAILURES;
+    let recover_after = flexiai_sync::RECOVER_AFTER_SUCCESSES;
+    let mut out = Vec::new();
+    let mut workers: BTreeMap<Actor, Evidence> = BTreeMap::new();
+    for (index, entry) in history.entries.iter().enumerate() {
+        let mut flag = |worker: Actor, message: String| {
+            out.push(Violation {
+                invariant: "check_degrade_on_evidence",
+                index,
+                provider: None,
+                message: format!("{worker} {message}"),
+            });
+        };
+        match &entry.record {
+            Record::Started { worker } => {
+                workers.insert(*worker, Evidence::default());
+            }
+            Record::BackendCall { worker, op, ok } if *op != "release_lock" => {
+                let e = workers.entry(*worker).or_default();
+                if *ok {
+                    e.failures = 0;
+                    e.successes += 1;
+                } else {
+                    e.successes = 0;
+                    e.failures += 1;
+                    e.failed = true;
+                }
+            }
+            Record::Subscription { worker, connected } => {
+                let e = workers.entry(*worker).or_default();
+                e.down = !connected;
+                if !connected {
+                    e.dropped = true;
+                    e.successes = 0;
+                }
+            }
+            Record::SyncMode {
+                worker,
+                mode,
+                reason,
+            } => {
+                let e = workers.entry(*worker).or_default();
+                let before = e.mode.replace(*mode);
+                match (before, mode) {
+                    (Some(SyncState::Synced), SyncState::Degraded)
+                        if e.failures < degrade_after && !e.dropped =>
+                    {
+                        flag(
+                            *worker,
+                            format!(
+                                "degraded after {} failed store call(s) in a row (needs {degrade_after}) and no dropped subscription: {reason}",
+                                e.failures
+                            ),
+                        );
+                    }
+                    (None | Some(SyncState::Stopped), SyncState::Degraded)
+                        if !e.failed && !e.dropped =>
+                    {
+                        flag(
+                            *worker,
+                            format!("degraded at start-up without a failed call: {reason}"),
+                        );
+                    }
+                    (Some(SyncState::Degraded), SyncState::Synced) => {
+                        if e.successes < recover_after {
+                            flag(
+                                *worker,
+                                format!(
+                                    "reported synced after {} successful store call(s) in a row (needs {recover_after})",
+                                    e.successes
+                                ),
+                            );
+                        } else if e.down {
+                            flag(
+                                *worker,
+                                "reported synced while its subscription is disconnected".into(),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+                if *mode == SyncState::Synced {
+                    e.dropped = false;
+                }
+            }
+            Record::FinalMode { worker, mode } if *mode != SyncState::Synced => {
+                flag(
+                    *worker,
+                    format!("is {mode:?} when the liveness bound ends, everything healed"),
+                );
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// **Liveness**: at the end of the bound after everything healed, every worker is in the
 /// expected state (closed, or the operator's last override) and agrees with the store.
 pub fn check_liveness(history: &History) -> Vec<Violation> {
@@ -609,6 +820,143 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].index, 3);
         assert!(found[0].message.contains("counted twice"), "{found:?}");
+    }
+
+    fn mode(worker: Actor, mode: SyncState) -> Record {
+        Record::SyncMode {
+            worker,
+            mode,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn leaving_open_before_the_latest_retry_after_is_reported() {
+        let other = Actor::Worker {
+            slot: 1,
+            incarnation: 0,
+        };
+        let asked = |worker, until_ms| Record::RetryAfter {
+            worker,
+            provider: "p".into(),
+            version: Some(5),
+            until_ms,
+        };
+        let leave = |worker| Record::Transition {
+            worker,
+            provider: "p".into(),
+            from: CircuitState::Open,
+            to: CircuitState::HalfOpen,
+            version: 6,
+            reason: "Timeout".into(),
+        };
+        let mut h = History::default();
+        h.push(0, mode(W, SyncState::Synced));
+        h.push(0, mode(other, SyncState::Synced));
+        // A tie: W asks until 2 s, the other worker until 30 s.
+        h.push(10, asked(W, 2_000));
+        h.push(12, asked(other, 30_000));
+        // W leaves at its own 2 s deadline, the other worker at 30 s: W's is the violation.
+        h.push(2_010, leave(W));
+        h.push(30_010, leave(other));
+        let found = check_retry_after_deadlines(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![4],
+            "{found:?}"
+        );
+        // Within the slack, and after an operator action, nothing is reported.
+        let mut h = History::default();
+        h.push(0, mode(W, SyncState::Synced));
+        h.push(10, asked(other, 30_000));
+        h.push(29_900, leave(W));
+        h.push(
+            29_950,
+            Record::OperatorAction {
+                id: 1,
+                provider: "p".into(),
+                state: CircuitState::Closed,
+            },
+        );
+        h.push(30_000, asked(W, 60_000));
+        h.push(
+            30_001,
+            Record::OperatorAction {
+                id: 2,
+                provider: "p".into(),
+                state: CircuitState::Closed,
+            },
+        );
+        h.push(31_000, leave(W));
+        assert!(check_retry_after_deadlines(&h).is_empty());
+        // Nor when a worker was not in step (a view fault) when the request was made.
+        let mut h = History::default();
+        h.push(0, mode(W, SyncState::Synced));
+        h.push(5, Record::Impaired { slot: 1, on: true });
+        h.push(10, asked(other, 30_000));
+        h.push(2_010, leave(W));
+        assert!(check_retry_after_deadlines(&h).is_empty());
+    }
+
+    #[test]
+    fn degrading_or_recovering_without_the_evidence_is_reported() {
+        let call = |ok| Record::BackendCall {
+            worker: W,
+            op: "heartbeat",
+            ok,
+        };
+        let mut h = History::default();
+        h.push(0, Record::Started { worker: W });
+        h.push(0, call(true));
+        h.push(0, mode(W, SyncState::Synced));
+        // Two failures in a row, a best-effort one between: degrading is premature (#3).
+        h.push(1, call(false));
+        h.push(
+            1,
+            Record::BackendCall {
+                worker: W,
+                op: "release_lock",
+                ok: false,
+            },
+        );
+        h.push(2, call(false));
+        h.push(3, mode(W, SyncState::Degraded));
+        // One success: recovering is premature (#6).
+        h.push(4, call(true));
+        h.push(5, mode(W, SyncState::Synced));
+        // Three failures: degrading is right; two successes: so is recovering.
+        for at in 6..9 {
+            h.push(at, call(false));
+        }
+        h.push(9, mode(W, SyncState::Degraded));
+        h.push(10, call(true));
+        h.push(11, call(true));
+        h.push(12, mode(W, SyncState::Synced));
+        // A dropped subscription degrades at once; synced while still down is wrong (#20).
+        h.push(
+            13,
+            Record::Subscription {
+                worker: W,
+                connected: false,
+            },
+        );
+        h.push(14, mode(W, SyncState::Degraded));
+        h.push(15, call(true));
+        h.push(15, call(true));
+        h.push(16, mode(W, SyncState::Synced));
+        h.push(
+            17,
+            Record::FinalMode {
+                worker: W,
+                mode: SyncState::Degraded,
+            },
+        );
+        let found = check_degrade_on_evidence(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![6, 8, 20, 21],
+            "{found:?}"
+        );
     }
 
     #[test]

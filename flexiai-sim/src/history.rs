@@ -84,6 +84,17 @@ pub enum Base {
     Unknown,
 }
 
+/// A worker's sync mode, as its manager's health reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SyncState {
+    /// Not started (or stopped).
+    Stopped,
+    /// In step with the store and the channel.
+    Synced,
+    /// Breakers run on their own.
+    Degraded,
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -227,8 +238,63 @@ pub enum Record {
         /// The worker.
         worker: Actor,
     },
+    /// A worker's store call ended as its manager sees it: answered (`ok`: `Ok`), failed,
+    /// or given up on by the manager's operation timeout (a hang, a lost reply).
+    BackendCall {
+        /// The worker.
+        worker: Actor,
+        /// The `SyncBackend` method.
+        op: &'static str,
+        /// Whether the manager got `Ok`.
+        ok: bool,
+    },
+    /// A worker's manager reported a new sync mode (seen before its next store call or
+    /// delivery).
+    SyncMode {
+        /// The worker.
+        worker: Actor,
+        /// The mode.
+        mode: SyncState,
+        /// Why, when degraded.
+        reason: String,
+    },
+    /// A worker's subscription reported its connection lost (`Disconnected`) or back
+    /// (`Resubscribed`), as the Redis subscriber does.
+    Subscription {
+        /// The worker.
+        worker: Actor,
+        /// `true` for `Resubscribed`.
+        connected: bool,
+    },
+    /// Worker slot `slot`'s view of the store got a fault (`on`) or lost its last one: a
+    /// partition, flaky calls, message faults or a dropped subscription.
+    Impaired {
+        /// The slot.
+        slot: usize,
+        /// Whether some fault is active now.
+        on: bool,
+    },
+    /// A caller got a 429 with `Retry-After` and called `open_for`.
+    RetryAfter {
+        /// The worker.
+        worker: Actor,
+        /// The provider.
+        provider: String,
+        /// What `open_for` returned: the version of the open period it made, or `None`.
+        version: Option<u64>,
+        /// When the period asked for ends (virtual ms; the `Retry-After` clamped as the
+        /// breaker clamps it).
+        until_ms: u64,
+    },
     /// Every fault healed and every provider is healthy from here on.
     Healed,
+    /// A worker's sync mode at the final sample.
+    FinalMode {
+        /// The worker.
+        worker: Actor,
+        /// Its mode.
+        mode: SyncState,
+    },
     /// The final sample, taken at the end of the liveness bound.
     Final {
         /// The worker.
@@ -261,11 +327,17 @@ impl Record {
             | Record::OperatorAck { provider, .. }
             | Record::OperatorFailed { provider, .. }
             | Record::PythonEvent { provider, .. }
+            | Record::RetryAfter { provider, .. }
             | Record::Final { provider, .. } => Some(provider),
             Record::Fault(_)
             | Record::StoreWiped
             | Record::Crashed { .. }
             | Record::Started { .. }
+            | Record::BackendCall { .. }
+            | Record::SyncMode { .. }
+            | Record::Subscription { .. }
+            | Record::Impaired { .. }
+            | Record::FinalMode { .. }
             | Record::Healed => None,
         }
     }
@@ -322,6 +394,7 @@ impl History {
             .rev()
             .filter(|(_, e)| {
                 !matches!(e.record, Record::Outcome { .. })
+                    && !(provider.is_some() && matches!(e.record, Record::BackendCall { .. }))
                     && match (provider, e.record.provider()) {
                         (Some(want), Some(have)) => want == have,
                         _ => true,

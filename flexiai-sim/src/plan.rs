@@ -43,6 +43,17 @@ pub enum Health {
     },
     /// Answers, slowly (up to several probe lease lengths).
     Slow,
+    /// Answers `percent`% of calls with 429, each with its own `Retry-After` between
+    /// `min_ms` and `max_ms`: workers open the same version at once with different
+    /// deadlines (a compare-and-set tie), which the fleet must settle on the latest.
+    RetryAfterStorm {
+        /// Share of calls answered 429.
+        percent: u64,
+        /// Shortest Retry-After.
+        min_ms: u64,
+        /// Longest Retry-After.
+        max_ms: u64,
+    },
 }
 
 /// One scheduled fault or action.
@@ -79,6 +90,15 @@ pub enum Action {
         duplicate: u64,
         /// Longest delay, in ms.
         delay_max_ms: u64,
+        /// For how long.
+        dur_ms: u64,
+    },
+    /// Worker `slot`'s subscription loses its connection for `dur_ms`: it reports
+    /// `Disconnected`, loses every message, then reports `Resubscribed` (as the Redis
+    /// subscriber does); store calls are unaffected.
+    Disconnect {
+        /// The worker.
+        slot: usize,
         /// For how long.
         dur_ms: u64,
     },
@@ -253,8 +273,11 @@ impl Plan {
                 },
             ));
         }
-        actions.sort_by_key(|(at, _)| *at);
         let final_resets = (0..p).filter(|_| rng.chance(50)).collect();
+        // Drawn last, so every plan's earlier part is what it was before these were added:
+        // faults for the retry-after and degrade checks (issue 12, #5 and #7).
+        draw_extras(&mut rng, profile, workers, p, fault_ms, &mut actions);
+        actions.sort_by_key(|(at, _)| *at);
         Plan {
             seed,
             profile,
@@ -305,6 +328,62 @@ impl Plan {
     /// The virtual time one run covers: the fault phase and the liveness bound.
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.fault_ms) + self.liveness_bound()
+    }
+}
+
+/// The faults added for the retry-after and degrade checks, each in a third of the seeds:
+/// 429 storms with a different `Retry-After` per call (compare-and-set ties between
+/// different deadlines), isolated store call failures (one in ten to twenty: rarely three in
+/// a row), and dropped subscriptions.
+fn draw_extras(
+    rng: &mut Rng,
+    profile: Profile,
+    workers: usize,
+    providers: usize,
+    fault_ms: u64,
+    actions: &mut Vec<(u64, Action)>,
+) {
+    if !matches!(profile, Profile::Network) && rng.chance(33) {
+        for _ in 0..rng.range(1, 2) {
+            actions.push((
+                rng.range(0, fault_ms.saturating_sub(1)),
+                Action::Provider {
+                    provider: rng.index(providers),
+                    health: Health::RetryAfterStorm {
+                        percent: rng.range(30, 90),
+                        min_ms: 1000,
+                        max_ms: rng.range(3, 15) * 1000,
+                    },
+                    dur_ms: rng.range(2, 10) * 1000,
+                },
+            ));
+        }
+    }
+    if rng.chance(33) {
+        actions.push((
+            rng.range(0, fault_ms.saturating_sub(1)),
+            Action::Flaky {
+                slot: rng.index(workers),
+                mode: if rng.chance(50) {
+                    CallFault::Fail
+                } else {
+                    CallFault::Hang
+                },
+                percent: rng.range(5, 10),
+                dur_ms: rng.range(5, 20) * 1000,
+            },
+        ));
+    }
+    if rng.chance(33) {
+        for _ in 0..rng.range(1, 2) {
+            actions.push((
+                rng.range(0, fault_ms.saturating_sub(1)),
+                Action::Disconnect {
+                    slot: rng.index(workers),
+                    dur_ms: rng.range(1, 8) * 1000,
+                },
+            ));
+        }
     }
 }
 

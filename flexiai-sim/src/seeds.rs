@@ -26,6 +26,11 @@ const PYTHON: &str = "#3 unversioned Python events undo operator states";
 const LATE: &str = "#4 outcome counts reported under a later version";
 const DOUBLE: &str =
     "issue 14: an outcome report applied with its reply lost was sent again and counted twice";
+const SUBSCRIPTION: &str = "#7 a disconnected subscription read as Synced: the manager recovered on store calls while its subscription was still down";
+const DEADLINE: &str =
+    "#5 Retry-After lost on a CAS tie: a worker left open before the latest deadline asked for";
+const DEGRADE: &str =
+    "#7 degraded or recovered without the evidence (failures or successes in a row)";
 const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, re-taken by a worker still in the ended period, or lost in a store wipe while its credits live on)";
 
 /// Seeds that showed a defect which is now fixed: every invariant must hold on them. Each
@@ -57,6 +62,11 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     named(1737, "check_outcome_periods", DOUBLE),
     named(1924, "check_outcome_periods", DOUBLE),
     named(1970, "check_outcome_periods", DOUBLE),
+    // A subscription reports Disconnected for seconds; the next heartbeat's reconcile
+    // reported Synced while it was still down (failed before the driver waited for
+    // Resubscribed).
+    named(170, "check_degrade_on_evidence", SUBSCRIPTION),
+    named(176, "check_degrade_on_evidence", SUBSCRIPTION),
 ];
 
 /// Seeds that show a defect still open on this branch.
@@ -126,6 +136,11 @@ pub fn diagnose(report: &SeedReport) -> Vec<&'static str> {
             // Both defects report more failures under a period than were recorded there.
             "check_outcome_periods" if v.message.contains("counted twice") => DOUBLE,
             "check_outcome_periods" => LATE,
+            "check_retry_after_deadlines" => DEADLINE,
+            "check_degrade_on_evidence" if v.message.contains("subscription is disconnected") => {
+                SUBSCRIPTION
+            }
+            "check_degrade_on_evidence" => DEGRADE,
             _ => "unclassified",
         })
         .collect();

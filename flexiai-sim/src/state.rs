@@ -6,14 +6,16 @@
 //! never called while it is held (observers lock it themselves).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use flexiai_backend::MemoryBackend;
+use flexiai_backend::Notification;
 use flexiai_breaker::{CircuitBreaker, CircuitState};
 use flexiai_events::{BreakerSnapshot, Event};
+use flexiai_sync::{StateSyncManager, SyncMode};
 use tokio::sync::mpsc;
 
-use crate::history::{Actor, Base, History, Record, SnapId};
+use crate::history::{Actor, Base, History, Record, SnapId, SyncState};
 use crate::plan::{CallFault, Health};
 use crate::rng::Rng;
 use crate::time;
@@ -78,7 +80,15 @@ pub(crate) struct Slot {
     pub(crate) flaky: Option<(CallFault, u64, u64)>,
     pub(crate) messages: Option<(MessageFaults, u64)>,
     /// One sender per live subscription forwarder: a message makes it report `Resubscribed`.
-    pub(crate) resubscribe: Vec<mpsc::UnboundedSender<()>>,
+    pub(crate) resubscribe: Vec<mpsc::UnboundedSender<Notification>>,
+    /// The subscription's connection is down (until this generation's end).
+    pub(crate) disconnected: Option<u64>,
+    /// The worker's manager, to read its sync mode.
+    pub(crate) manager: Option<Weak<StateSyncManager>>,
+    /// The sync mode last recorded for this worker.
+    pub(crate) mode: Option<SyncState>,
+    /// Whether the view had a fault at the last look (recorded as `Impaired`).
+    pub(crate) impaired: bool,
 }
 
 /// Everything the simulator's tasks share.
@@ -134,6 +144,10 @@ impl State {
                     flaky: None,
                     messages: None,
                     resubscribe: Vec::new(),
+                    disconnected: None,
+                    manager: None,
+                    mode: None,
+                    impaired: false,
                 })
                 .collect(),
             health: vec![(Health::Healthy, 0); n],
@@ -169,6 +183,8 @@ impl State {
         s.alive = true;
         s.tracks = breakers.iter().map(|_| Track::fresh()).collect();
         s.breakers = breakers;
+        s.manager = None;
+        s.mode = None;
         self.record(Record::Started { worker: actor });
     }
 
@@ -390,7 +406,7 @@ impl State {
     /// What happens to one message on its way to `slot`: the delays of its deliveries
     /// (none: dropped; two: duplicated).
     pub(crate) fn message_fate(&mut self, slot: usize) -> Vec<u64> {
-        if self.slots[slot].partition.is_some() {
+        if self.slots[slot].partition.is_some() || self.slots[slot].disconnected.is_some() {
             return Vec::new();
         }
         let Some((faults, _)) = self.slots[slot].messages else {
@@ -422,8 +438,54 @@ impl State {
 
     /// Tells every live subscription of `slot` to report a gap.
     pub(crate) fn signal_resubscribe(&mut self, slot: usize) {
+        self.signal(slot, &Notification::Resubscribed);
+    }
+
+    /// Hands `notification` to every live subscription of `slot`.
+    pub(crate) fn signal(&mut self, slot: usize, notification: &Notification) {
         self.slots[slot]
             .resubscribe
-            .retain(|tx| tx.send(()).is_ok());
+            .retain(|tx| tx.send(notification.clone()).is_ok());
+    }
+
+    /// Records the sync mode of `slot`'s manager when it changed since the last look. Looked
+    /// at before every store call and every delivery, so each change is recorded before
+    /// anything the worker does or hears after it.
+    pub(crate) fn observe_mode(&mut self, slot: usize) {
+        if !self.slots[slot].alive {
+            return;
+        }
+        let Some(manager) = self.slots[slot].manager.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let (mode, reason) = match manager.health().mode {
+            SyncMode::Stopped => (SyncState::Stopped, String::new()),
+            SyncMode::Synced => (SyncState::Synced, String::new()),
+            SyncMode::Degraded { reason } => (SyncState::Degraded, reason),
+        };
+        if self.slots[slot].mode != Some(mode) {
+            self.slots[slot].mode = Some(mode);
+            let worker = self.slots[slot].actor;
+            self.record(Record::SyncMode {
+                worker,
+                mode,
+                reason,
+            });
+        }
+    }
+
+    /// Records every view whose faults started or ended since the last look.
+    pub(crate) fn note_impairments(&mut self) {
+        for slot in 0..self.slots.len() {
+            let s = &self.slots[slot];
+            let now = s.partition.is_some()
+                || s.flaky.is_some()
+                || s.messages.is_some()
+                || s.disconnected.is_some();
+            if now != s.impaired {
+                self.slots[slot].impaired = now;
+                self.record(Record::Impaired { slot, on: now });
+            }
+        }
     }
 }

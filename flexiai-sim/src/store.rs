@@ -63,7 +63,7 @@ impl SimBackend {
     }
 
     /// Decides how this call behaves, after noticing what the worker adopted since its
-    /// last call. A call from a crashed incarnation fails.
+    /// last call and its manager's sync mode. A call from a crashed incarnation fails.
     fn enter(&self) -> Result<Option<CallFault>, BackendError> {
         let Some(slot) = self.slot else {
             return Ok(None);
@@ -73,25 +73,79 @@ impl SimBackend {
                 return Err(unavailable());
             }
             s.sync_slot(slot);
+            s.observe_mode(slot);
             Ok(s.call_fate(slot))
         })
     }
 
-    /// Applies the fault before the call reaches the store.
-    async fn before(&self) -> Result<Option<CallFault>, BackendError> {
-        match self.enter()? {
-            Some(CallFault::Fail) => Err(unavailable()),
+    /// Applies the fault before the call reaches the store. The returned call records its
+    /// outcome as the manager sees it: what it returns, or a failure if the manager gives
+    /// up waiting (its operation timeout drops the call).
+    async fn before(&self, op: &'static str) -> Result<Call<'_>, BackendError> {
+        let fate = self.enter()?;
+        let call = Call {
+            backend: self,
+            op,
+            fate,
+            done: false,
+        };
+        match fate {
+            Some(CallFault::Fail) => {
+                call.record(false);
+                Err(unavailable())
+            }
             Some(CallFault::Hang) => std::future::pending().await,
-            other => Ok(other),
+            _ => Ok(call),
         }
     }
+}
 
-    /// Applies the fault after the store did the work: the reply may never come.
-    async fn after<T>(&self, fate: Option<CallFault>, value: T) -> T {
-        if fate == Some(CallFault::LostReply) {
+/// One store call in progress, for the history (`Record::BackendCall`).
+struct Call<'a> {
+    backend: &'a SimBackend,
+    op: &'static str,
+    fate: Option<CallFault>,
+    done: bool,
+}
+
+impl Call<'_> {
+    fn record(mut self, ok: bool) {
+        self.note(ok);
+    }
+
+    fn note(&mut self, ok: bool) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let (Some(slot), actor, op) = (self.backend.slot, self.backend.actor, self.op) else {
+            return;
+        };
+        self.backend.shared.with(|s| {
+            if s.is_current(slot, actor) {
+                s.record(Record::BackendCall {
+                    worker: actor,
+                    op,
+                    ok,
+                });
+            }
+        });
+    }
+
+    /// Applies the fault after the store did the work (the reply may never come), and
+    /// records what the caller gets.
+    async fn finish<T>(mut self, value: Result<T, BackendError>) -> Result<T, BackendError> {
+        if self.fate == Some(CallFault::LostReply) {
             std::future::pending::<()>().await;
         }
+        self.note(value.is_ok());
         value
+    }
+}
+
+impl Drop for Call<'_> {
+    /// Dropped unanswered: the manager's timeout ended the wait, a failure to it.
+    fn drop(&mut self) {
+        self.note(false);
     }
 }
 
@@ -102,7 +156,7 @@ impl SyncBackend for SimBackend {
     }
 
     async fn publish_event(&self, event: &Event) -> Result<(), BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("publish_event").await?;
         let result = self.shared.memory.publish_event(event).await;
         if result.is_ok()
             && let Event::CircuitBreakerEvent(e) = event
@@ -118,24 +172,24 @@ impl SyncBackend for SimBackend {
                 });
             });
         }
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn subscribe(&self) -> Result<Subscription, BackendError> {
         let Some(slot) = self.slot else {
             return self.shared.memory.subscribe().await;
         };
-        self.before().await?;
+        let call = self.before("subscribe").await?;
         let inner = self.shared.memory.subscribe().await?;
         let (tx, outer) = Subscription::channel(1024);
         let (gap_tx, gap_rx) = mpsc::unbounded_channel();
         self.shared.with(|s| s.slots[slot].resubscribe.push(gap_tx));
         tokio::spawn(forward(Arc::clone(&self.shared), slot, inner, tx, gap_rx));
-        Ok(outer)
+        call.finish(Ok(outer)).await
     }
 
     async fn get_state(&self, provider: &str) -> Result<Option<BreakerSnapshot>, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("get_state").await?;
         let result = self.shared.memory.get_state(provider).await;
         if let Ok(stored) = &result {
             self.shared.with(|s| match self.slot {
@@ -151,14 +205,14 @@ impl SyncBackend for SimBackend {
                 }
             });
         }
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn get_states(
         &self,
         providers: &[String],
     ) -> Result<Vec<Option<BreakerSnapshot>>, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("get_states").await?;
         let result = self.shared.memory.get_states(providers).await;
         if let (Ok(stored), Some(slot)) = (&result, self.slot) {
             self.shared.with(|s| {
@@ -169,7 +223,7 @@ impl SyncBackend for SimBackend {
                 }
             });
         }
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn set_state(
@@ -177,9 +231,9 @@ impl SyncBackend for SimBackend {
         provider: &str,
         snapshot: &BreakerSnapshot,
     ) -> Result<(), BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("set_state").await?;
         let result = self.shared.memory.set_state(provider, snapshot).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn record_outcomes(
@@ -188,7 +242,7 @@ impl SyncBackend for SimBackend {
         batch: &OutcomeBatch,
         window: &FleetWindow,
     ) -> Result<FleetCounts, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("record_outcomes").await?;
         // MemoryBackend answers without yielding: nothing runs between these calls, so a
         // report id whose last applied sequence did not change was a resend, counted before.
         let last = |memory: &flexiai_backend::MemoryBackend| {
@@ -216,13 +270,13 @@ impl SyncBackend for SimBackend {
                 });
             });
         }
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn storming(&self, providers: &[String]) -> Result<Vec<Option<u64>>, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("storming").await?;
         let result = self.shared.memory.storming(providers).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn compare_and_set(
@@ -232,7 +286,7 @@ impl SyncBackend for SimBackend {
         expected: Option<Revision>,
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("compare_and_set").await?;
         // MemoryBackend answers without yielding, so nothing runs between these two calls:
         // `before` is exactly what the compare-and-set replaced.
         let before = self.shared.memory.get_state(provider).await?;
@@ -278,7 +332,7 @@ impl SyncBackend for SimBackend {
                 }
             },
         });
-        self.after(fate, Ok(outcome)).await
+        call.finish(Ok(outcome)).await
     }
 
     async fn acquire_lock(
@@ -286,44 +340,47 @@ impl SyncBackend for SimBackend {
         name: &str,
         ttl: Duration,
     ) -> Result<Option<LockLease>, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("acquire_lock").await?;
         let result = self.shared.memory.acquire_lock(name, ttl).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn extend_lock(&self, lease: &LockLease, ttl: Duration) -> Result<bool, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("extend_lock").await?;
         let result = self.shared.memory.extend_lock(lease, ttl).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn release_lock(&self, lease: &LockLease) -> Result<bool, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("release_lock").await?;
         let result = self.shared.memory.release_lock(lease).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("heartbeat").await?;
         let result = self.shared.memory.heartbeat(worker, ttl).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn remove_worker(&self, worker: &WorkerId) -> Result<(), BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("remove_worker").await?;
         let result = self.shared.memory.remove_worker(worker).await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn live_workers(&self) -> Result<Vec<WorkerId>, BackendError> {
-        let fate = self.before().await?;
+        let call = self.before("live_workers").await?;
         let result = self.shared.memory.live_workers().await;
-        self.after(fate, result).await
+        call.finish(result).await
     }
 
     async fn health_check(&self) -> Health {
-        match self.before().await {
-            Ok(_) => self.shared.memory.health_check().await,
+        match self.before("health_check").await {
+            Ok(call) => {
+                call.record(true);
+                self.shared.memory.health_check().await
+            }
             Err(error) => Health::Unreachable {
                 reason: error.to_string(),
             },
@@ -343,7 +400,7 @@ async fn forward(
     slot: usize,
     mut inner: Subscription,
     tx: SubscriptionSender,
-    mut gaps: mpsc::UnboundedReceiver<()>,
+    mut gaps: mpsc::UnboundedReceiver<Notification>,
 ) {
     let mut queue: BTreeMap<(Instant, u64), Notification> = BTreeMap::new();
     let mut seq = 0u64;
@@ -355,8 +412,8 @@ async fn forward(
         let next = queue.keys().next().map(|(at, _)| *at);
         tokio::select! {
             biased;
-            Some(()) = gaps.recv() => {
-                if !deliver(&shared, slot, &tx, Notification::Resubscribed) {
+            Some(notification) = gaps.recv() => {
+                if !deliver(&shared, slot, &tx, notification) {
                     return;
                 }
             }
@@ -390,8 +447,20 @@ fn deliver(
 ) -> bool {
     shared.with(|s| {
         s.sync_slot(slot);
-        if let Notification::Event(event) = &notification {
-            s.note_event(slot, event);
+        // The mode before the worker hears of this (its driver has not run since).
+        s.observe_mode(slot);
+        match &notification {
+            Notification::Event(event) => s.note_event(slot, event),
+            Notification::Disconnected | Notification::Resubscribed => {
+                if s.slots[slot].alive {
+                    let worker = s.slots[slot].actor;
+                    s.record(Record::Subscription {
+                        worker,
+                        connected: notification == Notification::Resubscribed,
+                    });
+                }
+            }
+            _ => {}
         }
     });
     tx.send(notification)

@@ -88,6 +88,7 @@ enum Step {
     EndPartition { slot: usize, generation: u64 },
     EndFlaky { slot: usize, generation: u64 },
     EndMessages { slot: usize, generation: u64 },
+    Reconnect { slot: usize, generation: u64 },
     EndProvider { provider: usize, generation: u64 },
     Restart { slot: usize },
     Resubscribe,
@@ -159,11 +160,17 @@ async fn run_inner(plan: &Plan, origin: Instant) -> Result<History, SimError> {
         sleep_until(origin + Duration::from_millis(at)).await;
         let done = matches!(step, Step::Sample);
         run.apply(step).await?;
+        shared.with(State::note_impairments);
         if done {
             break;
         }
     }
     // Stop everything before taking the history: crash every worker (no clean stop).
+    shared.with(|s| {
+        for slot in &mut s.slots {
+            slot.alive = false;
+        }
+    });
     run.workers.clear();
     let history = shared.with(|s| {
         for slot in &mut s.slots {
@@ -232,8 +239,11 @@ impl Run<'_> {
                 .register_circuit_breaker(Arc::clone(breaker))
                 .map_err(SimError::Sync)?;
         }
-        manager.start().await.map_err(SimError::Sync)?;
         let manager = Arc::new(manager);
+        self.shared
+            .with(|s| s.slots[slot].manager = Some(Arc::downgrade(&manager)));
+        manager.start().await.map_err(SimError::Sync)?;
+        self.shared.with(|s| s.observe_mode(slot));
         let mut lanes = Vec::new();
         for (provider, breaker) in breakers.iter().enumerate() {
             for _ in 0..self.plan.lanes {
@@ -344,6 +354,12 @@ impl Run<'_> {
                     s.slots[slot].messages = None;
                 }
             }),
+            Step::Reconnect { slot, generation } => self.shared.with(|s| {
+                if s.slots[slot].disconnected == Some(generation) {
+                    s.slots[slot].disconnected = None;
+                    s.signal_resubscribe(slot);
+                }
+            }),
             Step::EndProvider {
                 provider,
                 generation,
@@ -412,6 +428,17 @@ impl Run<'_> {
                     g
                 });
                 self.schedule(now + dur_ms, Step::EndMessages { slot, generation });
+            }
+            Action::Disconnect { slot, dur_ms } => {
+                let generation = self.shared.with(|s| {
+                    let g = s.next_generation();
+                    if s.slots[slot].disconnected.is_none() {
+                        s.signal(slot, &flexiai_backend::Notification::Disconnected);
+                    }
+                    s.slots[slot].disconnected = Some(g);
+                    g
+                });
+                self.schedule(now + dur_ms, Step::Reconnect { slot, generation });
             }
             Action::Wipe => {
                 self.shared.memory.wipe();
@@ -484,9 +511,10 @@ impl Run<'_> {
             s.healed = true;
             for slot in 0..s.slots.len() {
                 let partitioned = s.slots[slot].partition.take().is_some();
+                let disconnected = s.slots[slot].disconnected.take().is_some();
                 s.slots[slot].flaky = None;
                 s.slots[slot].messages = None;
-                if partitioned {
+                if partitioned || disconnected {
                     s.signal_resubscribe(slot);
                 }
             }
@@ -542,6 +570,12 @@ impl Run<'_> {
                 let version = breaker.version();
                 self.shared.with(|s| {
                     let worker = s.slots[slot].actor;
+                    if provider == 0 {
+                        s.observe_mode(slot);
+                        if let Some(mode) = s.slots[slot].mode {
+                            s.record(Record::FinalMode { worker, mode });
+                        }
+                    }
                     s.record(Record::Final {
                         worker,
                         provider: name.clone(),
@@ -594,7 +628,23 @@ async fn lane(
             Answer::Fail => permit.failure(),
             Answer::RateLimited(wait) => {
                 permit.failure();
-                let _ = breaker.open_for(wait);
+                // The period as `open_for` clamps it: at least 1 ms, at most the cap.
+                let period = wait
+                    .min(breaker.config().max_recovery_timeout())
+                    .max(Duration::from_millis(1));
+                let version = breaker.open_for(wait);
+                shared.with(|s| {
+                    if s.is_current(slot, actor) {
+                        let until_ms = time::elapsed_ms()
+                            + u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+                        s.record(Record::RetryAfter {
+                            worker: actor,
+                            provider: name.clone(),
+                            version,
+                            until_ms,
+                        });
+                    }
+                });
             }
         }
         if probe {
@@ -635,6 +685,21 @@ fn provider_answer(s: &mut State, provider: usize) -> (Duration, Answer) {
         Health::Flapping { period_ms } => {
             if (time::elapsed_ms() / period_ms.max(1)).is_multiple_of(2) {
                 down(s)
+            } else {
+                healthy(s)
+            }
+        }
+        Health::RetryAfterStorm {
+            percent,
+            min_ms,
+            max_ms,
+        } => {
+            if s.rng.chance(percent) {
+                let wait = s.rng.range(min_ms, max_ms);
+                (
+                    Duration::from_millis(s.rng.range(5, 50)),
+                    Answer::RateLimited(Duration::from_millis(wait)),
+                )
             } else {
                 healthy(s)
             }

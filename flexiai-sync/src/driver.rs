@@ -85,6 +85,10 @@ pub(crate) struct Shared {
     pub(crate) mode: ModeCell,
     /// Set when a breaker is registered while running: it needs hydrating.
     pub(crate) needs_reconcile: AtomicBool,
+    /// The subscription reported its connection lost and has not reported it back
+    /// (`Resubscribed`) nor been replaced: events are being missed, so the manager stays
+    /// degraded whatever the command connection says.
+    pub(crate) subscription_down: AtomicBool,
 }
 
 impl Shared {
@@ -157,6 +161,7 @@ impl Shared {
     /// The event subscription dropped: events are being missed, so this worker is not in
     /// step, whatever the command connection says.
     pub(crate) fn subscription_dropped(&self, reason: &str) {
+        self.subscription_down.store(true, Ordering::Release);
         Counters::bump(&self.counters.subscription_drops);
         self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
         self.degrade(reason.to_owned());
@@ -186,8 +191,12 @@ impl Shared {
 
     /// Reports `Synced` again, but out of degraded mode only after
     /// [`RECOVER_AFTER_SUCCESSES`] backend operations in a row succeeded (hysteresis: a
-    /// flapping backend does not flap every breaker's probe mode).
+    /// flapping backend does not flap every breaker's probe mode), and never while the
+    /// subscription is disconnected (the store answering says nothing about the channel).
     pub(crate) fn mark_synced(&self) {
+        if self.subscription_down.load(Ordering::Acquire) {
+            return;
+        }
         if self.is_degraded()
             && self.counters.successes_in_a_row.load(Ordering::Relaxed) < RECOVER_AFTER_SUCCESSES
         {
@@ -638,6 +647,9 @@ impl Shared {
                 self.subscription_dropped("event subscription disconnected");
             }
             Notification::Resubscribed | Notification::Lagged { .. } => {
+                if notification == Notification::Resubscribed {
+                    self.subscription_down.store(false, Ordering::Release);
+                }
                 debug!(?notification, "possible gap in events: reconciling");
                 if self.reconcile().await.is_ok() {
                     self.mark_synced();
@@ -976,6 +988,9 @@ impl Driver {
         {
             Ok(subscription) => {
                 self.subscription = Some(subscription);
+                self.shared
+                    .subscription_down
+                    .store(false, Ordering::Release);
                 self.backoff = self.shared.options.min_retry_backoff;
                 if self.shared.reconcile().await.is_ok() {
                     self.shared.mark_synced();

@@ -102,6 +102,7 @@ impl SyncManagerBuilder {
                     counters: Counters::new(),
                     mode: ModeCell::new(),
                     needs_reconcile: AtomicBool::new(false),
+                    subscription_down: AtomicBool::new(false),
                 }
             }),
             running: Mutex::new(None),
@@ -126,6 +127,7 @@ impl StateSyncManager {
                     counters: Counters::new(),
                     mode: ModeCell::new(),
                     needs_reconcile: AtomicBool::new(false),
+                    subscription_down: AtomicBool::new(false),
                 }
             }),
             running: Mutex::new(None),

@@ -34,9 +34,18 @@ struct Faulty {
     /// Apply this many of the next outcome reports but lose their replies (a timeout after
     /// the store ran the script).
     lose_report_replies: AtomicU64,
+    /// The sending ends of the subscriptions handed out, to inject what a Redis
+    /// subscriber reports about its connection.
+    subscribers: std::sync::Mutex<Vec<flexiai_backend::SubscriptionSender>>,
 }
 
 impl Faulty {
+    fn notify(&self, notification: &flexiai_backend::Notification) {
+        for tx in self.subscribers.lock().unwrap().iter() {
+            tx.send(notification.clone());
+        }
+    }
+
     fn new(inner: MemoryBackend) -> Arc<Self> {
         Arc::new(Self {
             inner,
@@ -44,6 +53,7 @@ impl Faulty {
             fail_next: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             lose_report_replies: AtomicU64::new(0),
+            subscribers: std::sync::Mutex::default(),
         })
     }
 
@@ -87,7 +97,17 @@ impl SyncBackend for Faulty {
     }
     async fn subscribe(&self) -> Result<Subscription, BackendError> {
         self.gate().await?;
-        self.inner.subscribe().await
+        let mut inner = self.inner.subscribe().await?;
+        let (tx, outer) = Subscription::channel(1024);
+        self.subscribers.lock().unwrap().push(tx.clone());
+        tokio::spawn(async move {
+            while let Some(notification) = inner.recv().await {
+                if !tx.send(notification) {
+                    return;
+                }
+            }
+        });
+        Ok(outer)
     }
     async fn get_state(&self, p: &str) -> Result<Option<BreakerSnapshot>, BackendError> {
         self.gate().await?;
@@ -528,4 +548,41 @@ async fn an_outcome_report_whose_reply_was_lost_counts_once() {
         "the resent report was counted twice: {totals:?}"
     );
     assert!(totals.successes <= 3, "{totals:?}");
+}
+
+/// A subscription that reports its connection lost degrades the manager, and the manager
+/// stays degraded, however well store calls go (heartbeats, reconciles), until the
+/// subscription reports it is back (issue 12, #7; before the fix the next heartbeat's
+/// reconcile reported `Synced` while events were still being missed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_subscription_keeps_the_manager_degraded_until_it_is_back() {
+    let faulty = Faulty::new(MemoryBackend::new());
+    let a = worker(
+        Arc::clone(&faulty) as Arc<dyn SyncBackend>,
+        &["x"],
+        &config(3),
+    )
+    .await;
+    assert!(a.manager.health().is_synced());
+    faulty.notify(&flexiai_backend::Notification::Disconnected);
+    eventually("the drop degrades", || a.manager.health().is_degraded()).await;
+    // Heartbeats (every 100 ms) and reconciles succeed meanwhile: wait for evidence that
+    // several ran since the drop, then the manager must still say degraded.
+    let calls = faulty.calls.load(Ordering::SeqCst);
+    let reconciles = a.manager.metrics().reconciles;
+    eventually("store calls succeed while disconnected", || {
+        faulty.calls.load(Ordering::SeqCst) >= calls + 6
+            && a.manager.metrics().reconciles > reconciles
+    })
+    .await;
+    assert!(
+        a.manager.health().is_degraded(),
+        "synced while the subscription is down: {:?}",
+        a.manager.health().mode
+    );
+    faulty.notify(&flexiai_backend::Notification::Resubscribed);
+    eventually("back in step once resubscribed", || {
+        a.manager.health().is_synced()
+    })
+    .await;
 }
