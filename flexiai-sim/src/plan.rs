@@ -344,17 +344,17 @@ fn draw_extras(
     actions: &mut Vec<(u64, Action)>,
 ) {
     if !matches!(profile, Profile::Network) && rng.chance(33) {
-        for _ in 0..rng.range(1, 2) {
+        for _ in 0..rng.range(1, 3) {
             actions.push((
                 rng.range(0, fault_ms.saturating_sub(1)),
                 Action::Provider {
                     provider: rng.index(providers),
                     health: Health::RetryAfterStorm {
                         percent: rng.range(30, 90),
-                        min_ms: 1000,
-                        max_ms: rng.range(3, 15) * 1000,
+                        min_ms: 500,
+                        max_ms: rng.range(2, 8) * 1000,
                     },
-                    dur_ms: rng.range(2, 10) * 1000,
+                    dur_ms: rng.range(5, 20) * 1000,
                 },
             ));
         }

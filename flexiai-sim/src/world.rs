@@ -696,8 +696,10 @@ fn provider_answer(s: &mut State, provider: usize) -> (Duration, Answer) {
         } => {
             if s.rng.chance(percent) {
                 let wait = s.rng.range(min_ms, max_ms);
+                // A gateway's 429s take a while too: many calls are in flight when the
+                // first lands, so workers open the same version at once.
                 (
-                    Duration::from_millis(s.rng.range(5, 50)),
+                    Duration::from_millis(s.rng.range(50, 400)),
                     Answer::RateLimited(Duration::from_millis(wait)),
                 )
             } else {
