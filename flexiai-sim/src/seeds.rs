@@ -67,6 +67,10 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // Resubscribed).
     named(170, "check_degrade_on_evidence", SUBSCRIPTION),
     named(176, "check_degrade_on_evidence", SUBSCRIPTION),
+    // Two workers open v27 at once on 429s (1.6 s and 0.7 s): the longer is stored; the
+    // loser, at the same revision, kept its shorter deadline and left open 0.9 s early
+    // (failed before converge restored a same-revision open period ending later).
+    named(738, "check_retry_after_deadlines", DEADLINE),
 ];
 
 /// Seeds that show a defect still open on this branch.

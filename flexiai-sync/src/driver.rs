@@ -345,9 +345,14 @@ impl Shared {
             debug!(provider = %entry.name, remaining_ms = ?rebased.open_remaining_ms, "rebased a later open deadline onto the store's history");
             return true;
         }
-        if local.revision() == stored.revision() && local.state == stored.state {
+        if local.revision() == stored.revision()
+            && local.state == stored.state
+            && !ends_later(stored, &local)
+        {
             return false;
         }
+        // Same revision, but the stored open period ends later: a CAS tie this worker lost
+        // with a shorter Retry-After (issue 12, #5). The fleet keeps the latest deadline.
         entry.breaker.restore(stored);
         true
     }
@@ -810,6 +815,17 @@ fn trusted_python_time(at: Timestamp) -> Timestamp {
     } else {
         at
     }
+}
+
+/// Whether `stored` is an open period ending later than `local`'s, by more than
+/// [`DEADLINE_SLACK`].
+fn ends_later(stored: &BreakerSnapshot, local: &BreakerSnapshot) -> bool {
+    let slack = u64::try_from(DEADLINE_SLACK.as_millis()).unwrap_or(u64::MAX);
+    stored.state == CircuitState::Open
+        && local.state == CircuitState::Open
+        && stored.open_remaining_ms.is_some_and(|theirs| {
+            theirs > local.open_remaining_ms.unwrap_or(0).saturating_add(slack)
+        })
 }
 
 fn snapshot_from_event(
