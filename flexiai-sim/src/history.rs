@@ -393,8 +393,9 @@ impl History {
             .enumerate()
             .rev()
             .filter(|(_, e)| {
-                !matches!(e.record, Record::Outcome { .. })
-                    && !(provider.is_some() && matches!(e.record, Record::BackendCall { .. }))
+                let noise = matches!(e.record, Record::Outcome { .. })
+                    || (provider.is_some() && matches!(e.record, Record::BackendCall { .. }));
+                !noise
                     && match (provider, e.record.provider()) {
                         (Some(want), Some(have)) => want == have,
                         _ => true,

@@ -451,14 +451,12 @@ fn deliver(
         s.observe_mode(slot);
         match &notification {
             Notification::Event(event) => s.note_event(slot, event),
-            Notification::Disconnected | Notification::Resubscribed => {
-                if s.slots[slot].alive {
-                    let worker = s.slots[slot].actor;
-                    s.record(Record::Subscription {
-                        worker,
-                        connected: notification == Notification::Resubscribed,
-                    });
-                }
+            Notification::Disconnected | Notification::Resubscribed if s.slots[slot].alive => {
+                let worker = s.slots[slot].actor;
+                s.record(Record::Subscription {
+                    worker,
+                    connected: notification == Notification::Resubscribed,
+                });
             }
             _ => {}
         }
