@@ -168,6 +168,51 @@ pub async fn an_override_beats_concurrent_local_transitions(factory: &impl Backe
     .await;
 }
 
+/// An operator's reset (closed, a new epoch) written while a worker's trip and its
+/// `Retry-After` wait at a gate: the worker's open grew from before the reset's epoch, so it
+/// is dropped, not rebased onto the reset as a later open deadline (issue 12, defect 2: the
+/// reset used to be undone by the worker's rebased open).
+pub async fn a_reset_beats_a_diverged_local_open(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            2,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gated = GatedBackend::new(Arc::clone(&backends[0]));
+    let config = config(2, Duration::from_secs(10));
+    let workers = vec![
+        super::worker(Arc::clone(&gated) as Arc<dyn SyncBackend>, &["x"], &config).await,
+        super::worker(Arc::clone(&backends[1]), &["x"], &config).await,
+    ];
+    advance_to(&workers, "x", 4).await;
+    gated.hold();
+    let breaker = workers[0].breaker("x");
+    fail(breaker, 2);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    eventually("the trip's write waits at the gate", || gated.waited() > 0).await;
+    assert!(breaker.open_for(Duration::from_secs(30)).is_some());
+    let operator = WorkerId::new("ops:cli:1").unwrap();
+    let written = crate::override_state(&backends[1], "x", CircuitState::Closed, &operator)
+        .await
+        .unwrap();
+    gated.release();
+    reconciled(&workers, 2).await;
+    let now = stored(&backends[1], "x").await.unwrap();
+    assert_eq!(
+        (now.state, now.revision()),
+        (CircuitState::Closed, written.revision()),
+        "the reset was undone: {now:?}"
+    );
+    eventually("every worker took the reset", || {
+        workers.iter().all(|w| {
+            w.breaker("x").state() == CircuitState::Closed
+                && w.breaker("x").version() == written.version
+        })
+    })
+    .await;
+}
+
 /// Python workers' unversioned `closed`/`opened`/`half_open` never undo an operator's
 /// `forced_open` or `disabled`, however new their timestamp.
 pub async fn operator_states_outrank_python_transitions(factory: &impl BackendFactory) {
