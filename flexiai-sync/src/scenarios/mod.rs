@@ -54,6 +54,7 @@ macro_rules! fleet_scenarios {
             a_latency_spike_does_not_flip_probe_mode,
             a_mixed_fleet_with_a_python_worker_converges,
             a_success_threshold_above_the_probe_budget_still_closes,
+            a_lease_that_moves_mid_period_still_closes,
             an_unversioned_stored_state_is_adopted_by_a_fresh_worker,
         );
     };

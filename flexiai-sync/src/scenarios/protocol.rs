@@ -626,6 +626,67 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
     assert!(successes >= 3, "closed after {successes} successes");
 }
 
+/// The lease holder dies mid-period after one of the three successes the period needs: its
+/// lease expires, the other worker takes it and the fleet still closes. The new holder counts
+/// from zero (the dead holder's success reaches nobody, and `absorb_remote_probe_successes`
+/// is not wired: see ARCHITECTURE.md), so it makes all three itself: closing takes more
+/// probes, never fewer.
+pub async fn a_lease_that_moves_mid_period_still_closes(factory: &impl BackendFactory) {
+    let recovery = Duration::from_millis(300);
+    let config = flexiai_breaker::BreakerConfig {
+        failure_threshold: 1,
+        success_threshold: 3,
+        half_open_max_calls: 1,
+        ..flexiai_breaker::BreakerConfig::default()
+    }
+    .with_recovery_timeout(recovery);
+    let mut workers = fleet(factory, 2, &["x"], &config).await;
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let started = std::time::Instant::now();
+    let holder = loop {
+        assert!(started.elapsed() < super::CONVERGE, "nobody probed");
+        let won = workers
+            .iter()
+            .position(|w| match w.breaker("x").try_acquire() {
+                Ok(permit) => {
+                    permit.success();
+                    true
+                }
+                Err(_) => false,
+            });
+        if let Some(i) = won {
+            break i;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Crash: dropped without `stop`, so the lease is left to expire by its TTL.
+    drop(workers.remove(holder));
+    let survivor = workers[0].breaker("x");
+    assert_eq!(survivor.state(), CircuitState::HalfOpen);
+    let mut successes = 0;
+    let bound = super::CONVERGE + super::fast_options().probe_lease_ttl;
+    let started = std::time::Instant::now();
+    while survivor.state() != CircuitState::Closed {
+        assert!(
+            started.elapsed() < bound,
+            "stuck half-open after {successes} successful probes of the new holder"
+        );
+        if let Ok(permit) = survivor.try_acquire() {
+            permit.success();
+            successes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(successes, 3, "the new holder counts its period from zero");
+}
+
 /// A stored snapshot without a version (Python's `get_state_dict()` shape: revision (0, 0),
 /// the same as a fresh worker's) is adopted by a Rust worker that starts later, not
 /// ignored as "not newer" and then overwritten with `closed`.
