@@ -105,6 +105,7 @@ pub struct RedisConfig {
     pub(crate) event_auth: Option<EventAuth>,
     pub(crate) topology: Topology,
     pub(crate) key_layout: KeyLayout,
+    pub(crate) python_compatible: bool,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -139,6 +140,7 @@ impl fmt::Debug for RedisConfig {
             .field("event_auth", &self.event_auth)
             .field("topology", &self.topology)
             .field("key_layout", &self.key_layout)
+            .field("python_compatible", &self.python_compatible)
             .finish()
     }
 }
@@ -191,6 +193,7 @@ impl RedisConfig {
             event_auth: None,
             topology: Topology::Standalone,
             key_layout: KeyLayout::Plain,
+            python_compatible: true,
         }
     }
 
@@ -536,6 +539,17 @@ impl RedisConfig {
         self.event_auth.as_ref()
     }
 
+    /// Whether [`validate`](Self::validate) refuses MessagePack and signing on
+    /// [`DEFAULT_CHANNEL`](Self::DEFAULT_CHANNEL) (default `true`). Python FlexiAI workers
+    /// read that channel, and one binary frame (MessagePack or signed) kills their
+    /// subscriber thread for good. `false` is for fleets (and tests) with no Python worker
+    /// on that channel; prefer another channel name.
+    #[must_use]
+    pub fn python_compatible(mut self, python_compatible: bool) -> Self {
+        self.python_compatible = python_compatible;
+        self
+    }
+
     /// Sets the key prefix (default `flexiai`).
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -727,6 +741,20 @@ impl RedisConfig {
                 "must be non-empty, without whitespace or control characters",
             );
         }
+        if self.python_compatible && self.channel == Self::DEFAULT_CHANNEL {
+            if self.event_auth.is_some() {
+                return invalid(
+                    "event_auth",
+                    "signed frames on flexiai:events, the channel Python FlexiAI workers read, kill their subscriber: use another channel, or python_compatible(false) if no Python worker reads it",
+                );
+            }
+            if self.format != Format::Json {
+                return invalid(
+                    "format",
+                    "MessagePack on flexiai:events, the channel Python FlexiAI workers read, kills their subscriber: use another channel, or python_compatible(false) if no Python worker reads it",
+                );
+            }
+        }
         if let Some(ttl) = self.state_ttl
             && (ttl < Duration::from_millis(1) || ttl > Duration::from_secs(365 * 86_400))
         {
@@ -859,6 +887,41 @@ fn bad_key_char(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_frames_on_the_python_channel_are_refused_unless_opted_out() {
+        let auth =
+            || EventAuth::new(flexiai_serde::MacKey::new("a fleet secret of some length").unwrap());
+        let field = |config: RedisConfig| match config.validate() {
+            Err(RedisBackendError::InvalidConfig { field, .. }) => Some(field),
+            _ => None,
+        };
+        assert_eq!(
+            field(RedisConfig::default().event_auth(auth())),
+            Some("event_auth")
+        );
+        assert_eq!(
+            field(RedisConfig::default().format(Format::MessagePack)),
+            Some("format")
+        );
+        assert!(RedisConfig::default().validate().is_ok());
+        assert!(
+            RedisConfig::default()
+                .channel("fleet:signed")
+                .event_auth(auth())
+                .format(Format::MessagePack)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            RedisConfig::default()
+                .python_compatible(false)
+                .event_auth(auth())
+                .format(Format::MessagePack)
+                .validate()
+                .is_ok()
+        );
+    }
 
     #[test]
     fn url_fields_and_redaction() {

@@ -174,8 +174,12 @@ async fn rediss_trusting_another_ca_fails_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_snapshots_and_the_cas_script() {
     let server = common::server();
-    let signed =
-        RedisBackend::new(common::config(server.port(), "flexiai").event_auth(auth())).unwrap();
+    let signed = RedisBackend::new(
+        common::config(server.port(), "flexiai")
+            .python_compatible(false)
+            .event_auth(auth()),
+    )
+    .unwrap();
     let plain = RedisBackend::new(common::config(server.port(), "flexiai")).unwrap();
     let mut raw = common::raw(&server.url()).await;
     let snapshot = |v| BreakerSnapshot::new(CircuitState::Open, v);
@@ -242,9 +246,13 @@ async fn signed_snapshots_and_the_cas_script() {
     assert_eq!(signed.get_state("b").await.unwrap(), Some(snapshot(1)));
 
     // A forged signed value (right layout, wrong MAC) claiming a huge version: replaced too.
-    let forger = RedisBackend::new(common::config(server.port(), "flexiai").event_auth(
-        EventAuth::new(MacKey::new("not the fleet's secret at all").unwrap()),
-    ))
+    let forger = RedisBackend::new(
+        common::config(server.port(), "flexiai")
+            .python_compatible(false)
+            .event_auth(EventAuth::new(
+                MacKey::new("not the fleet's secret at all").unwrap(),
+            )),
+    )
     .unwrap();
     forger.set_state("c", &snapshot(999_999)).await.unwrap();
     let mut forged: Vec<u8> = redis::cmd("GET")
@@ -319,8 +327,12 @@ async fn signed_snapshots_and_the_cas_script() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_and_forged_events_are_rejected_and_counted() {
     let server = common::server();
-    let receiver =
-        RedisBackend::new(common::config(server.port(), "flexiai").event_auth(auth())).unwrap();
+    let receiver = RedisBackend::new(
+        common::config(server.port(), "flexiai")
+            .python_compatible(false)
+            .event_auth(auth()),
+    )
+    .unwrap();
     let plain = RedisBackend::new(common::config(server.port(), "flexiai")).unwrap();
     let mut events = receiver.subscribe().await.unwrap();
     let event = Event::from(CircuitBreakerEvent::outcomes(
@@ -370,6 +382,7 @@ async fn secrets_stay_out_of_debug_display_errors_and_logs() {
         Duration::from_secs(60),
     );
     let config = common::config(server.port(), "flexiai")
+        .python_compatible(false)
         .username("svc")
         .password(WRONG)
         .event_auth(rotating.clone());
@@ -381,6 +394,7 @@ async fn secrets_stay_out_of_debug_display_errors_and_logs() {
     texts.push(format!("{:?}", bad.subscribe().await.unwrap_err()));
     let err = RedisBackend::connect(
         common::config(server.port(), "flexiai")
+            .python_compatible(false)
             .username("svc")
             .password(WRONG),
     )
@@ -392,6 +406,7 @@ async fn secrets_stay_out_of_debug_display_errors_and_logs() {
     // Authentication failures of events are logged; the payload and keys are not.
     let good = RedisBackend::new(
         common::config(server.port(), "flexiai")
+            .python_compatible(false)
             .username("svc")
             .password(ACL_PASSWORD)
             .event_auth(rotating),

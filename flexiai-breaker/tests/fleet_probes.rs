@@ -176,3 +176,33 @@ fn local_mode_closes_alone_for_any_threshold_and_slot_count() {
         assert_eq!(b.state(), CircuitState::Closed, "{max_calls}/{threshold}");
     }
 }
+
+/// Issue 12 defect 6: a coordinator that lost its lease takes back the credits not yet used,
+/// so no trial call starts under a lease another worker may hold; calls already admitted run
+/// on, and credits of another period are left alone.
+#[test]
+fn revoked_credits_admit_nothing_and_admitted_calls_run_on() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let b = half_open_worker(&clock, &rec);
+    clock.advance(10 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    let v = b.version();
+    assert_eq!(b.grant_probes_at(v, 3), 3);
+    let running = b.try_acquire().unwrap();
+    assert_eq!(b.revoke_probes_at(v + 1), 0, "another period's revocation");
+    assert_eq!(b.probe_credits(), 2);
+    assert_eq!(b.revoke_probes_at(v), 2);
+    assert_eq!(b.probe_credits(), 0);
+    assert!(b.try_acquire().is_err(), "no trial call after revocation");
+    assert_eq!(b.revoke_probes_at(v), 0, "nothing left to revoke");
+    running.success();
+    assert_eq!(
+        b.probe_progress().map(|p| (p.version, p.successes)),
+        Some((v, 1)),
+        "the call admitted before counts"
+    );
+    // Closed, or local mode: nothing to revoke.
+    b.set_probe_mode(ProbeMode::Local);
+    assert_eq!(b.revoke_probes_at(v), 0);
+}

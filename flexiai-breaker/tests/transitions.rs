@@ -164,6 +164,36 @@ fn jitter_shortens_open_periods_within_the_ratio() {
 }
 
 #[test]
+fn a_jitter_seed_makes_the_open_periods_replayable() {
+    // Two breakers (distinct process-wide ids) with one seed draw the same periods; the
+    // default seed (id and wall anchor) differs between them.
+    let periods = |seed: Option<u64>| {
+        let clock = Arc::new(ManualClock::new());
+        let mut builder = CircuitBreaker::builder("openai")
+            .config(BreakerConfig {
+                jitter_ratio: 0.5,
+                ..config(1, 10)
+            })
+            .clock(clock);
+        if let Some(seed) = seed {
+            builder = builder.jitter_seed(seed);
+        }
+        let b = builder.build().unwrap();
+        (0..8)
+            .map(|_| {
+                fail(&b, 1);
+                let d = b.metrics().open_remaining.unwrap();
+                b.reset();
+                d
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(periods(Some(7)), periods(Some(7)));
+    assert_ne!(periods(Some(7)), periods(Some(8)));
+    assert_ne!(periods(None), periods(None));
+}
+
+#[test]
 fn manual_controls_are_transitions() {
     let r = rig(config(1, 10));
     let b = &r.breaker;

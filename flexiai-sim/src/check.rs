@@ -40,6 +40,12 @@ pub fn check_all(history: &History, half_open_max_calls: u32) -> Vec<Violation> 
 /// update.
 pub fn check_linear_history(history: &History) -> Vec<Violation> {
     let mut out = Vec::new();
+    // Per provider, each stored point's parents: what it was stored over, and the points its
+    // writer went through on the way from its base. A writer descends from every ancestor of
+    // its base too: a worker that adopted v5 (stored over v4) grew from v4 as well, so writing
+    // its v5 back over a v4 a lagging worker put into an emptied store replaces nothing it
+    // did not see.
+    let mut parents: BTreeMap<(&str, Point), Vec<Point>> = BTreeMap::new();
     for (index, entry) in history.entries.iter().enumerate() {
         let Record::StoreWrite {
             by,
@@ -50,6 +56,7 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
             path,
         } = &entry.record
         else {
+            link_write(&mut parents, &entry.record);
             continue;
         };
         // The writer descends from `before` if it adopted it (its base) or went through the
@@ -70,6 +77,12 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
                             && path
                                 .iter()
                                 .any(|(v, s)| *v == before.version && *s == before.state))
+                        || ancestor(
+                            &parents,
+                            provider,
+                            (id.epoch, id.version, id.state),
+                            (before.epoch, before.version, before.state),
+                        )
                 }
                 Base::Unknown => true,
                 // A fresh breaker starts at the first point of every history: closed, v0.
@@ -95,8 +108,73 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
                 ),
             });
         }
+        // Linked after judging it: a write is never its own evidence.
+        link_write(&mut parents, &entry.record);
     }
     out
+}
+
+/// Records what a store write tells about ancestry (see [`check_linear_history`]).
+fn link_write<'h>(parents: &mut BTreeMap<(&'h str, Point), Vec<Point>>, record: &'h Record) {
+    if let Record::StoreWrite {
+        provider,
+        before,
+        after,
+        base,
+        path,
+        ..
+    } = record
+    {
+        let mut chain: Vec<Point> = Vec::new();
+        if let Base::Known(id) = base {
+            chain.push((id.epoch, id.version, id.state));
+        }
+        chain.extend(path.iter().map(|(v, s)| (after.epoch, *v, *s)));
+        let after_point = (after.epoch, after.version, after.state);
+        let mut link = |child: Point, parent: Point| {
+            if child != parent {
+                let list = parents.entry((provider.as_str(), child)).or_default();
+                if !list.contains(&parent) {
+                    list.push(parent);
+                }
+            }
+        };
+        for pair in chain.windows(2) {
+            link(pair[1], pair[0]);
+        }
+        if let Some(last) = chain.last() {
+            link(after_point, *last);
+        }
+        if let Some(before) = before {
+            link(after_point, (before.epoch, before.version, before.state));
+        }
+    }
+}
+
+/// A point of a provider's history: epoch, version, state.
+type Point = (u64, u64, CircuitState);
+
+/// Whether `target` is a proper ancestor of `from` in the recorded store history.
+fn ancestor(
+    parents: &BTreeMap<(&str, Point), Vec<Point>>,
+    provider: &str,
+    from: Point,
+    target: Point,
+) -> bool {
+    let mut seen: Vec<Point> = vec![from];
+    let mut queue: Vec<Point> = vec![from];
+    while let Some(point) = queue.pop() {
+        for parent in parents.get(&(provider, point)).into_iter().flatten() {
+            if *parent == target {
+                return true;
+            }
+            if !seen.contains(parent) && seen.len() < 10_000 {
+                seen.push(*parent);
+                queue.push(*parent);
+            }
+        }
+    }
+    false
 }
 
 /// **Operators outrank the breaker**: once an operator's `forced_open` or `disabled` was
@@ -676,6 +754,52 @@ mod tests {
         let found = check_linear_history(&h);
         let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
         assert_eq!(indexes, vec![1, 5], "{found:?}");
+    }
+
+    #[test]
+    fn writing_back_over_an_ancestor_of_the_base_is_a_successor() {
+        let write = |by, before, after, base| Record::StoreWrite {
+            by,
+            provider: "p".into(),
+            before,
+            after,
+            base,
+            path: vec![],
+        };
+        let other = Actor::Worker {
+            slot: 1,
+            incarnation: 0,
+        };
+        let v4 = id(4, CircuitState::HalfOpen, "w1.0");
+        let v5 = id(5, CircuitState::Closed, "w1.0");
+        let mut h = History::default();
+        // v5 is stored over v4: v4 is an ancestor of v5.
+        h.push(
+            0,
+            write(W, Some(v4.clone()), v5.clone(), Base::Known(v4.clone())),
+        );
+        h.push(1, Record::StoreWiped);
+        // A lagging worker refills the emptied store with v4 (written by it this time).
+        let lagging_v4 = id(4, CircuitState::HalfOpen, "w0.0");
+        h.push(2, write(other, None, lagging_v4.clone(), Base::Known(v4)));
+        // A worker that adopted v5 writes it back over v4: it grew from v4 too.
+        h.push(
+            3,
+            write(W, Some(lagging_v4), v5.clone(), Base::Known(v5.clone())),
+        );
+        // Over a v4 open that is no ancestor of v5: a lost update.
+        h.push(
+            4,
+            write(
+                W,
+                Some(id(4, CircuitState::Open, "w0.0")),
+                id(6, CircuitState::Open, "w1.0"),
+                Base::Known(v5),
+            ),
+        );
+        let found = check_linear_history(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![4], "{found:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use flexiai_sim::{FailureReport, SeedReport, run_seed};
 
 const USAGE: &str = "\
 usage: flexiai-sim [--seeds N [--from F]] [--seed S] [--ci] [--known-bugs]
-                   [--scale K] [--jobs J] [--time-budget SECS] [--history]
+                   [--scale K] [--jobs J] [--time-budget SECS] [--history] [--verbose]
 
   --seeds N        run seeds F..F+N (default F = 0)
   --seed S         run one seed and print its plan (and, with --history, every record)
@@ -19,7 +19,8 @@ usage: flexiai-sim [--seeds N [--from F]] [--seed S] [--ci] [--known-bugs]
   --known-bugs     the seeds of open defects: which still fail, which now pass
   --scale K        stretch each fault phase K times (default 1, the CI size)
   --jobs J         worker threads (default 1)
-  --time-budget S  stop starting seeds after S seconds of wall time";
+  --time-budget S  stop starting seeds after S seconds of wall time
+  --verbose        print every seed's history hash (compare with `--seed S` to check replay)";
 
 struct Args {
     seeds: Option<u64>,
@@ -31,6 +32,7 @@ struct Args {
     jobs: usize,
     budget: Option<Duration>,
     history: bool,
+    verbose: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -44,6 +46,7 @@ fn parse() -> Result<Args, String> {
         jobs: 1,
         budget: None,
         history: false,
+        verbose: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -63,6 +66,7 @@ fn parse() -> Result<Args, String> {
             "--ci" => args.ci = true,
             "--known-bugs" => args.known_bugs = true,
             "--history" => args.history = true,
+            "--verbose" => args.verbose = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -195,7 +199,7 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
                         return;
                     };
                     match run_seed(seed, args.scale) {
-                        Ok(report) => record(&tally, &report),
+                        Ok(report) => record(&tally, &report, args.verbose),
                         Err(error) => eprintln!("seed {seed}: {error}"),
                     }
                 }
@@ -247,10 +251,19 @@ fn many(seeds: &[u64], args: &Args) -> ExitCode {
     }
 }
 
-fn record(tally: &Mutex<Tally>, report: &SeedReport) {
+fn record(tally: &Mutex<Tally>, report: &SeedReport, verbose: bool) {
     let mut t = tally
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if verbose {
+        println!(
+            "seed {} history hash {:016x} records {} broken {:?}",
+            report.plan.seed,
+            report.hash,
+            report.history.entries.len(),
+            report.broken()
+        );
+    }
     t.run += 1;
     t.ran.push(report.plan.seed);
     t.simulated += report.simulated;

@@ -222,8 +222,9 @@ impl Plan {
             slow_call_threshold_ms: None,
             backoff_multiplier: if rng.chance(50) { 2.0 } else { 1.0 },
             max_recovery_timeout_ms: 10_000,
-            // Jitter draws from the breaker's own generator, seeded from its process-global
-            // id and wall anchor: not replayable, so the simulator leaves it off.
+            // Jitter would replay (the world seeds each breaker's stream from the run:
+            // `jitter_seed`); it stays off so that seeds keep the plans and histories they
+            // were triaged with. tests/determinism.rs runs a jittered plan.
             jitter_ratio: 0.0,
         };
         let options = SyncOptions {

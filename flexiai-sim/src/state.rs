@@ -205,7 +205,7 @@ impl State {
             // reported, not made, so `state` may say half-open where the word is still open.
             let (version, state) = (breaker.version(), breaker.state());
             if version != self.slots[slot].tracks[i].version {
-                self.resolve(slot, i, version);
+                self.resolve(slot, i, version, Some(state));
             } else if Some(state) != self.slots[slot].tracks[i].state {
                 self.restored(slot, i, version, state);
             }
@@ -214,7 +214,7 @@ impl State {
 
     /// The breaker of (`slot`, `provider`) now has `version` without having made it: find
     /// what it adopted among what was delivered to it.
-    fn resolve(&mut self, slot: usize, provider: usize, version: u64) {
+    fn resolve(&mut self, slot: usize, provider: usize, version: u64, seen: Option<CircuitState>) {
         let actor = self.slots[slot].actor;
         let track = &mut self.slots[slot].tracks[provider];
         let snap = track.candidates.iter().rev().find_map(|c| match c {
@@ -225,6 +225,33 @@ impl State {
             Candidate::Python(state) => Some(*state),
             Candidate::Snap(_) => None,
         });
+        // A version one past the latest snapshot handed to it (a lost compare-and-set's
+        // winner, a read), with no local transition, is an open deadline rebased onto that
+        // snapshot as its successor (the driver's `later_deadline`): a step on top of it.
+        let rebased = match track.candidates.iter().rev().find(|c| match c {
+            Candidate::Snap(id) => id.version.saturating_add(1) == version,
+            Candidate::Python(_) => true,
+        }) {
+            Some(Candidate::Snap(id)) if snap.is_none() && seen == Some(CircuitState::Open) => {
+                Some(id.clone())
+            }
+            _ => None,
+        };
+        if let Some(id) = rebased {
+            track.set_base(Base::Known(id));
+            track.path.push((version, CircuitState::Open));
+            track.version = version;
+            track.state = Some(CircuitState::Open);
+            let name = self.providers[provider].clone();
+            self.record(Record::Seen {
+                worker: actor,
+                provider: name,
+                version,
+                state: Some(CircuitState::Open),
+                via: "rebase".to_owned(),
+            });
+            return;
+        }
         let (state, via) = match snap {
             Some(id) => {
                 let via = id.by.clone();
@@ -294,7 +321,7 @@ impl State {
         }
         let prior = transition.version.saturating_sub(1);
         if self.slots[slot].tracks[provider].version != prior {
-            self.resolve(slot, provider, prior);
+            self.resolve(slot, provider, prior, None);
         }
         let track = &mut self.slots[slot].tracks[provider];
         track.version = transition.version;

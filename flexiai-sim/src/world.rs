@@ -108,6 +108,14 @@ struct Run<'p> {
     last_override: Vec<Option<CircuitState>>,
 }
 
+/// The jitter seed of one breaker: a function of the seed and the breaker's place in the run.
+fn jitter_seed(seed: u64, slot: usize, incarnation: u32, provider: usize) -> u64 {
+    let place = (u64::try_from(slot).unwrap_or(u64::MAX) << 40)
+        ^ (u64::from(incarnation) << 16)
+        ^ u64::try_from(provider).unwrap_or(u64::MAX);
+    Rng::new(seed ^ place.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
+}
+
 /// Runs `plan` and returns its history.
 pub fn run_plan(plan: &Plan) -> Result<History, SimError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -206,10 +214,14 @@ impl Run<'_> {
             self.plan
                 .providers
                 .iter()
-                .map(|name| {
+                .enumerate()
+                .map(|(provider, name)| {
                     CircuitBreaker::builder(name.clone())
                         .config(self.plan.breaker.clone())
                         .clock(Arc::new(VirtualClock::new(origin)))
+                        // From the run, not the process: the default seed uses the breaker's
+                        // process-wide id, which depends on how many breakers were built before.
+                        .jitter_seed(jitter_seed(self.plan.seed, slot, incarnation, provider))
                         .build()
                         .map(Arc::new)
                 })

@@ -334,12 +334,18 @@ impl Shared {
         let unstored = entry
             .lineage(|l| l.base)
             .is_none_or(|base| local.revision() > base);
+        // A branch grown in an earlier epoch than the stored snapshot's is older than an
+        // operator's decision (only overrides start epochs): dropped, never rebased onto it.
+        let same_epoch = entry.lineage(|l| l.epoch) == stored.epoch;
         entry.lineage(|l| {
             l.base = Some(stored.revision());
             l.epoch = stored.epoch;
             l.learned_from_python = None;
         });
-        if unstored && let Some(rebased) = self.later_deadline(&local, stored) {
+        if unstored
+            && same_epoch
+            && let Some(rebased) = self.later_deadline(&local, stored)
+        {
             entry.breaker.restore(&rebased);
             entry.signals.mark_dirty();
             debug!(provider = %entry.name, remaining_ms = ?rebased.open_remaining_ms, "rebased a later open deadline onto the store's history");
@@ -901,6 +907,13 @@ struct HeldLease {
     /// When to extend it next: a third of the TTL after the last extension, so a slow
     /// backend still has two chances before it expires.
     renew_at: Instant,
+    /// When the store last confirmed it (the moment the acquire or extend that succeeded was
+    /// sent: the store's TTL runs from later than this). Unconfirmed for two thirds of the
+    /// TTL, its unused credits are revoked: the lease may be gone by the time they are used.
+    confirmed_at: Instant,
+    /// No credits before this: a lease taken from a fencing counter that restarted waits one
+    /// TTL (see `ration_probes`).
+    grant_after: Instant,
 }
 
 /// The background task.
@@ -1057,15 +1070,19 @@ impl Driver {
             let version = entry.breaker.version();
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
-                self.keep_lease(&entry.name).await;
+                self.keep_lease(&entry).await;
                 self.regrant(&entry);
                 continue;
             }
             if let Some(held) = self.leases.remove(&entry.name) {
-                // Best effort: an unreleased lease expires by its TTL.
-                let _ = shared
-                    .best_effort("release_lock", shared.backend.release_lock(&held.lease))
-                    .await;
+                entry.breaker.revoke_probes_at(held.version);
+                // Best effort: an unreleased lease expires by its TTL. One still fencing off
+                // a restart (see `ration_probes`) is left to do so.
+                if Instant::now() >= held.grant_after {
+                    let _ = shared
+                        .best_effort("release_lock", shared.backend.release_lock(&held.lease))
+                        .await;
+                }
             }
             if state != CircuitState::HalfOpen || entry.breaker.probe_credits() > 0 {
                 self.demand.remove(&entry.name);
@@ -1094,19 +1111,59 @@ impl Driver {
                         .acquire_lock(&lock, shared.options.probe_lease_ttl),
                 )
                 .await;
+            let sent = Instant::now();
             if let Ok(Some(lease)) = acquired {
+                // Fencing tokens only grow within one store lifetime, so a token not above one
+                // this worker saw, or a first token for a provider past its first half-open
+                // period (v2), means the counter was lost: the store restarted empty and
+                // forgot the lease with it, while its holder may still spend credits it has
+                // not yet learned are void. Such a lease is held without granting until that
+                // holder must have revoked them (see `keep_lease`: two thirds of the TTL
+                // after its last confirmation, which preceded the restart).
                 let seen = self.fences.get(&lock).copied().unwrap_or(0);
-                if lease.fencing_token() <= seen {
-                    warn!(provider = %entry.name, fence = lease.fencing_token(), seen, "stale probe lease (fencing token not newer): not granting");
-                    let _ = shared
-                        .best_effort("release_lock", shared.backend.release_lock(&lease))
-                        .await;
+                let fence = lease.fencing_token();
+                let restarted = fence <= seen || (fence == 1 && version > 2);
+                if restarted {
+                    debug!(provider = %entry.name, fence, seen, "the probe lock's fencing counter restarted: holding the lease one TTL before granting");
+                }
+                self.fences.insert(lock.clone(), fence);
+                // The lease is for this half-open period only: read, while holding it, that
+                // the store still holds the period. A holder releases only after the store
+                // moved past its period, and the store only moves forward, so a worker that
+                // has not heard of that yet (late or lost messages) finds out here instead of
+                // probing an ended period beside the old holder's probe still in flight.
+                let epoch = entry.lineage(|l| l.epoch);
+                let current = match shared
+                    .op("get_state", shared.backend.get_state(&entry.name))
+                    .await
+                {
+                    Ok(Some(stored)) => {
+                        stored.state == CircuitState::HalfOpen
+                            && stored.version == version
+                            && stored.epoch == epoch
+                    }
+                    _ => false,
+                };
+                if !current {
+                    debug!(provider = %entry.name, version, "the store moved past this half-open period: not probing");
+                    // A lease from a restarted counter is left to expire instead: until then
+                    // it keeps everybody from probing beside the forgotten lease's holder.
+                    if !restarted {
+                        let _ = shared
+                            .best_effort("release_lock", shared.backend.release_lock(&lease))
+                            .await;
+                    }
+                    shared.needs_reconcile.store(true, Ordering::Release);
                     continue;
                 }
-                self.fences.insert(lock.clone(), lease.fencing_token());
                 let max = entry.breaker.config().half_open_max_calls;
-                let granted = entry.breaker.grant_probes_at(version, max);
-                if granted == 0 {
+                let ttl = shared.options.probe_lease_ttl;
+                let granted = if restarted {
+                    0
+                } else {
+                    entry.breaker.grant_probes_at(version, max)
+                };
+                if granted == 0 && !restarted {
                     // The half-open period ended while we took the lease: hand it back.
                     let _ = shared
                         .best_effort("release_lock", shared.backend.release_lock(&lease))
@@ -1115,7 +1172,7 @@ impl Driver {
                 }
                 Counters::bump(&shared.counters.probe_leases);
                 debug!(provider = %entry.name, version, granted, fence = lease.fencing_token(), "won the probe lease");
-                let renew_at = Instant::now() + shared.options.probe_lease_ttl / 3;
+                let renew_at = Instant::now() + ttl / 3;
                 self.leases.insert(
                     entry.name.clone(),
                     HeldLease {
@@ -1123,6 +1180,8 @@ impl Driver {
                         version,
                         granted: u64::from(granted),
                         renew_at,
+                        confirmed_at: sent,
+                        grant_after: if restarted { sent + ttl } else { sent },
                     },
                 );
             }
@@ -1139,6 +1198,9 @@ impl Driver {
         let Some(held) = self.leases.get_mut(&entry.name) else {
             return;
         };
+        if Instant::now() < held.grant_after {
+            return;
+        }
         let Some(progress) = entry.breaker.probe_progress() else {
             return;
         };
@@ -1161,26 +1223,47 @@ impl Driver {
     /// Extends the probe lease of a half-open period that is still running (its probe may
     /// take longer than the TTL), so no other worker can take it and probe too. A lease
     /// found lost (expired, taken over) is dropped and never acted on again.
-    async fn keep_lease(&mut self, provider: &str) {
+    ///
+    /// Credits are only as good as the lease: when it is found lost, or has gone unconfirmed
+    /// for two thirds of its TTL (the store may have let it expire, or restarted empty and
+    /// forgotten it), the unused credits are revoked before another worker can win it.
+    async fn keep_lease(&mut self, entry: &Entry) {
         let shared = Arc::clone(&self.shared);
         let ttl = shared.options.probe_lease_ttl;
+        let provider = entry.name.as_str();
         let Some(held) = self.leases.get_mut(provider) else {
             return;
         };
-        if Instant::now() < held.renew_at {
+        let now = Instant::now();
+        if now >= held.confirmed_at + ttl * 2 / 3 {
+            let revoked = entry.breaker.revoke_probes_at(held.version);
+            Counters::bump(&shared.counters.probe_leases_lost);
+            warn!(
+                provider,
+                revoked, "probe lease not renewed in time: revoked its credits"
+            );
+            self.leases.remove(provider);
+            return;
+        }
+        if now < held.renew_at {
             return;
         }
         match shared
             .op("extend_lock", shared.backend.extend_lock(&held.lease, ttl))
             .await
         {
-            Ok(true) => held.renew_at = Instant::now() + ttl / 3,
+            Ok(true) => {
+                held.renew_at = Instant::now() + ttl / 3;
+                held.confirmed_at = now;
+            }
             Ok(false) => {
+                let revoked = entry.breaker.revoke_probes_at(held.version);
                 Counters::bump(&shared.counters.probe_leases_lost);
                 warn!(
                     provider,
                     fence = held.lease.fencing_token(),
-                    "lost the probe lease: granting no more probes under it"
+                    revoked,
+                    "lost the probe lease: revoked its credits, granting no more under it"
                 );
                 self.leases.remove(provider);
             }
@@ -1195,9 +1278,11 @@ impl Driver {
             shared.flush_outcomes().await;
         }
         for held in std::mem::take(&mut self.leases).into_values() {
-            let _ = shared
-                .best_effort("release_lock", shared.backend.release_lock(&held.lease))
-                .await;
+            if Instant::now() >= held.grant_after {
+                let _ = shared
+                    .best_effort("release_lock", shared.backend.release_lock(&held.lease))
+                    .await;
+            }
         }
         if !shared.is_degraded() {
             let _ = shared

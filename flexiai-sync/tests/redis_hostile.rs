@@ -29,6 +29,8 @@ fn auth() -> EventAuth {
 fn config(port: u16) -> RedisConfig {
     test_config(port, "flexiai")
         .channel("flexiai:events")
+        // Signed on Python's channel on purpose (no Python worker here).
+        .python_compatible(false)
         .event_auth(auth())
         // Deep enough that the flood never makes a subscription report lag (which would
         // drop notifications uncounted); the flood is also paced below.

@@ -68,6 +68,8 @@ async fn key_rotation_accepts_the_previous_key_during_its_grace_period() {
             RedisBackend::new(
                 test_config(server.port(), "flexiai")
                     .channel("flexiai:events")
+                    // Signed on Python's channel on purpose (no Python worker here).
+                    .python_compatible(false)
                     .event_auth(auth),
             )
             .unwrap(),

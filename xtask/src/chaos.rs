@@ -11,12 +11,11 @@ pub(crate) const CI_SECONDS: &str = "45";
 /// Checks that fail on today's code because of known protocol bugs (issue 12): `ci` still
 /// runs and prints them but does not fail on them. Remove a name when its fix lands.
 ///
-/// `probe_budget` fails on some seeds (14 and 15 of 6 tried, h-proto merged): a second worker
-/// takes the lease and probes in a period whose probe already ran, before it hears the period
-/// ended (defect 6: the lease is not fenced by the period). `operator_holds` failed on every
-/// seed before h-proto's "compare-and-set stores only a successor" (defect 2) was merged here,
-/// and holds since.
-pub(crate) const KNOWN_BUGS: &[&str] = &["probe_budget"];
+/// Empty: `probe_budget` (defect 6: a second worker took the lease and probed a period
+/// whose probe already ran, before it heard the period ended) holds since the lease is
+/// granted under only after reading that the store still holds its period (h2-proto);
+/// `operator_holds` (defect 2) holds since h-proto's successor-only compare-and-set.
+pub(crate) const KNOWN_BUGS: &[&str] = &[];
 
 /// Builds the CLI and the runner (debug: the hot path is not what is measured) and runs.
 /// `--ci` alone runs exactly what `ci` runs.

@@ -42,6 +42,7 @@ pub struct BreakerBuilder {
     classifier: Option<Arc<dyn Classifier>>,
     observers: Vec<Arc<dyn BreakerObserver>>,
     probe_mode: ProbeMode,
+    jitter_seed: Option<u64>,
 }
 
 impl fmt::Debug for BreakerBuilder {
@@ -52,6 +53,7 @@ impl fmt::Debug for BreakerBuilder {
             .field("clock", &self.clock)
             .field("observers", &self.observers.len())
             .field("probe_mode", &self.probe_mode)
+            .field("jitter_seed", &self.jitter_seed)
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +92,15 @@ impl BreakerBuilder {
     /// Starts in `mode` instead of [`ProbeMode::Local`].
     pub fn probe_mode(mut self, mode: ProbeMode) -> Self {
         self.probe_mode = mode;
+        self
+    }
+
+    /// Seeds the open-period jitter stream with `seed` instead of the breaker's process-wide
+    /// id and wall anchor, so that a replay (the simulator) draws the same jitter whatever
+    /// else the process built before. Production leaves it unset: breakers built in the
+    /// same millisecond must not jitter alike.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
         self
     }
 
@@ -149,7 +160,9 @@ impl BreakerBuilder {
             total_failures: AtomicU64::new(0),
             success_base: AtomicU64::new(0),
             jitter_state: AtomicU64::new(
-                id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ wall.unsigned_abs(),
+                self.jitter_seed.unwrap_or_else(|| {
+                    id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ wall.unsigned_abs()
+                }),
             ),
             window,
             has_observers: AtomicBool::new(!self.observers.is_empty()),
@@ -186,6 +199,7 @@ impl CircuitBreaker {
             classifier: None,
             observers: Vec::new(),
             probe_mode: ProbeMode::Local,
+            jitter_seed: None,
         }
     }
 }

@@ -116,6 +116,37 @@ impl CircuitBreaker {
         }
     }
 
+    /// Takes back every unused probe credit of the half-open period of `version` and returns
+    /// how many there were: for a coordinator whose lease for that period was lost or could
+    /// not be renewed, so that no trial call starts under a lease another worker may now
+    /// hold. Trial calls already admitted run on. Does nothing (returns 0) in any other state,
+    /// mode or period.
+    pub fn revoke_probes_at(&self, version: u64) -> u32 {
+        let mut spins = 0;
+        loop {
+            let w = self.load();
+            if w.writing() {
+                pause(&mut spins);
+                continue;
+            }
+            if w.state() != CircuitState::HalfOpen
+                || w.mode() != ProbeMode::Granted
+                || w.version() != version
+                || w.slots() == 0
+            {
+                return 0;
+            }
+            if self
+                .word
+                .0
+                .compare_exchange_weak(w.0, w.with_slots(0).0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return u32::try_from(w.slots()).unwrap_or(u32::MAX);
+            }
+        }
+    }
+
     /// Probe credits available (half-open in [`ProbeMode::Granted`]); 0 otherwise.
     pub fn probe_credits(&self) -> u32 {
         let w = self.load();

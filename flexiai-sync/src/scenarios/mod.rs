@@ -47,12 +47,14 @@ macro_rules! fleet_scenarios {
             idle_workers_leave_the_probe_to_busy_ones,
             an_override_after_a_store_reset_holds,
             an_override_beats_concurrent_local_transitions,
+            a_reset_beats_a_diverged_local_open,
             operator_states_outrank_python_transitions,
             a_retry_after_tie_keeps_the_latest_deadline,
             a_probe_longer_than_its_lease_stays_the_only_one,
             a_latency_spike_does_not_flip_probe_mode,
             a_mixed_fleet_with_a_python_worker_converges,
             a_success_threshold_above_the_probe_budget_still_closes,
+            a_lease_that_moves_mid_period_still_closes,
             an_unversioned_stored_state_is_adopted_by_a_fresh_worker,
         );
     };

@@ -168,6 +168,51 @@ pub async fn an_override_beats_concurrent_local_transitions(factory: &impl Backe
     .await;
 }
 
+/// An operator's reset (closed, a new epoch) written while a worker's trip and its
+/// `Retry-After` wait at a gate: the worker's open grew from before the reset's epoch, so it
+/// is dropped, not rebased onto the reset as a later open deadline (issue 12, defect 2: the
+/// reset used to be undone by the worker's rebased open).
+pub async fn a_reset_beats_a_diverged_local_open(factory: &impl BackendFactory) {
+    let backends = factory
+        .open(
+            2,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gated = GatedBackend::new(Arc::clone(&backends[0]));
+    let config = config(2, Duration::from_secs(10));
+    let workers = vec![
+        super::worker(Arc::clone(&gated) as Arc<dyn SyncBackend>, &["x"], &config).await,
+        super::worker(Arc::clone(&backends[1]), &["x"], &config).await,
+    ];
+    advance_to(&workers, "x", 4).await;
+    gated.hold();
+    let breaker = workers[0].breaker("x");
+    fail(breaker, 2);
+    assert_eq!(breaker.state(), CircuitState::Open);
+    eventually("the trip's write waits at the gate", || gated.waited() > 0).await;
+    assert!(breaker.open_for(Duration::from_secs(30)).is_some());
+    let operator = WorkerId::new("ops:cli:1").unwrap();
+    let written = crate::override_state(&backends[1], "x", CircuitState::Closed, &operator)
+        .await
+        .unwrap();
+    gated.release();
+    reconciled(&workers, 2).await;
+    let now = stored(&backends[1], "x").await.unwrap();
+    assert_eq!(
+        (now.state, now.revision()),
+        (CircuitState::Closed, written.revision()),
+        "the reset was undone: {now:?}"
+    );
+    eventually("every worker took the reset", || {
+        workers.iter().all(|w| {
+            w.breaker("x").state() == CircuitState::Closed
+                && w.breaker("x").version() == written.version
+        })
+    })
+    .await;
+}
+
 /// Python workers' unversioned `closed`/`opened`/`half_open` never undo an operator's
 /// `forced_open` or `disabled`, however new their timestamp.
 pub async fn operator_states_outrank_python_transitions(factory: &impl BackendFactory) {
@@ -579,6 +624,67 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(successes >= 3, "closed after {successes} successes");
+}
+
+/// The lease holder dies mid-period after one of the three successes the period needs: its
+/// lease expires, the other worker takes it and the fleet still closes. The new holder counts
+/// from zero (the dead holder's success reaches nobody, and `absorb_remote_probe_successes`
+/// is not wired: see ARCHITECTURE.md), so it makes all three itself: closing takes more
+/// probes, never fewer.
+pub async fn a_lease_that_moves_mid_period_still_closes(factory: &impl BackendFactory) {
+    let recovery = Duration::from_millis(300);
+    let config = flexiai_breaker::BreakerConfig {
+        failure_threshold: 1,
+        success_threshold: 3,
+        half_open_max_calls: 1,
+        ..flexiai_breaker::BreakerConfig::default()
+    }
+    .with_recovery_timeout(recovery);
+    let mut workers = fleet(factory, 2, &["x"], &config).await;
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let started = std::time::Instant::now();
+    let holder = loop {
+        assert!(started.elapsed() < super::CONVERGE, "nobody probed");
+        let won = workers
+            .iter()
+            .position(|w| match w.breaker("x").try_acquire() {
+                Ok(permit) => {
+                    permit.success();
+                    true
+                }
+                Err(_) => false,
+            });
+        if let Some(i) = won {
+            break i;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Crash: dropped without `stop`, so the lease is left to expire by its TTL.
+    drop(workers.remove(holder));
+    let survivor = workers[0].breaker("x");
+    assert_eq!(survivor.state(), CircuitState::HalfOpen);
+    let mut successes = 0;
+    let bound = super::CONVERGE + super::fast_options().probe_lease_ttl;
+    let started = std::time::Instant::now();
+    while survivor.state() != CircuitState::Closed {
+        assert!(
+            started.elapsed() < bound,
+            "stuck half-open after {successes} successful probes of the new holder"
+        );
+        if let Ok(permit) = survivor.try_acquire() {
+            permit.success();
+            successes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(successes, 3, "the new holder counts its period from zero");
 }
 
 /// A stored snapshot without a version (Python's `get_state_dict()` shape: revision (0, 0),
