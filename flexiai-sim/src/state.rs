@@ -383,6 +383,7 @@ impl State {
                 (Some(state), None) => Candidate::Python(state),
                 (None, _) => return,
             },
+            _ => return,
         };
         self.slots[slot].tracks[i].push(candidate);
     }
