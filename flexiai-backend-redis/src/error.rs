@@ -79,13 +79,7 @@ impl From<RedisBackendError> for BackendError {
     }
 }
 
-/// Removes `secret` from driver text.
-pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "<redacted>"),
-        _ => text.to_owned(),
-    }
-}
+pub(crate) use flexiai_backend::redact;
 
 /// Whether a driver error means "wrong credentials or permissions".
 pub(crate) fn is_auth_error(error: &RedisError) -> bool {
@@ -137,16 +131,6 @@ pub(crate) fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("auth pw failed", Some("pw")),
-            "auth <redacted> failed"
-        );
-        assert_eq!(redact("nothing", None), "nothing");
-        assert_eq!(redact("x", Some("")), "x");
-    }
 
     #[test]
     fn maps_onto_backend_error() {

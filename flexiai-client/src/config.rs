@@ -926,8 +926,8 @@ pub(crate) fn env_name(provider: &str) -> String {
 }
 
 fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ClientError> {
-    value
-        .parse()
+    // The value may be a key: the reason names the variable, never its value.
+    flexiai_backend::parse_env(value)
         .map_err(|_| ClientError::config(key, "cannot parse the value"))
 }
 

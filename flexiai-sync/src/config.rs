@@ -14,7 +14,9 @@ use crate::{SyncError, SyncOptions};
 /// must name another channel.
 pub const PYTHON_CHANNEL: &str = "flexiai:events";
 
-/// A secret string (an event key) that never shows in `Debug` or `Display` output.
+/// A secret string (an event key) that never shows in `Debug` or `Display` output, zeroized
+/// on drop: the workspace's one secret type, [`flexiai_backend::Secret`], under the name this
+/// crate has always used.
 ///
 /// It serializes as the plain string, so a configuration file round-trips.
 ///
@@ -25,33 +27,7 @@ pub const PYTHON_CHANNEL: &str = "flexiai:events";
 /// assert_eq!(format!("{key:?} {key}"), "<redacted> <redacted>");
 /// assert_eq!(key.expose(), "correct horse battery staple");
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself; keep it out of logs and messages.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub type SecretString = flexiai_backend::Secret;
 
 /// Which store carries breaker state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -275,16 +251,7 @@ fn parse_nodes(
 
 /// Replaces the password in `scheme://user:password@host` with `<redacted>`.
 fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{scheme}://{user}:<redacted>@{host}")
-        }
-        None => url.to_owned(),
-    }
+    flexiai_backend::redact(url, None)
 }
 
 /// The seed's sync configuration, loadable from TOML, JSON and the environment.
@@ -528,8 +495,8 @@ impl SyncConfig {
                 "REDIS_SENTINEL_PASSWORD" => self.redis.sentinel_password = Some(value),
                 "REDIS_CLUSTER_NODES" => self.redis.cluster_nodes = split_list(&value),
                 "REDIS_KEY_LAYOUT" => self.redis.key_layout = Some(value),
-                "EVENT_KEY" => self.event_key = Some(SecretString(value)),
-                "PREVIOUS_EVENT_KEY" => self.previous_event_key = Some(SecretString(value)),
+                "EVENT_KEY" => self.event_key = Some(SecretString::new(value)),
+                "PREVIOUS_EVENT_KEY" => self.previous_event_key = Some(SecretString::new(value)),
                 "PREVIOUS_EVENT_KEY_GRACE_SECS" => {
                     self.previous_event_key_grace_secs = parse_env(&key, &value)?
                 }
@@ -755,9 +722,7 @@ impl SyncConfig {
 }
 
 fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, SyncError> {
-    value
-        .parse()
-        .map_err(|_| SyncError::config(key, format!("cannot parse {value:?}")))
+    flexiai_backend::parse_env(value).map_err(|reason| SyncError::config(key, reason))
 }
 
 #[cfg(test)]
