@@ -240,7 +240,7 @@ impl RedisConfig {
         };
         let redis = info.redis_settings();
         config.username = redis.username().map(str::to_owned);
-        config.password = redis.password().map(|p| Secret::new(p));
+        config.password = redis.password().map(Secret::new);
         config.db = redis.db();
         Ok(config)
     }
@@ -293,7 +293,7 @@ impl RedisConfig {
                     node_host,
                     port,
                     redis.username().map(str::to_owned),
-                    redis.password().map(|p| Secret::new(p)),
+                    redis.password().map(Secret::new),
                 ));
             } else {
                 nodes.push((node_host, port, None, None));
