@@ -9,21 +9,7 @@ use redis::{ConnectionAddr, IntoConnectionInfo, ProtocolVersion, RedisConnection
 use crate::error::RedisBackendError;
 use crate::keys::KeyLayout;
 
-/// A password that never shows up in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct Secret(pub(crate) String);
-
-impl Secret {
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+use flexiai_backend::Secret;
 
 /// Which kind of Redis deployment the backend talks to (see [`RedisConfig::topology`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +243,7 @@ impl RedisConfig {
         };
         let redis = info.redis_settings();
         config.username = redis.username().map(str::to_owned);
-        config.password = redis.password().map(|p| Secret(p.to_owned()));
+        config.password = redis.password().map(Secret::new);
         config.db = redis.db();
         Ok(config)
     }
@@ -310,7 +296,7 @@ impl RedisConfig {
                     node_host,
                     port,
                     redis.username().map(str::to_owned),
-                    redis.password().map(|p| Secret(p.to_owned())),
+                    redis.password().map(Secret::new),
                 ));
             } else {
                 nodes.push((node_host, port, None, None));
@@ -403,7 +389,7 @@ impl RedisConfig {
         } = &mut self.topology
         {
             *u = username;
-            *p = password.map(Secret);
+            *p = password.map(Secret::new);
         }
         self
     }
@@ -473,7 +459,7 @@ impl RedisConfig {
     /// Sets the password (`AUTH`, or `AUTH user password` with [`username`](Self::username)).
     #[must_use]
     pub fn password(mut self, password: impl Into<String>) -> Self {
-        self.password = Some(Secret(password.into()));
+        self.password = Some(Secret::new(password));
         self
     }
 

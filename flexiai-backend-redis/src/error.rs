@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use flexiai_backend::BackendError;
-use redis::{ErrorKind, RedisError};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 /// Why building or talking to a [`RedisBackend`](crate::RedisBackend) failed.
 ///
@@ -79,34 +79,53 @@ impl From<RedisBackendError> for BackendError {
     }
 }
 
-/// Removes `secret` from driver text.
-pub(crate) fn redact(text: &str, secret: Option<&str>) -> String {
-    match secret {
-        Some(secret) if !secret.is_empty() => text.replace(secret, "<redacted>"),
-        _ => text.to_owned(),
-    }
-}
+pub(crate) use flexiai_backend::redact;
 
-/// Whether a driver error means "wrong credentials or permissions".
+/// Whether a driver error means "wrong credentials or permissions": the driver's
+/// [`ErrorKind::AuthenticationFailed`], the server's `NOPERM` kind, or a `WRONGPASS` /
+/// `NOAUTH` error code (codes the driver has no kind for). The message text is not read.
 pub(crate) fn is_auth_error(error: &RedisError) -> bool {
-    if error.kind() == ErrorKind::AuthenticationFailed {
-        return true;
-    }
-    let code_is_auth = error
+    matches!(
+        error.kind(),
+        ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm)
+    ) || error
         .code()
-        .is_some_and(|code| matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM"));
-    code_is_auth || {
-        let text = error.to_string();
-        text.contains("WRONGPASS") || text.contains("NOAUTH") || text.contains("NOPERM")
-    }
+        .is_some_and(|code| matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM"))
 }
 
-/// Whether driver text describes a failed TLS handshake or certificate check.
-fn is_tls_error(text: &str) -> bool {
-    let lower = text.to_ascii_lowercase();
-    ["certificate", "unknownissuer", "handshake", "tls"]
-        .iter()
-        .any(|needle| lower.contains(needle))
+/// Whether a driver error is a failed TLS handshake or certificate check: some error in its
+/// `source()` chain, or inside an `io::Error` of it (where tokio-rustls puts the handshake's
+/// error), is a `rustls::Error` or an invalid server name. The message text is not read.
+#[cfg(feature = "tls")]
+fn is_tls_error(error: &RedisError) -> bool {
+    fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+        error.is::<rustls::Error>() || error.is::<rustls::pki_types::InvalidDnsNameError>()
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = next {
+        if is_tls(current) {
+            return true;
+        }
+        // The driver keeps a wrapped error as an `Arc<dyn Error>`, and `io::Error::source`
+        // skips the error it wraps (its `Display` shows it), so look inside both explicitly.
+        let io = current.downcast_ref::<std::io::Error>().or_else(|| {
+            current
+                .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+                .and_then(|shared| shared.downcast_ref::<std::io::Error>())
+        });
+        if let Some(inner) = io.and_then(std::io::Error::get_ref)
+            && is_tls(inner)
+        {
+            return true;
+        }
+        next = current.source();
+    }
+    false
+}
+
+#[cfg(not(feature = "tls"))]
+fn is_tls_error(_error: &RedisError) -> bool {
+    false
 }
 
 /// Classifies a driver error, redacting `secret` from its message.
@@ -119,7 +138,7 @@ pub(crate) fn classify(
     let message = redact(&error.to_string(), secret);
     if is_auth_error(error) {
         RedisBackendError::Authentication { message }
-    } else if is_tls_error(&message) {
+    } else if is_tls_error(error) {
         RedisBackendError::Tls { message }
     } else if error.is_timeout() {
         RedisBackendError::Timeout { operation, timeout }
@@ -139,13 +158,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redaction() {
-        assert_eq!(
-            redact("auth pw failed", Some("pw")),
-            "auth <redacted> failed"
+    fn auth_errors_are_recognised_by_kind_and_code_not_text() {
+        let failed = RedisError::from((ErrorKind::AuthenticationFailed, "auth"));
+        assert!(is_auth_error(&failed));
+        let no_perm = RedisError::from((ErrorKind::Server(ServerErrorKind::NoPerm), "noperm"));
+        assert!(is_auth_error(&no_perm));
+        // A message that merely mentions a code is not an authentication failure.
+        let chatter = RedisError::from((ErrorKind::Client, "client", "WRONGPASS".to_owned()));
+        assert!(!is_auth_error(&chatter));
+        assert!(matches!(
+            classify(&failed, "ping", Duration::from_secs(1), None),
+            RedisBackendError::Authentication { .. }
+        ));
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_errors_are_recognised_through_the_source_chain_not_text() {
+        let handshake = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
         );
-        assert_eq!(redact("nothing", None), "nothing");
-        assert_eq!(redact("x", Some("")), "x");
+        let error = RedisError::from(handshake);
+        assert!(is_tls_error(&error));
+        assert!(matches!(
+            classify(&error, "ping", Duration::from_secs(1), None),
+            RedisBackendError::Tls { .. }
+        ));
+        // Text that talks about certificates, without a TLS error inside, is not one.
+        let chatter = RedisError::from(std::io::Error::other("certificate handshake tls"));
+        assert!(!is_tls_error(&chatter));
+        assert!(matches!(
+            classify(&chatter, "ping", Duration::from_secs(1), None),
+            RedisBackendError::Unavailable { .. }
+        ));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::str::FromStr;
 
 /// How keys are named (see the [crate docs](crate) for the full layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum KeyLayout {
     /// `{prefix}:state:{provider}`: the Python original's names. Refused on Redis Cluster,
     /// where a script's keys would hash to different slots (`CROSSSLOT`).

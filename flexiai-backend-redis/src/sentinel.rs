@@ -122,7 +122,10 @@ impl SentinelMaster {
         let mut node = self.config.for_node(host, port);
         node.db = 0;
         node.username.clone_from(&self.sentinel_username);
-        node.password = self.sentinel_password.clone().map(crate::config::Secret);
+        node.password = self
+            .sentinel_password
+            .clone()
+            .map(flexiai_backend::Secret::new);
         node
     }
 

@@ -24,6 +24,7 @@ pub enum CasOutcome {
 
 /// The result of a [`SyncBackend::health_check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Health {
     /// The store answered.
     Healthy {

@@ -49,6 +49,7 @@ mod error;
 mod fleet;
 mod lock;
 mod memory;
+mod secret;
 mod subscription;
 
 #[cfg(feature = "testing")]
@@ -62,4 +63,5 @@ pub use fleet::{
 };
 pub use lock::{LockLease, lock_token, validate_ttl};
 pub use memory::{MemoryBackend, MemoryBackendBuilder};
+pub use secret::{REDACTED, Secret, parse_env, redact};
 pub use subscription::{Notification, Subscription, SubscriptionSender};

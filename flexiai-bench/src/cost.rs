@@ -222,11 +222,10 @@ pub(crate) async fn run(rates: &[u64], secs: f64, idle_secs: f64) -> crate::Resu
             serial += 1;
             crate::report::log(&format!("cost: {} at {rate}/s", load.label()));
             // flexiai: a fresh breaker, registered and hydrated before the window opens.
-            let config = BreakerConfig {
-                failure_threshold: load.threshold(),
-                ..BreakerConfig::default()
-            }
-            .with_recovery_timeout(Duration::from_secs(120));
+            let config = BreakerConfig::builder()
+                .failure_threshold(load.threshold())
+                .build()?
+                .with_recovery_timeout(Duration::from_secs(120));
             let breaker = Arc::new(CircuitBreaker::new(format!("p{serial}"), config)?);
             manager.register_circuit_breaker(Arc::clone(&breaker))?;
             tokio::time::sleep(Duration::from_millis(300)).await;

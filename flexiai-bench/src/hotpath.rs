@@ -53,6 +53,7 @@ fn mode_of(manager: &StateSyncManager) -> String {
         flexiai_sync::SyncMode::Synced => "synced".to_owned(),
         flexiai_sync::SyncMode::Degraded { .. } => "degraded".to_owned(),
         flexiai_sync::SyncMode::Stopped => "stopped".to_owned(),
+        other => other.to_string(),
     }
 }
 

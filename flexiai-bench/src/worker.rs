@@ -125,11 +125,10 @@ async fn run_flexiai(args: WorkerArgs) -> crate::Result<()> {
     let manager = StateSyncManager::builder(backend)
         .options(SyncOptions::default())
         .build()?;
-    let config = BreakerConfig {
-        failure_threshold: args.threshold,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(Duration::from_secs(60));
+    let config = BreakerConfig::builder()
+        .failure_threshold(args.threshold)
+        .build()?
+        .with_recovery_timeout(Duration::from_secs(60));
     let breaker = Arc::new(CircuitBreaker::new("p", config)?);
     manager.register_circuit_breaker(Arc::clone(&breaker))?;
     manager.start().await?;

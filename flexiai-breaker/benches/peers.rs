@@ -58,10 +58,14 @@ fn flexiai_outcome_observer() -> CircuitBreaker {
 
 fn flexiai_rate() -> CircuitBreaker {
     // recloser's default: a 50% failure rate over the last 100 calls; here over 10 s.
-    let config = BreakerConfig {
-        failure_policy: FailurePolicy::failure_rate(Duration::from_secs(10), 100, 0.5),
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::builder()
+        .failure_policy(FailurePolicy::failure_rate(
+            Duration::from_secs(10),
+            100,
+            0.5,
+        ))
+        .build()
+        .unwrap();
     CircuitBreaker::new("bench", config).unwrap()
 }
 

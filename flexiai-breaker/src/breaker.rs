@@ -34,6 +34,7 @@ use crate::word::Word;
 
 /// Who decides how many trial calls a half-open breaker admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ProbeMode {
     /// This breaker alone: entering half-open opens `half_open_max_calls` probe slots; a slot
     /// comes back when its call succeeds without closing the breaker or is dropped unsettled.

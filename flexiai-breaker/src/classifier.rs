@@ -4,6 +4,7 @@ use std::error::Error;
 
 /// How an error returned by a protected call is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// The provider is at fault (timeout, 5xx, rate limit...): counts as a failure.
     Failure,

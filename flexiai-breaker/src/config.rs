@@ -16,7 +16,10 @@ pub const MAX_HALF_OPEN_CALLS: u32 = 4095;
 pub const MAX_OPEN_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 /// How failures are counted in the closed state to decide when to open.
+///
+/// `#[non_exhaustive]`: new policies may be added, so a `match` needs a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FailurePolicy {
     /// Open after [`BreakerConfig::failure_threshold`] failures in a row; any counted success
@@ -57,16 +60,29 @@ impl FailurePolicy {
 /// naturally (`recovery_timeout_ms = 30000`); the `Duration` accessors are for code. Missing
 /// fields take their defaults and unknown fields are an error, so a typo is caught.
 ///
+/// `#[non_exhaustive]`: build one in code with [`BreakerConfig::builder`] (which validates),
+/// or start from [`Default`] and set fields; a struct literal does not compile outside this
+/// crate, so adding a field is not a breaking change.
+///
 /// ```
+/// use std::time::Duration;
 /// use flexiai_breaker::BreakerConfig;
 ///
 /// let config: BreakerConfig = serde_json::from_str(r#"{"failure_threshold": 3}"#).unwrap();
 /// assert_eq!(config.failure_threshold, 3);
 /// assert_eq!(config.recovery_timeout().as_secs(), 60);
 /// assert!(config.validate().is_ok());
+///
+/// let built = BreakerConfig::builder()
+///     .failure_threshold(3)
+///     .recovery_timeout(Duration::from_secs(60))
+///     .build()?;
+/// assert_eq!(built, config);
+/// # Ok::<(), flexiai_breaker::BreakerError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker (consecutive policy). Default 5.
     pub failure_threshold: u32,
@@ -112,7 +128,102 @@ impl Default for BreakerConfig {
     }
 }
 
+/// Builds a [`BreakerConfig`]: every setter is named after the field it sets, and
+/// [`build`](Self::build) validates ([`BreakerConfig::validate`]), naming the first bad field.
+///
+/// ```
+/// use flexiai_breaker::{BreakerConfig, BreakerError};
+///
+/// let err = BreakerConfig::builder().failure_threshold(0).build().unwrap_err();
+/// assert!(matches!(err, BreakerError::InvalidConfig { field: "failure_threshold", .. }));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct BreakerConfigBuilder {
+    config: BreakerConfig,
+}
+
+impl From<BreakerConfig> for BreakerConfigBuilder {
+    /// A builder starting from `config`'s values.
+    fn from(config: BreakerConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl BreakerConfigBuilder {
+    /// Sets [`BreakerConfig::failure_threshold`].
+    pub fn failure_threshold(mut self, value: u32) -> Self {
+        self.config.failure_threshold = value;
+        self
+    }
+
+    /// Sets [`BreakerConfig::recovery_timeout_ms`].
+    pub fn recovery_timeout_ms(mut self, value: u64) -> Self {
+        self.config.recovery_timeout_ms = value;
+        self
+    }
+
+    /// Sets the open period (rounded down to whole milliseconds).
+    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.with_recovery_timeout(timeout);
+        self
+    }
+
+    /// Sets [`BreakerConfig::half_open_max_calls`].
+    pub fn half_open_max_calls(mut self, value: u32) -> Self {
+        self.config.half_open_max_calls = value;
+        self
+    }
+
+    /// Sets [`BreakerConfig::success_threshold`].
+    pub fn success_threshold(mut self, value: u32) -> Self {
+        self.config.success_threshold = value;
+        self
+    }
+
+    /// Sets [`BreakerConfig::failure_policy`].
+    pub fn failure_policy(mut self, value: FailurePolicy) -> Self {
+        self.config.failure_policy = value;
+        self
+    }
+
+    /// Sets [`BreakerConfig::slow_call_threshold_ms`] (`None` turns slow-call detection off).
+    pub fn slow_call_threshold_ms(mut self, value: impl Into<Option<u64>>) -> Self {
+        self.config.slow_call_threshold_ms = value.into();
+        self
+    }
+
+    /// Sets [`BreakerConfig::backoff_multiplier`].
+    pub fn backoff_multiplier(mut self, value: f64) -> Self {
+        self.config.backoff_multiplier = value;
+        self
+    }
+
+    /// Sets [`BreakerConfig::max_recovery_timeout_ms`].
+    pub fn max_recovery_timeout_ms(mut self, value: u64) -> Self {
+        self.config.max_recovery_timeout_ms = value;
+        self
+    }
+
+    /// Sets [`BreakerConfig::jitter_ratio`].
+    pub fn jitter_ratio(mut self, value: f64) -> Self {
+        self.config.jitter_ratio = value;
+        self
+    }
+
+    /// Validates and returns the config; the error names the first bad field.
+    pub fn build(self) -> Result<BreakerConfig, BreakerError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
 impl BreakerConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> BreakerConfigBuilder {
+        BreakerConfigBuilder::default()
+    }
+
     /// The open period before the first trial call.
     pub fn recovery_timeout(&self) -> Duration {
         Duration::from_millis(self.recovery_timeout_ms)
@@ -141,7 +252,8 @@ impl BreakerConfig {
     /// ```
     /// use flexiai_breaker::{BreakerConfig, BreakerError};
     ///
-    /// let bad = BreakerConfig { failure_threshold: 0, ..BreakerConfig::default() };
+    /// let mut bad = BreakerConfig::default();
+    /// bad.failure_threshold = 0;
     /// match bad.validate() {
     ///     Err(BreakerError::InvalidConfig { field, .. }) => assert_eq!(field, "failure_threshold"),
     ///     other => panic!("unexpected {other:?}"),

@@ -96,11 +96,14 @@ impl<E> CallError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for CallError<E> {
+/// Says what failed, never why: a rejection is the error itself (its message, no source);
+/// for a call that failed, the call's error is the [`source`](std::error::Error::source),
+/// not repeated here, so an error reporter walking the chain prints each message once.
+impl<E> fmt::Display for CallError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Rejected(r) => r.fmt(f),
-            CallError::Inner(e) => e.fmt(f),
+            CallError::Inner(_) => f.write_str("the call guarded by the circuit breaker failed"),
         }
     }
 }
@@ -108,7 +111,7 @@ impl<E: fmt::Display> fmt::Display for CallError<E> {
 impl<E: std::error::Error + 'static> std::error::Error for CallError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CallError::Rejected(r) => Some(r),
+            CallError::Rejected(_) => None,
             CallError::Inner(e) => Some(e),
         }
     }
@@ -123,6 +126,43 @@ impl<E> From<Rejected> for CallError<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every message of `error`'s `source()` chain, outermost first.
+    fn chain(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut messages = Vec::new();
+        let mut next = Some(error);
+        while let Some(e) = next {
+            messages.push(e.to_string());
+            next = e.source();
+        }
+        messages
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("provider answered 503")]
+    struct Upstream(#[source] std::io::Error);
+
+    #[test]
+    fn call_errors_print_each_cause_once_along_the_source_chain() {
+        let failed: CallError<Upstream> =
+            CallError::Inner(Upstream(std::io::Error::other("connection reset")));
+        assert_eq!(
+            chain(&failed),
+            [
+                "the call guarded by the circuit breaker failed",
+                "provider answered 503",
+                "connection reset"
+            ]
+        );
+        let rejected: CallError<Upstream> = CallError::Rejected(Rejected {
+            state: CircuitState::Open,
+            retry_after: Some(Duration::from_millis(1500)),
+        });
+        assert_eq!(
+            chain(&rejected),
+            ["circuit breaker rejected the call: state is open, retry after 1500 ms"]
+        );
+    }
 
     #[test]
     fn messages_name_the_field_and_the_wait() {

@@ -37,7 +37,7 @@
 //!
 //! let clock = Arc::new(ManualClock::new());
 //! let breaker = CircuitBreaker::builder("openai")
-//!     .config(BreakerConfig { failure_threshold: 2, ..BreakerConfig::default() })
+//!     .config(BreakerConfig::builder().failure_threshold(2).build()?)
 //!     .clock(clock.clone())
 //!     .build()?;
 //!
@@ -101,7 +101,9 @@ mod word;
 pub use breaker::{BreakerBuilder, CircuitBreaker, OutcomeTotals, ProbeMode, ProbeProgress};
 pub use classifier::{Classifier, CountAll, ErrorClass};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{BreakerConfig, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS};
+pub use config::{
+    BreakerConfig, BreakerConfigBuilder, FailurePolicy, MAX_HALF_OPEN_CALLS, MAX_OPEN_MS,
+};
 pub use error::{BreakerError, CallError, Rejected};
 #[cfg(feature = "metrics")]
 pub use exporter::{BreakerRecorder, ExporterHandle, MetricsExporter};

@@ -128,27 +128,19 @@ impl OwnedPermit {
     }
 
     /// Settles the permit as `class` says.
-    pub fn record_class(self, class: ErrorClass) {
-        match class {
-            ErrorClass::Failure => self.failure(),
-            ErrorClass::Success => self.success(),
-            ErrorClass::Ignore => drop(self),
-        }
+    pub fn record_class(mut self, class: ErrorClass) {
+        self.take().record_class(class);
     }
 
     /// Settles the permit with an error, classified by the breaker's classifier.
-    pub fn record_error<E: Error + 'static>(self, error: &E) {
-        let class = self.breaker.classify(error);
-        self.record_class(class);
+    pub fn record_error<E: Error + 'static>(mut self, error: &E) {
+        self.take().record_error(error);
     }
 
     /// Settles the permit with a call's result: `Ok` is a success, `Err` goes through the
     /// breaker's classifier.
-    pub fn record<T, E: Error + 'static>(self, result: &Result<T, E>) {
-        match result {
-            Ok(_) => self.success(),
-            Err(e) => self.record_error(e),
-        }
+    pub fn record<T, E: Error + 'static>(mut self, result: &Result<T, E>) {
+        self.take().record(result);
     }
 
     /// Releases the permit without counting anything (same as dropping it).

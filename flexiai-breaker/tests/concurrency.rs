@@ -30,13 +30,15 @@ fn hammer(mode: ProbeMode, iterations: usize) {
     let clock = Arc::new(ManualClock::new());
     let rec = Arc::new(Recorder::default());
     let breaker = CircuitBreaker::builder("hammer")
-        .config(BreakerConfig {
-            failure_threshold: 3,
-            recovery_timeout_ms: 2,
-            half_open_max_calls: MAX_PROBES,
-            success_threshold: 2,
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::builder()
+                .failure_threshold(3)
+                .recovery_timeout_ms(2)
+                .half_open_max_calls(MAX_PROBES)
+                .success_threshold(2)
+                .build()
+                .unwrap(),
+        )
         .clock(clock.clone())
         .observer(rec.clone())
         .probe_mode(mode)
@@ -163,11 +165,13 @@ fn hammering_in_granted_probe_mode() {
 fn remote_snapshots_race_safely_with_callers() {
     let clock = Arc::new(ManualClock::new());
     let breaker = CircuitBreaker::builder("remote")
-        .config(BreakerConfig {
-            failure_threshold: 2,
-            recovery_timeout_ms: 1,
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::builder()
+                .failure_threshold(2)
+                .recovery_timeout_ms(1)
+                .build()
+                .unwrap(),
+        )
         .clock(clock.clone())
         .build()
         .unwrap();

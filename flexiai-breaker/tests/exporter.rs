@@ -10,10 +10,10 @@ use flexiai_breaker::{BreakerConfig, CircuitBreaker, MetricsExporter};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 fn breaker(name: &str) -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        failure_threshold: 2,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .build()
+        .unwrap();
     Arc::new(CircuitBreaker::new(name, config).unwrap())
 }
 

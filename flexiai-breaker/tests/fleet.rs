@@ -33,10 +33,12 @@ impl BreakerObserver for Counting {
 
 fn rate_breaker(clock: &Arc<ManualClock>) -> CircuitBreaker {
     CircuitBreaker::builder("p")
-        .config(BreakerConfig {
-            failure_policy: FailurePolicy::failure_rate(Duration::from_secs(10), 4, 0.5),
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::builder()
+                .failure_policy(FailurePolicy::failure_rate(Duration::from_secs(10), 4, 0.5))
+                .build()
+                .unwrap(),
+        )
         .clock(clock.clone())
         .build()
         .unwrap()
@@ -46,10 +48,12 @@ fn rate_breaker(clock: &Arc<ManualClock>) -> CircuitBreaker {
 fn outcome_totals_count_this_workers_closed_outcomes_exactly() {
     let clock = Arc::new(ManualClock::new());
     let b = CircuitBreaker::builder("p")
-        .config(BreakerConfig {
-            failure_threshold: 3,
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::builder()
+                .failure_threshold(3)
+                .build()
+                .unwrap(),
+        )
         .clock(clock.clone())
         .build()
         .unwrap();

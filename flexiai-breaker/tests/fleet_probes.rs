@@ -16,11 +16,11 @@ use flexiai_breaker::{
 };
 
 fn cfg() -> BreakerConfig {
-    BreakerConfig {
-        half_open_max_calls: 1,
-        success_threshold: 3,
-        ..config(1, 10)
-    }
+    flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .half_open_max_calls(1)
+        .success_threshold(3)
+        .build()
+        .unwrap()
 }
 
 /// A worker: a granted-mode breaker of its own, brought to half-open.
@@ -154,11 +154,13 @@ fn local_mode_closes_alone_for_any_threshold_and_slot_count() {
     for (max_calls, threshold) in [(1, 1), (1, 3), (2, 5), (3, 2), (4, 4)] {
         let clock = Arc::new(ManualClock::new());
         let b = CircuitBreaker::builder("local")
-            .config(BreakerConfig {
-                half_open_max_calls: max_calls,
-                success_threshold: threshold,
-                ..config(1, 10)
-            })
+            .config(
+                flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+                    .half_open_max_calls(max_calls)
+                    .success_threshold(threshold)
+                    .build()
+                    .unwrap(),
+            )
             .clock(clock.clone())
             .build()
             .unwrap();

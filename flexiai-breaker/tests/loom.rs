@@ -25,14 +25,16 @@ const RECOVERY: Duration = Duration::from_secs(10);
 fn breaker(max_calls: u32, mode: ProbeMode) -> (Arc<CircuitBreaker>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new());
     let b = CircuitBreaker::builder("loom")
-        .config(BreakerConfig {
-            failure_threshold: 1,
-            half_open_max_calls: max_calls,
-            success_threshold: 1,
-            recovery_timeout_ms: 10_000,
-            jitter_ratio: 0.0,
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::builder()
+                .failure_threshold(1)
+                .half_open_max_calls(max_calls)
+                .success_threshold(1)
+                .recovery_timeout_ms(10_000)
+                .jitter_ratio(0.0)
+                .build()
+                .unwrap(),
+        )
         .clock(clock.clone())
         .probe_mode(mode)
         .build()

@@ -40,8 +40,8 @@ struct Flavor {
 }
 
 fn config(flavor: Flavor) -> BreakerConfig {
-    BreakerConfig {
-        failure_policy: if flavor.rate {
+    BreakerConfig::builder()
+        .failure_policy(if flavor.rate {
             FailurePolicy::FailureRate {
                 window_ms: 3_600_000,
                 buckets: 1,
@@ -50,15 +50,15 @@ fn config(flavor: Flavor) -> BreakerConfig {
             }
         } else {
             FailurePolicy::ConsecutiveFailures
-        },
-        failure_threshold: 3,
-        recovery_timeout_ms: RECOVERY_MS,
-        half_open_max_calls: 2,
-        success_threshold: 2,
-        backoff_multiplier: 2.0,
-        max_recovery_timeout_ms: MAX_OPEN_MS,
-        ..BreakerConfig::default()
-    }
+        })
+        .failure_threshold(3)
+        .recovery_timeout_ms(RECOVERY_MS)
+        .half_open_max_calls(2)
+        .success_threshold(2)
+        .backoff_multiplier(2.0)
+        .max_recovery_timeout_ms(MAX_OPEN_MS)
+        .build()
+        .unwrap()
 }
 
 #[derive(Debug, Clone)]
@@ -188,6 +188,7 @@ impl Model {
         match self.mode {
             ProbeMode::Local => MAX_CALLS,
             ProbeMode::Granted => MAX_CREDITS,
+            mode => panic!("the model does not know {mode:?}"),
         }
     }
 

@@ -50,10 +50,12 @@ fn a_sleeping_observer_does_not_stall_callers_and_gets_the_latest_transition() {
     let sleepy = Arc::new(Sleepy::default());
     let queued = Arc::new(QueuedObserver::new(sleepy.clone(), 8).unwrap());
     let breaker = CircuitBreaker::builder("slow")
-        .config(BreakerConfig {
-            failure_threshold: 1,
-            ..BreakerConfig::default()
-        })
+        .config(
+            BreakerConfig::builder()
+                .failure_threshold(1)
+                .build()
+                .unwrap(),
+        )
         .observer(queued.clone())
         .build()
         .unwrap();

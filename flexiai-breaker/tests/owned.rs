@@ -109,11 +109,13 @@ fn a_probe_failure_reopens_and_record_uses_the_classifier() {
 
 #[test]
 fn slow_owned_successes_count_as_failures() {
-    let (b, clock, _rec) = shared(BreakerConfig {
-        failure_threshold: 1,
-        slow_call_threshold_ms: Some(100),
-        ..BreakerConfig::default()
-    });
+    let (b, clock, _rec) = shared(
+        BreakerConfig::builder()
+            .failure_threshold(1)
+            .slow_call_threshold_ms(Some(100))
+            .build()
+            .unwrap(),
+    );
     let p = b.acquire_owned().unwrap();
     clock.advance(Duration::from_millis(150));
     assert_eq!(p.elapsed(), Some(Duration::from_millis(150)));

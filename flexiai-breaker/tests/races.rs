@@ -103,10 +103,10 @@ fn a_probe_mode_switch_before_the_half_open_transition_admits_no_probe_without_a
 /// slots then admits callers as usual.
 #[test]
 fn a_switch_to_local_mode_before_the_half_open_transition_keeps_the_local_budget() {
-    let cfg = BreakerConfig {
-        half_open_max_calls: 2,
-        ..config(1, 10)
-    };
+    let cfg = flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .half_open_max_calls(2)
+        .build()
+        .unwrap();
     let (b, clock) = hooked(cfg, ProbeMode::Granted);
     b.try_acquire().unwrap().failure();
     clock.inner.advance(10 * SEC);
@@ -128,10 +128,12 @@ fn reads_report_a_due_half_open_without_making_the_transition() {
     let clock = Arc::new(ManualClock::new());
     let rec = Arc::new(Recorder::default());
     let b = CircuitBreaker::builder("reads")
-        .config(BreakerConfig {
-            half_open_max_calls: 2,
-            ..config(1, 10)
-        })
+        .config(
+            flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+                .half_open_max_calls(2)
+                .build()
+                .unwrap(),
+        )
         .clock(clock.clone())
         .observer(rec.clone())
         .build()

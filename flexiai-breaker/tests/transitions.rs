@@ -78,11 +78,11 @@ fn open_turns_half_open_by_itself_when_the_timeout_passes() {
 
 #[test]
 fn half_open_admits_at_most_max_calls_and_a_dropped_permit_gives_its_slot_back() {
-    let r = rig(BreakerConfig {
-        half_open_max_calls: 2,
-        success_threshold: 3,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .half_open_max_calls(2)
+        .success_threshold(3)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     fail(b, 1);
     r.clock.advance(10 * SEC);
@@ -114,11 +114,11 @@ fn half_open_admits_at_most_max_calls_and_a_dropped_permit_gives_its_slot_back()
 
 #[test]
 fn a_failed_trial_reopens_with_exponential_backoff_up_to_the_cap() {
-    let r = rig(BreakerConfig {
-        backoff_multiplier: 2.0,
-        max_recovery_timeout_ms: 35_000,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .backoff_multiplier(2.0)
+        .max_recovery_timeout_ms(35_000)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     fail(b, 1);
     let mut expected = vec![10, 20, 35, 35];
@@ -147,10 +147,10 @@ fn a_failed_trial_reopens_with_exponential_backoff_up_to_the_cap() {
 
 #[test]
 fn jitter_shortens_open_periods_within_the_ratio() {
-    let r = rig(BreakerConfig {
-        jitter_ratio: 0.5,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .jitter_ratio(0.5)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..20 {
@@ -247,15 +247,15 @@ fn reset_clears_counts_and_open_state() {
 
 #[test]
 fn failure_rate_policy_needs_minimum_calls_and_expires_old_outcomes() {
-    let r = rig(BreakerConfig {
-        failure_policy: FailurePolicy::FailureRate {
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 30))
+        .failure_policy(FailurePolicy::FailureRate {
             window_ms: 10_000,
             buckets: 10,
             minimum_calls: 10,
             failure_rate_threshold: 0.5,
-        },
-        ..config(1, 30)
-    });
+        })
+        .build()
+        .unwrap());
     let b = &r.breaker;
     // Nine failures in a row: below the minimum number of calls.
     fail(b, 9);
@@ -279,10 +279,10 @@ fn failure_rate_policy_needs_minimum_calls_and_expires_old_outcomes() {
 
 #[test]
 fn slow_successes_count_as_failures() {
-    let r = rig(BreakerConfig {
-        slow_call_threshold_ms: Some(2000),
-        ..config(2, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(2, 10))
+        .slow_call_threshold_ms(Some(2000))
+        .build()
+        .unwrap());
     let b = &r.breaker;
     let p = b.try_acquire().unwrap();
     r.clock.advance(3 * SEC);
@@ -379,10 +379,10 @@ async fn a_cancelled_call_gives_its_probe_slot_back() {
 
 #[test]
 fn outcomes_of_permits_from_an_older_version_count_nothing() {
-    let r = rig(BreakerConfig {
-        half_open_max_calls: 2,
-        ..config(2, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(2, 10))
+        .half_open_max_calls(2)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     let stale = b.try_acquire().unwrap();
     fail(b, 2);
@@ -407,11 +407,11 @@ fn outcomes_of_permits_from_an_older_version_count_nothing() {
 
 #[test]
 fn granted_mode_admits_only_against_credits() {
-    let r = rig(BreakerConfig {
-        half_open_max_calls: 3,
-        success_threshold: 2,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .half_open_max_calls(3)
+        .success_threshold(2)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     b.set_probe_mode(ProbeMode::Granted);
     assert_eq!(b.grant_probes(5), 0, "credits exist only in half-open");
@@ -458,10 +458,10 @@ fn granted_mode_admits_only_against_credits() {
 
 #[test]
 fn switching_probe_mode_in_half_open_resets_the_budget() {
-    let r = rig(BreakerConfig {
-        half_open_max_calls: 2,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .half_open_max_calls(2)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     fail(b, 1);
     r.clock.advance(10 * SEC);
@@ -590,10 +590,10 @@ fn absorbed_remote_failures_trip_the_breaker_as_a_local_transition() {
 
 #[test]
 fn absorbed_outcomes_enter_the_failure_rate_window() {
-    let r = rig(BreakerConfig {
-        failure_policy: FailurePolicy::failure_rate(10 * SEC, 10, 0.5),
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .failure_policy(FailurePolicy::failure_rate(10 * SEC, 10, 0.5))
+        .build()
+        .unwrap());
     let b = &r.breaker;
     succeed(b, 5);
     assert!(!b.absorb_remote_outcomes(4, 1));
@@ -640,13 +640,9 @@ fn construction_rejects_bad_names_and_configs() {
         CircuitBreaker::new("has space", BreakerConfig::default()),
         Err(BreakerError::InvalidName(_))
     ));
-    match CircuitBreaker::new(
-        "ok",
-        BreakerConfig {
-            half_open_max_calls: 0,
-            ..BreakerConfig::default()
-        },
-    ) {
+    let mut bad = BreakerConfig::default();
+    bad.half_open_max_calls = 0;
+    match CircuitBreaker::new("ok", bad) {
         Err(BreakerError::InvalidConfig { field, .. }) => assert_eq!(field, "half_open_max_calls"),
         other => panic!("unexpected {other:?}"),
     }
@@ -789,11 +785,11 @@ fn open_for_only_ever_extends_an_open_period() {
 
 #[test]
 fn open_for_from_half_open_voids_the_trials_and_keeps_the_backoff_streak() {
-    let r = rig(BreakerConfig {
-        backoff_multiplier: 2.0,
-        max_recovery_timeout_ms: 100_000,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .backoff_multiplier(2.0)
+        .max_recovery_timeout_ms(100_000)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     fail(b, 1);
     r.clock.advance(10 * SEC);
@@ -847,10 +843,10 @@ fn open_for_leaves_forced_open_and_disabled_alone() {
 
 #[test]
 fn open_for_is_clamped_to_one_millisecond_and_the_open_period_cap() {
-    let r = rig(BreakerConfig {
-        max_recovery_timeout_ms: 30_000,
-        ..config(1, 10)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 10))
+        .max_recovery_timeout_ms(30_000)
+        .build()
+        .unwrap());
     let b = &r.breaker;
     b.open_for(Duration::from_secs(3600));
     assert_eq!(b.metrics().open_remaining, Some(30 * SEC));
@@ -862,10 +858,10 @@ fn open_for_is_clamped_to_one_millisecond_and_the_open_period_cap() {
     r.clock.advance(Duration::from_millis(1));
     assert_eq!(b.state(), HalfOpen);
     // The cap is never below the recovery timeout.
-    let r = rig(BreakerConfig {
-        max_recovery_timeout_ms: 1_000,
-        ..config(1, 60)
-    });
+    let r = rig(flexiai_breaker::BreakerConfigBuilder::from(config(1, 60))
+        .max_recovery_timeout_ms(1_000)
+        .build()
+        .unwrap());
     r.breaker.open_for(Duration::MAX);
     assert_eq!(r.breaker.metrics().open_remaining, Some(60 * SEC));
 }

@@ -146,12 +146,10 @@ fn elapsed_since(start: SystemTime) -> Duration {
 }
 
 fn breaker_config() -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold: 5,
-        half_open_max_calls: 1,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(Duration::from_millis(1500))
+    let mut config = BreakerConfig::default().with_recovery_timeout(Duration::from_millis(1500));
+    config.failure_threshold = 5;
+    config.half_open_max_calls = 1;
+    config
 }
 
 fn sync_options() -> SyncOptions {

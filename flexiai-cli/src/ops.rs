@@ -216,6 +216,11 @@ fn describe(notification: &Notification) -> String {
             e.state_data.version,
             e.worker_id
         ),
+        Notification::Event(other) => format!(
+            "{} {:<16} (an event kind this version does not know)",
+            Timestamp::now(),
+            other.provider_name()
+        ),
         Notification::Rejected(error) => {
             format!("{} rejected payload: {}", Timestamp::now(), error.reason())
         }
@@ -265,6 +270,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> crate::Result<()> {
     let from = match args.to {
         KeyLayout::Plain => KeyLayout::HashTagged,
         KeyLayout::HashTagged => KeyLayout::Plain,
+        other => return Err(format!("no migration to the {other} layout").into()),
     };
     let base = args.fleet.config()?;
     let source = RedisBackend::connect(base.clone().key_layout(from)).await?;

@@ -115,12 +115,11 @@ pub(crate) async fn run(args: WorkerArgs) -> crate::Result<()> {
     let manager = StateSyncManager::builder(backend)
         .options(options)
         .build()?;
-    let mut breaker_config = BreakerConfig {
-        failure_threshold: args.threshold,
-        half_open_max_calls: args.half_open_max,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(Duration::from_millis(args.recovery_ms));
+    let mut breaker_config = BreakerConfig::builder()
+        .failure_threshold(args.threshold)
+        .half_open_max_calls(args.half_open_max)
+        .build()?
+        .with_recovery_timeout(Duration::from_millis(args.recovery_ms));
     if let Some(minimum_calls) = args.rate_min_calls {
         breaker_config.failure_policy =
             FailurePolicy::failure_rate(Duration::from_secs(30), minimum_calls, 0.5);
@@ -287,7 +286,7 @@ async fn handle<'a>(
         Some("health") => {
             let health = manager.health();
             Ok(json!({
-                "mode": match health.mode { flexiai_sync::SyncMode::Synced => "synced", flexiai_sync::SyncMode::Degraded { .. } => "degraded", flexiai_sync::SyncMode::Stopped => "stopped" },
+                "mode": match health.mode { flexiai_sync::SyncMode::Synced => "synced", flexiai_sync::SyncMode::Degraded { .. } => "degraded", flexiai_sync::SyncMode::Stopped => "stopped", _ => "unknown" },
                 "published": health.metrics.events_published,
                 "received": health.metrics.events_received,
                 "rejected": health.metrics.events_rejected,

@@ -14,6 +14,7 @@ use crate::secret::ApiKey;
 
 /// Which wire API a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ProviderKind {
     /// OpenAI's Chat Completions API (`POST {base_url}/chat/completions`), spoken by OpenAI and
     /// by compatible servers (vLLM, Ollama, LiteLLM, Azure-style gateways...) through
@@ -120,6 +121,7 @@ fn default_max_response_bytes() -> u64 {
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ProviderConfig {
     /// Unique name; also the circuit breaker's name and the key of its shared state, so it
     /// follows provider-name rules (non-empty, no whitespace, no `:`...).
@@ -383,8 +385,11 @@ impl ProviderConfig {
 /// default: rate limits, timeouts, connection and server errors, malformed answers). The
 /// delay before retry `k` (from 1) is `initial_backoff_ms * multiplier^(k-1)`, capped at
 /// `max_backoff_ms`, then shortened by a random fraction of up to `jitter`.
+///
+/// `#[non_exhaustive]`: build one with [`RetryConfig::builder`] or start from [`Default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// Tries per provider, the first included (1 = no retry). Default 2.
     pub max_attempts: u32,
@@ -419,7 +424,52 @@ impl Default for RetryConfig {
     }
 }
 
+/// Setters named after the fields they set, for the config builders below.
+macro_rules! setters {
+    ($owner:literal; $($field:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets [`", $owner, "::", stringify!($field), "`].")]
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.config.$field = value;
+                self
+            }
+        )*
+    };
+}
+
+/// Builds a [`RetryConfig`]; [`build`](Self::build) validates, naming the field
+/// (`retry.jitter`).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RetryConfigBuilder {
+    config: RetryConfig,
+}
+
+impl RetryConfigBuilder {
+    setters! {
+        "RetryConfig";
+        max_attempts: u32,
+        initial_backoff_ms: u64,
+        max_backoff_ms: u64,
+        multiplier: f64,
+        jitter: f64,
+        honor_retry_after: bool,
+        max_retry_after_ms: u64,
+    }
+
+    /// Validates and returns the config.
+    pub fn build(self) -> Result<RetryConfig, ClientError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
 impl RetryConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RetryConfigBuilder {
+        RetryConfigBuilder::default()
+    }
+
     /// Checks every field; the error names the first bad one (`retry.<field>`).
     pub fn validate(&self) -> Result<(), ClientError> {
         if self.max_attempts == 0 || self.max_attempts > MAX_RETRIES + 1 {
@@ -502,8 +552,24 @@ impl RetryConfig {
 /// assert!(err.to_string().contains("`providers`"));
 /// # Ok::<(), flexiai_client::ClientError>(())
 /// ```
+///
+/// `#[non_exhaustive]`: in code, use [`FlexiAIConfig::builder`] (which validates) or
+/// [`FlexiAIConfig::new`] and set fields.
+///
+/// ```
+/// use flexiai_client::{BreakerConfig, FlexiAIConfig, ProviderConfig, ProviderKind};
+///
+/// let config = FlexiAIConfig::builder()
+///     .provider(ProviderConfig::new("openai", ProviderKind::OpenAi, 1, "gpt-4o-mini").api_key("sk-test"))
+///     .circuit_breaker(BreakerConfig::builder().failure_threshold(3).build()?)
+///     .build()?;
+/// assert_eq!(config.circuit_breaker.failure_threshold, 3);
+/// assert!(FlexiAIConfig::builder().build().is_err()); // no provider
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct FlexiAIConfig {
     /// The providers, in any order (they are tried by `priority`).
     pub providers: Vec<ProviderConfig>,
@@ -525,7 +591,50 @@ pub struct FlexiAIConfig {
     pub model_fallbacks: BTreeMap<String, Vec<String>>,
 }
 
+/// Builds a [`FlexiAIConfig`]; [`build`](Self::build) validates
+/// ([`FlexiAIConfig::validate`]), naming the first bad field.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct FlexiAIConfigBuilder {
+    config: FlexiAIConfig,
+}
+
+impl From<FlexiAIConfig> for FlexiAIConfigBuilder {
+    /// A builder starting from `config`'s values.
+    fn from(config: FlexiAIConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl FlexiAIConfigBuilder {
+    setters! {
+        "FlexiAIConfig";
+        providers: Vec<ProviderConfig>,
+        circuit_breaker: BreakerConfig,
+        retry: RetryConfig,
+        sync: Option<SyncConfig>,
+        model_fallbacks: BTreeMap<String, Vec<String>>,
+    }
+
+    /// Adds one provider to [`FlexiAIConfig::providers`].
+    pub fn provider(mut self, provider: ProviderConfig) -> Self {
+        self.config.providers.push(provider);
+        self
+    }
+
+    /// Validates and returns the config.
+    pub fn build(self) -> Result<FlexiAIConfig, ClientError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
 impl FlexiAIConfig {
+    /// A builder with no provider and every other setting at its default.
+    pub fn builder() -> FlexiAIConfigBuilder {
+        FlexiAIConfigBuilder::from(Self::new(Vec::new()))
+    }
+
     /// Environment variables read by [`apply_env`](Self::apply_env) start with this.
     pub const ENV_PREFIX: &'static str = "FLEXIAI_";
 
@@ -817,8 +926,8 @@ pub(crate) fn env_name(provider: &str) -> String {
 }
 
 fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ClientError> {
-    value
-        .parse()
+    // The value may be a key: the reason names the variable, never its value.
+    flexiai_backend::parse_env(value)
         .map_err(|_| ClientError::config(key, "cannot parse the value"))
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ContentPart {
     /// Text.
     Text {
@@ -52,6 +53,7 @@ impl ContentPart {
 /// Where an image comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ImageSource {
     /// Fetched by the provider.
     Url {
@@ -132,6 +134,7 @@ impl Tool {
 /// Whether and which tool the model must call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ToolChoice {
     /// The model decides (OpenAI `auto`, Anthropic `auto`).
     Auto,
@@ -161,6 +164,7 @@ pub struct ToolCall {
 /// The format the answer must take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ResponseFormat {
     /// Free text (the default).
     Text,

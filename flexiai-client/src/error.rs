@@ -208,7 +208,7 @@ pub enum ClientError {
         message: String,
     },
     /// A configuration file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Io {
         /// The file.
         path: String,
@@ -225,7 +225,7 @@ pub enum ClientError {
     },
     /// A call aimed at one provider
     /// ([`chat_completion_on`](crate::FlexiAI::chat_completion_on)) failed.
-    #[error("provider {provider} failed: {source}")]
+    #[error("provider {provider} failed")]
     Provider {
         /// The provider's configured name.
         provider: String,
@@ -247,7 +247,7 @@ pub enum ClientError {
     /// the end of the answer. The provider was charged with the failure (as the
     /// [`ErrorPolicy`](crate::ErrorPolicy) says) and the request was not retried elsewhere,
     /// since part of the answer was already delivered.
-    #[error("the stream from {provider} ({model}) broke off: {source}")]
+    #[error("the stream from {provider} ({model}) broke off")]
     Interrupted {
         /// The provider's configured name.
         provider: String,

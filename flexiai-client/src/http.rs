@@ -192,7 +192,9 @@ fn error_message(body: &str) -> String {
 }
 
 /// The wait a 429 asks for: `retry-after-ms` (OpenAI), or `Retry-After` in seconds (integer
-/// or decimal) or as an HTTP date (the time until then; a date in the past is no wait).
+/// or decimal) or as an HTTP date (the time until then); `None` when there is nothing to
+/// wait for (no header, zero, a date in the past). The same reader as
+/// [`flexiai_tower::retry_after`], at the current time.
 ///
 /// ```
 /// use std::time::Duration;
@@ -202,36 +204,16 @@ fn error_message(body: &str) -> String {
 /// headers.insert("retry-after", HeaderValue::from_static("1.5"));
 /// assert_eq!(flexiai_client::retry_after(&headers), Some(Duration::from_millis(1500)));
 /// headers.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-/// assert_eq!(flexiai_client::retry_after(&headers), Some(Duration::ZERO)); // long past
+/// assert_eq!(flexiai_client::retry_after(&headers), None); // long past: no wait
 /// ```
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_at(headers, SystemTime::now())
 }
 
+/// The one `Retry-After` reader of the workspace is `flexiai_tower`'s (reqwest's `HeaderMap`
+/// is `http`'s).
 fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0));
-    }
-    let value = get("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(
-        date.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(86_400)),
-    )
+    flexiai_tower::retry_after(headers, now)
 }
 
 /// Sends `request` and returns the body of a success answer (at most `max_body` bytes), or
@@ -477,7 +459,7 @@ mod tests {
             retry_after_at(&h, date - Duration::from_secs(90)),
             Some(Duration::from_secs(90))
         );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(retry_after(&h), None);
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }

@@ -143,8 +143,8 @@ mod types;
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicProvider};
 pub use client::{FlexiAI, FlexiAIBuilder, ProviderStatus};
 pub use config::{
-    DEFAULT_MAX_RESPONSE_BYTES, FlexiAIConfig, MAX_RESPONSE_BYTES, MAX_RETRIES, MAX_TIMEOUT_MS,
-    ProviderConfig, ProviderKind, RetryConfig,
+    DEFAULT_MAX_RESPONSE_BYTES, FlexiAIConfig, FlexiAIConfigBuilder, MAX_RESPONSE_BYTES,
+    MAX_RETRIES, MAX_TIMEOUT_MS, ProviderConfig, ProviderKind, RetryConfig, RetryConfigBuilder,
 };
 pub use content::{ContentPart, ImageSource, ResponseFormat, Tool, ToolCall, ToolChoice};
 pub use error::{Attempt, AttemptError, ClientError, ProviderError};
@@ -152,8 +152,8 @@ pub use events::{
     MAX_TOOL_CALLS, ProviderEventStream, StreamAccumulator, StreamEvent, ToolCallDelta,
     response_events,
 };
-pub use flexiai_breaker::{BreakerConfig, CircuitState, ErrorClass};
-pub use flexiai_sync::SyncConfig;
+pub use flexiai_breaker::{BreakerConfig, BreakerConfigBuilder, CircuitState, ErrorClass};
+pub use flexiai_sync::{SyncConfig, SyncConfigBuilder};
 pub use http::{http_client, retry_after};
 pub use openai::OpenAiProvider;
 pub use policy::{DefaultErrorPolicy, ErrorPolicy};

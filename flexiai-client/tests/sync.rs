@@ -20,16 +20,16 @@ fn hi() -> ChatRequest {
 }
 
 fn sync_config(worker: &str) -> SyncConfig {
-    SyncConfig {
-        worker_id: Some(worker.to_owned()),
-        flush_interval_ms: 10,
-        reconcile_interval_ms: 300,
-        heartbeat_interval_ms: 100,
-        heartbeat_ttl_ms: 1000,
-        operation_timeout_ms: 500,
-        probe_lease_ms: 1000,
-        ..SyncConfig::default()
-    }
+    SyncConfig::builder()
+        .worker_id(Some(worker.to_owned()))
+        .flush_interval_ms(10)
+        .reconcile_interval_ms(300)
+        .heartbeat_interval_ms(100)
+        .heartbeat_ttl_ms(1000)
+        .operation_timeout_ms(500)
+        .probe_lease_ms(1000)
+        .build()
+        .unwrap()
 }
 
 async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -247,10 +247,12 @@ async fn sync_from_the_config_and_without_it() {
     plain.close().await.unwrap();
 
     // `enabled = false`: the same.
-    config.sync = Some(SyncConfig {
-        enabled: false,
-        ..sync_config("w:1:1")
-    });
+    config.sync = Some(
+        flexiai_sync::SyncConfigBuilder::from(sync_config("w:1:1"))
+            .enabled(false)
+            .build()
+            .unwrap(),
+    );
     let disabled = FlexiAI::new(config.clone()).await.unwrap();
     assert!(!disabled.is_synced());
 

@@ -15,6 +15,7 @@ use crate::{
 /// `success` carry outcome counts that let a fleet count failures together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventType {
     /// The breaker opened (or was forced open).
     Opened,
@@ -233,6 +234,7 @@ pub struct StateUpdateEvent {
 /// Serialized with an `__event_type__` tag naming the variant, as the Python original does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "__event_type__")]
+#[non_exhaustive]
 pub enum Event {
     /// A transition or outcome report.
     CircuitBreakerEvent(CircuitBreakerEvent),

@@ -6,6 +6,7 @@ use crate::SerdeError;
 
 /// A wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Format {
     /// Python-compatible JSON, readable in `redis-cli MONITOR`.
     #[default]

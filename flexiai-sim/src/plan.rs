@@ -209,23 +209,25 @@ impl Plan {
             .map(|s| (*s).to_owned())
             .collect();
         let half_open_max_calls = u32::try_from(rng.range(1, 3)).unwrap_or(1);
-        let breaker = BreakerConfig {
-            failure_threshold: u32::try_from(rng.range(2, 5)).unwrap_or(3),
-            recovery_timeout_ms: rng.range(1, 5) * 1000,
-            half_open_max_calls,
-            success_threshold: u32::try_from(rng.range(1, 4)).unwrap_or(1),
-            failure_policy: if rng.chance(25) {
+        let breaker = {
+            let mut config = BreakerConfig::default();
+            config.failure_threshold = u32::try_from(rng.range(2, 5)).unwrap_or(3);
+            config.recovery_timeout_ms = rng.range(1, 5) * 1000;
+            config.half_open_max_calls = half_open_max_calls;
+            config.success_threshold = u32::try_from(rng.range(1, 4)).unwrap_or(1);
+            config.failure_policy = if rng.chance(25) {
                 FailurePolicy::failure_rate(Duration::from_secs(10), 5, 0.5)
             } else {
                 FailurePolicy::ConsecutiveFailures
-            },
-            slow_call_threshold_ms: None,
-            backoff_multiplier: if rng.chance(50) { 2.0 } else { 1.0 },
-            max_recovery_timeout_ms: 10_000,
+            };
+            config.slow_call_threshold_ms = None;
+            config.backoff_multiplier = if rng.chance(50) { 2.0 } else { 1.0 };
+            config.max_recovery_timeout_ms = 10_000;
             // Jitter would replay (the world seeds each breaker's stream from the run:
             // `jitter_seed`); it stays off so that seeds keep the plans and histories they
             // were triaged with. tests/determinism.rs runs a jittered plan.
-            jitter_ratio: 0.0,
+            config.jitter_ratio = 0.0;
+            config
         };
         let options = SyncOptions {
             flush_interval: Duration::from_millis(50),

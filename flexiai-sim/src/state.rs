@@ -426,6 +426,7 @@ impl State {
                 (Some(state), None) => Candidate::Python(state),
                 (None, _) => return,
             },
+            _ => return,
         };
         self.slots[slot].tracks[i].push(candidate);
     }

@@ -14,7 +14,9 @@ use crate::{SyncError, SyncOptions};
 /// must name another channel.
 pub const PYTHON_CHANNEL: &str = "flexiai:events";
 
-/// A secret string (an event key) that never shows in `Debug` or `Display` output.
+/// A secret string (an event key) that never shows in `Debug` or `Display` output, zeroized
+/// on drop: the workspace's one secret type, [`flexiai_backend::Secret`], under the name this
+/// crate has always used.
 ///
 /// It serializes as the plain string, so a configuration file round-trips.
 ///
@@ -25,37 +27,12 @@ pub const PYTHON_CHANNEL: &str = "flexiai:events";
 /// assert_eq!(format!("{key:?} {key}"), "<redacted> <redacted>");
 /// assert_eq!(key.expose(), "correct horse battery staple");
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself; keep it out of logs and messages.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub type SecretString = flexiai_backend::Secret;
 
 /// Which store carries breaker state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum BackendKind {
     /// In-process only: for one worker, development and tests.
     #[default]
@@ -65,8 +42,12 @@ pub enum BackendKind {
 }
 
 /// Where Redis is, in the seed's fields or as a URL.
+///
+/// `#[non_exhaustive]`: build one with [`RedisSettings::builder`] or start from
+/// [`Default`] and set fields.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RedisSettings {
     /// A `redis://` or `rediss://` URL; when set it replaces host, port, password, db and ssl.
     pub url: Option<String>,
@@ -150,6 +131,87 @@ impl fmt::Debug for RedisSettings {
     }
 }
 
+/// Setters named after the fields they set, for the config builders below.
+macro_rules! setters {
+    ($owner:literal; $($field:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets [`", $owner, "::", stringify!($field), "`].")]
+            pub fn $field(mut self, value: $ty) -> Self {
+                self.config.$field = value;
+                self
+            }
+        )*
+    };
+}
+
+impl RedisSettings {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RedisSettingsBuilder {
+        RedisSettingsBuilder::default()
+    }
+
+    /// Checks the fields that do not depend on the rest of a [`SyncConfig`]; the error names
+    /// the field as `redis.<field>`.
+    fn validate(&self) -> Result<(), SyncError> {
+        if self.url.is_none() {
+            if self.host.trim().is_empty() {
+                return Err(SyncError::config("redis.host", "must not be empty"));
+            }
+            if self.port == 0 {
+                return Err(SyncError::config(
+                    "redis.port",
+                    "must be between 1 and 65535",
+                ));
+            }
+            if !(0..=15).contains(&self.db) {
+                return Err(SyncError::config("redis.db", "must be between 0 and 15"));
+            }
+        }
+        if self.command_timeout_ms == 0 {
+            return Err(SyncError::config(
+                "redis.command_timeout_ms",
+                "must be greater than zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Builds [`RedisSettings`]; [`build`](Self::build) checks host, port, db and the command
+/// timeout, naming the field (`redis.port`).
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RedisSettingsBuilder {
+    config: RedisSettings,
+}
+
+impl RedisSettingsBuilder {
+    setters! {
+        "RedisSettings";
+        url: Option<String>,
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<String>,
+        db: i64,
+        ssl: bool,
+        ca_file: Option<String>,
+        command_timeout_ms: u64,
+        sentinels: Vec<String>,
+        master_name: Option<String>,
+        sentinel_username: Option<String>,
+        sentinel_password: Option<String>,
+        cluster_nodes: Vec<String>,
+        key_layout: Option<String>,
+    }
+
+    /// Validates and returns the settings.
+    pub fn build(self) -> Result<RedisSettings, SyncError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
 /// Splits a comma-separated list, dropping empty items.
 fn split_list(value: &str) -> Vec<String> {
     value
@@ -189,16 +251,7 @@ fn parse_nodes(
 
 /// Replaces the password in `scheme://user:password@host` with `<redacted>`.
 fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            format!("{scheme}://{user}:<redacted>@{host}")
-        }
-        None => url.to_owned(),
-    }
+    flexiai_backend::redact(url, None)
 }
 
 /// The seed's sync configuration, loadable from TOML, JSON and the environment.
@@ -207,6 +260,9 @@ fn redact_url(url: &str) -> String {
 /// `worker_id`, `key_prefix`, `channel`, `state_ttl` in seconds); the rest are this crate's
 /// timing options in milliseconds. Every field has a default, unknown fields are errors, and
 /// [`validate`](Self::validate) names the first bad field.
+///
+/// `#[non_exhaustive]`: in code, use [`SyncConfig::builder`] (which validates) or start from
+/// [`Default`] and set fields.
 ///
 /// ```
 /// use flexiai_sync::{BackendKind, SyncConfig};
@@ -227,6 +283,7 @@ fn redact_url(url: &str) -> String {
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct SyncConfig {
     /// Whether to synchronize at all. Disabled means a private in-memory backend: breakers
     /// work in this process exactly as they would alone.
@@ -294,7 +351,66 @@ impl Default for SyncConfig {
     }
 }
 
+/// Builds a [`SyncConfig`]; every setter is named after the field it sets, and
+/// [`build`](Self::build) validates ([`SyncConfig::validate`]), naming the first bad field.
+///
+/// ```
+/// use flexiai_sync::SyncConfig;
+///
+/// let config = SyncConfig::builder().key_prefix("fleet-a".into()).state_ttl(600).build()?;
+/// assert_eq!(config.key_prefix, "fleet-a");
+/// let err = SyncConfig::builder().state_ttl(0).build().unwrap_err();
+/// assert!(err.to_string().contains("state_ttl"));
+/// # Ok::<(), flexiai_sync::SyncError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SyncConfigBuilder {
+    config: SyncConfig,
+}
+
+impl From<SyncConfig> for SyncConfigBuilder {
+    /// A builder starting from `config`'s values.
+    fn from(config: SyncConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl SyncConfigBuilder {
+    setters! {
+        "SyncConfig";
+        enabled: bool,
+        backend: BackendKind,
+        redis: RedisSettings,
+        worker_id: Option<String>,
+        key_prefix: String,
+        channel: String,
+        state_ttl: u64,
+        flush_interval_ms: u64,
+        reconcile_interval_ms: u64,
+        heartbeat_interval_ms: u64,
+        heartbeat_ttl_ms: u64,
+        operation_timeout_ms: u64,
+        fleet_probes: bool,
+        probe_lease_ms: u64,
+        event_key: Option<SecretString>,
+        previous_event_key: Option<SecretString>,
+        previous_event_key_grace_secs: u64,
+    }
+
+    /// Validates and returns the config.
+    pub fn build(self) -> Result<SyncConfig, SyncError> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
 impl SyncConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> SyncConfigBuilder {
+        SyncConfigBuilder::default()
+    }
+
     /// Environment variables read by [`apply_env`](Self::apply_env) start with this.
     pub const ENV_PREFIX: &'static str = "FLEXIAI_SYNC_";
 
@@ -379,8 +495,8 @@ impl SyncConfig {
                 "REDIS_SENTINEL_PASSWORD" => self.redis.sentinel_password = Some(value),
                 "REDIS_CLUSTER_NODES" => self.redis.cluster_nodes = split_list(&value),
                 "REDIS_KEY_LAYOUT" => self.redis.key_layout = Some(value),
-                "EVENT_KEY" => self.event_key = Some(SecretString(value)),
-                "PREVIOUS_EVENT_KEY" => self.previous_event_key = Some(SecretString(value)),
+                "EVENT_KEY" => self.event_key = Some(SecretString::new(value)),
+                "PREVIOUS_EVENT_KEY" => self.previous_event_key = Some(SecretString::new(value)),
                 "PREVIOUS_EVENT_KEY_GRACE_SECS" => {
                     self.previous_event_key_grace_secs = parse_env(&key, &value)?
                 }
@@ -427,19 +543,8 @@ impl SyncConfig {
         if let Some(id) = &self.worker_id {
             WorkerId::new(id.clone()).map_err(|e| SyncError::config("worker_id", e.to_string()))?;
         }
-        if self.backend == BackendKind::Redis && self.redis.url.is_none() {
-            if self.redis.host.trim().is_empty() {
-                return Err(SyncError::config("redis.host", "must not be empty"));
-            }
-            if self.redis.port == 0 {
-                return Err(SyncError::config(
-                    "redis.port",
-                    "must be between 1 and 65535",
-                ));
-            }
-            if !(0..=15).contains(&self.redis.db) {
-                return Err(SyncError::config("redis.db", "must be between 0 and 15"));
-            }
+        if self.backend == BackendKind::Redis {
+            self.redis.validate()?;
         }
         self.event_auth()?;
         if self.event_key.is_some() && self.channel == PYTHON_CHANNEL {
@@ -617,9 +722,7 @@ impl SyncConfig {
 }
 
 fn parse_env<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, SyncError> {
-    value
-        .parse()
-        .map_err(|_| SyncError::config(key, format!("cannot parse {value:?}")))
+    flexiai_backend::parse_env(value).map_err(|reason| SyncError::config(key, reason))
 }
 
 #[cfg(test)]

@@ -708,6 +708,8 @@ impl Shared {
                 // not counted: the fleet's outcomes are summed in the store.
                 None => Effect::Ignored,
             },
+            // A kind of event this version does not know: nothing to apply.
+            _ => Effect::Ignored,
         }
     }
 }

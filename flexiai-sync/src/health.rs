@@ -7,6 +7,7 @@ use flexiai_events::Timestamp;
 
 /// Whether this worker is currently in step with the fleet.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SyncMode {
     /// Not started yet, or stopped.
     Stopped,

@@ -26,7 +26,10 @@ pub mod telemetry;
 pub mod scenarios;
 
 pub use admin::override_state;
-pub use config::{BackendKind, PYTHON_CHANNEL, RedisSettings, SecretString, SyncConfig};
+pub use config::{
+    BackendKind, PYTHON_CHANNEL, RedisSettings, RedisSettingsBuilder, SecretString, SyncConfig,
+    SyncConfigBuilder,
+};
 pub use driver::{
     DEADLINE_SLACK, DEGRADE_AFTER_FAILURES, PYTHON_CLOCK_SKEW, RECOVER_AFTER_SUCCESSES,
 };

@@ -111,7 +111,8 @@ impl FleetRule {
                     minimum_calls: u64::from(*minimum_calls),
                     threshold: *failure_rate_threshold,
                 }),
-            FailurePolicy::ConsecutiveFailures => None,
+            // Consecutive failures are counted per worker, never fleet-wide.
+            _ => None,
         }
     }
 

@@ -197,10 +197,10 @@ impl SyncBackend for Faulty {
 }
 
 fn config(threshold: u32) -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold: threshold,
-        ..BreakerConfig::default()
-    }
+    BreakerConfig::builder()
+        .failure_threshold(threshold)
+        .build()
+        .unwrap()
 }
 
 fn trip(breaker: &CircuitBreaker) {

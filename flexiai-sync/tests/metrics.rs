@@ -20,10 +20,10 @@ fn sample(text: &str, line_prefix: &str) -> Option<f64> {
 #[tokio::test]
 async fn a_synced_worker_exports_its_mode_events_lag_and_breakers() {
     let backend = MemoryBackend::new();
-    let config = BreakerConfig {
-        failure_threshold: 2,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .build()
+        .unwrap();
     let a = worker(Arc::new(backend.clone()), &["openai"], &config).await;
     let b = worker(Arc::new(backend), &["openai"], &config).await;
     let b_breaker = Arc::clone(b.breaker("openai"));

@@ -23,11 +23,11 @@ fn factory() -> RedisFactory {
 flexiai_sync::fleet_scenarios!(factory());
 
 fn config() -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold: 3,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(Duration::from_secs(60))
+    BreakerConfig::builder()
+        .failure_threshold(3)
+        .build()
+        .unwrap()
+        .with_recovery_timeout(Duration::from_secs(60))
 }
 
 async fn fleet(factory: &RedisFactory, n: usize) -> Vec<Worker> {

@@ -190,11 +190,11 @@ fn totals(workers: &[Worker]) -> Vec<SyncMetrics> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_hostile_payloads_change_nothing_and_are_all_counted() {
     let server = RedisServer::start().expect("redis-server must start");
-    let breaker_config = BreakerConfig {
-        failure_threshold: 3,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(Duration::from_secs(600));
+    let breaker_config = BreakerConfig::builder()
+        .failure_threshold(3)
+        .build()
+        .unwrap()
+        .with_recovery_timeout(Duration::from_secs(600));
     let mut workers = Vec::new();
     for _ in 0..3 {
         let backend = std::sync::Arc::new(RedisBackend::new(config(server.port())).unwrap());

@@ -120,13 +120,15 @@ async fn secrets_stay_out_of_config_output_errors_and_logs() {
     let mut texts = vec![format!("{config:?}"), format!("{:?}", config.redis)];
     // Bad keys: the errors name the field, never the value.
     for bad in [
-        SyncConfig {
-            event_key: Some(SecretString::new("short-key")),
-            ..SyncConfig::default()
+        {
+            let mut bad = SyncConfig::default();
+            bad.event_key = Some(SecretString::new("short-key"));
+            bad
         },
-        SyncConfig {
-            previous_event_key: Some(SecretString::new(OLD_KEY)),
-            ..SyncConfig::default()
+        {
+            let mut bad = SyncConfig::default();
+            bad.previous_event_key = Some(SecretString::new(OLD_KEY));
+            bad
         },
     ] {
         let err = bad.validate().unwrap_err();

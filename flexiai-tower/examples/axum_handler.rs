@@ -58,11 +58,10 @@ fn app(breaker: Arc<CircuitBreaker>, failures: u64) -> Router {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let breaker = Arc::new(CircuitBreaker::new(
         "chat",
-        BreakerConfig {
-            failure_threshold: 3,
-            recovery_timeout_ms: 10_000,
-            ..BreakerConfig::default()
-        },
+        BreakerConfig::builder()
+            .failure_threshold(3)
+            .recovery_timeout_ms(10_000)
+            .build()?,
     )?);
     let prometheus = PrometheusBuilder::new().install_recorder()?;
     let _exporter = MetricsExporter::new()

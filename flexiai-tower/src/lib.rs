@@ -22,10 +22,10 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let breaker = Arc::new(CircuitBreaker::new("upstream", BreakerConfig {
-//!     failure_threshold: 1,
-//!     ..BreakerConfig::default()
-//! })?);
+//! let breaker = Arc::new(CircuitBreaker::new(
+//!     "upstream",
+//!     BreakerConfig::builder().failure_threshold(1).build()?,
+//! )?);
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::new(breaker.clone()))
 //!     .service(service_fn(|fail: bool| async move {

@@ -30,11 +30,11 @@ async fn a_served_handler_trips_rejects_with_retry_after_and_recovers() {
     let breaker = Arc::new(
         CircuitBreaker::new(
             "chat",
-            BreakerConfig {
-                failure_threshold: 2,
-                recovery_timeout_ms: 300,
-                ..BreakerConfig::default()
-            },
+            BreakerConfig::builder()
+                .failure_threshold(2)
+                .recovery_timeout_ms(300)
+                .build()
+                .unwrap(),
         )
         .unwrap(),
     );

@@ -17,11 +17,11 @@ use flexiai_tower::{CircuitBreakerLayer, Error, HttpClassifier, Verdict};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 fn breaker(threshold: u32, clock: Arc<ManualClock>) -> Arc<CircuitBreaker> {
-    let config = BreakerConfig {
-        failure_threshold: threshold,
-        recovery_timeout_ms: 10_000,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::builder()
+        .failure_threshold(threshold)
+        .recovery_timeout_ms(10_000)
+        .build()
+        .unwrap();
     Arc::new(
         CircuitBreaker::builder("upstream")
             .config(config)
@@ -241,10 +241,10 @@ async fn retry_after_in_seconds_or_as_a_date_opens_the_breaker_for_that_long() {
 #[tokio::test]
 async fn a_synced_breaker_works_unchanged_and_rejects_on_every_worker() {
     let backend = MemoryBackend::new();
-    let config = BreakerConfig {
-        failure_threshold: 2,
-        ..BreakerConfig::default()
-    };
+    let config = BreakerConfig::builder()
+        .failure_threshold(2)
+        .build()
+        .unwrap();
     let a = worker(Arc::new(backend.clone()), &["upstream"], &config).await;
     let b = worker(Arc::new(backend), &["upstream"], &config).await;
     let classify = |r: Result<&(), &&str>| {

@@ -26,7 +26,7 @@ use crate::word::Word;
 ///
 /// let clock = Arc::new(ManualClock::new());
 /// let breaker = CircuitBreaker::builder("anthropic")
-///     .config(BreakerConfig { failure_threshold: 3, ..BreakerConfig::default() })
+///     .config(BreakerConfig::builder().failure_threshold(3).build()?)
 ///     .clock(clock.clone())
 ///     .classifier(|e: &(dyn std::error::Error + 'static)| !e.is::<std::fmt::Error>())
 ///     .probe_mode(ProbeMode::Granted)

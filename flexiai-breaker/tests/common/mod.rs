@@ -57,11 +57,11 @@ pub fn rig(config: BreakerConfig) -> Rig {
 }
 
 pub fn config(failure_threshold: u32, recovery_secs: u64) -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold,
-        recovery_timeout_ms: recovery_secs * 1000,
-        ..BreakerConfig::default()
-    }
+    BreakerConfig::builder()
+        .failure_threshold(failure_threshold)
+        .recovery_timeout_ms(recovery_secs * 1000)
+        .build()
+        .unwrap()
 }
 
 pub fn fail(b: &CircuitBreaker, n: usize) {

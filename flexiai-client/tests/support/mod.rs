@@ -217,13 +217,13 @@ pub fn fast_config(fakes: &[&FakeProvider]) -> FlexiAIConfig {
     let mut config = FlexiAIConfig::new(providers);
     config.circuit_breaker.failure_threshold = 2;
     config.circuit_breaker.recovery_timeout_ms = 300;
-    config.retry = RetryConfig {
-        max_attempts: 1,
-        initial_backoff_ms: 10,
-        max_backoff_ms: 100,
-        jitter: 0.0,
-        ..RetryConfig::default()
-    };
+    config.retry = RetryConfig::builder()
+        .max_attempts(1)
+        .initial_backoff_ms(10)
+        .max_backoff_ms(100)
+        .jitter(0.0)
+        .build()
+        .unwrap();
     config
 }
 

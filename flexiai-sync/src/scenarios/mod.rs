@@ -160,11 +160,9 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) -> Duration
 }
 
 pub(crate) fn config(threshold: u32, recovery: Duration) -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold: threshold,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(recovery)
+    let mut config = BreakerConfig::default().with_recovery_timeout(recovery);
+    config.failure_threshold = threshold;
+    config
 }
 
 pub(crate) fn fail(breaker: &CircuitBreaker, times: u32) {
@@ -200,14 +198,10 @@ pub async fn a_trip_reaches_every_worker(factory: &impl BackendFactory) {
 }
 
 fn rate_config(minimum_calls: u32, threshold: f64) -> BreakerConfig {
-    BreakerConfig {
-        failure_policy: FailurePolicy::failure_rate(
-            Duration::from_secs(30),
-            minimum_calls,
-            threshold,
-        ),
-        ..BreakerConfig::default()
-    }
+    let mut config = BreakerConfig::default();
+    config.failure_policy =
+        FailurePolicy::failure_rate(Duration::from_secs(30), minimum_calls, threshold);
+    config
 }
 
 fn succeed(breaker: &CircuitBreaker, times: u32) {

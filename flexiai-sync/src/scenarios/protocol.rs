@@ -585,11 +585,12 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
     factory: &impl BackendFactory,
 ) {
     let recovery = Duration::from_millis(300);
-    let config = flexiai_breaker::BreakerConfig {
-        failure_threshold: 1,
-        success_threshold: 3,
-        half_open_max_calls: 1,
-        ..flexiai_breaker::BreakerConfig::default()
+    let config = {
+        let mut config = flexiai_breaker::BreakerConfig::default();
+        config.failure_threshold = 1;
+        config.success_threshold = 3;
+        config.half_open_max_calls = 1;
+        config
     }
     .with_recovery_timeout(recovery);
     let workers = fleet(factory, 3, &["x"], &config).await;

@@ -45,11 +45,11 @@ pub fn load(
 
 /// Breakers that trip after 3 failures and stay open for a minute.
 pub fn config() -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold: 3,
-        ..BreakerConfig::default()
-    }
-    .with_recovery_timeout(Duration::from_secs(60))
+    BreakerConfig::builder()
+        .failure_threshold(3)
+        .build()
+        .unwrap()
+        .with_recovery_timeout(Duration::from_secs(60))
 }
 
 /// `n` workers guarding provider `x`, each with its own backend built from `config`.
