@@ -89,3 +89,52 @@ impl CommandStats {
             .join(", ")
     }
 }
+
+/// The server-wide counters the scale section reads from plain `INFO`: CPU seconds
+/// (`used_cpu_sys` + `used_cpu_user`), bytes sent to clients (`total_net_output_bytes`),
+/// commands processed (`total_commands_processed`, which counts the `INFO` calls too: two
+/// per phase), and two gauges.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServerInfo {
+    /// `used_cpu_sys` + `used_cpu_user`, seconds.
+    pub(crate) cpu_secs: f64,
+    /// `total_net_output_bytes`.
+    pub(crate) net_out_bytes: u64,
+    /// `total_commands_processed`.
+    pub(crate) commands: u64,
+    /// `connected_clients`.
+    pub(crate) clients: u64,
+    /// `used_memory`, bytes.
+    pub(crate) used_memory: u64,
+}
+
+impl ServerInfo {
+    /// Parses the text of `INFO`.
+    pub(crate) fn parse(text: &str) -> ServerInfo {
+        let mut info = ServerInfo::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let float = || value.parse::<f64>().unwrap_or(0.0);
+            let int = || value.parse::<u64>().unwrap_or(0);
+            match key {
+                "used_cpu_sys" | "used_cpu_user" => info.cpu_secs += float(),
+                "total_net_output_bytes" => info.net_out_bytes = int(),
+                "total_commands_processed" => info.commands = int(),
+                "connected_clients" => info.clients = int(),
+                "used_memory" => info.used_memory = int(),
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+impl StatsReader {
+    /// Reads `INFO` (default sections) now.
+    pub(crate) async fn info(&mut self) -> crate::Result<ServerInfo> {
+        let text: String = redis::cmd("INFO").query_async(&mut self.conn).await?;
+        Ok(ServerInfo::parse(&text))
+    }
+}
