@@ -23,8 +23,8 @@
 //! answered with one JSON line on stdout.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use flexiai_backend::{CasOutcome, Notification, SyncBackend};
@@ -406,7 +406,9 @@ impl OldDriver {
                     }
                 }
                 None => {
-                    self.counters.outcome_decoded.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .outcome_decoded
+                        .fetch_add(1, Ordering::Relaxed);
                     let meta = &transition.metadata;
                     if meta.version.is_none_or(|v| v == self.breaker.version()) {
                         self.breaker.absorb_remote_outcomes(
@@ -525,7 +527,11 @@ pub(crate) async fn run(args: FleetArgs) -> crate::Result<()> {
         stop: AtomicBool::new(false),
     });
     spawn_caller(Arc::clone(&breakers), Arc::clone(&control));
-    spawn_watcher(Arc::clone(&breakers), Arc::clone(&opened), Arc::clone(&control));
+    spawn_watcher(
+        Arc::clone(&breakers),
+        Arc::clone(&opened),
+        Arc::clone(&control),
+    );
     reply(&json!({"ready": true}));
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

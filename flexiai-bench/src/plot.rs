@@ -101,7 +101,10 @@ fn draw(s: &mut String, chart: &Chart) {
             let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = values.iter().copied().fold(0.0, f64::max);
             let (lo, hi) = if lo.is_finite() && hi > 0.0 {
-                (lo.log10().floor(), hi.log10().ceil().max(lo.log10().floor() + 1.0))
+                (
+                    lo.log10().floor(),
+                    hi.log10().ceil().max(lo.log10().floor() + 1.0),
+                )
             } else {
                 (0.0, 1.0)
             };

@@ -15,7 +15,9 @@ impl StatsReader {
     /// Connects to the bench server.
     pub(crate) async fn connect(url: &str) -> crate::Result<StatsReader> {
         let client = redis::Client::open(url)?;
-        let conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        // A saturated server (the scale section drives it there) answers late, not never.
+        conn.set_response_timeout(std::time::Duration::from_secs(30));
         Ok(StatsReader { conn })
     }
 

@@ -134,6 +134,15 @@ pub(crate) fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed**" }
 }
 
+/// A ratio for a table cell: `-` when it has no value (both sides missed: inf / inf).
+fn ratio_cell(r: f64) -> String {
+    if r.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{r:.2}x")
+    }
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { f64::NAN }
 }
@@ -279,7 +288,7 @@ fn render(r: &Results) -> crate::Result<String> {
     for p in &r.propagation {
         writeln!(
             s,
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} | {:.2}x | {:.0} / {:.0} | {} / {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} | {} | {:.0} / {:.0} | {} / {} |",
             p.n,
             p.flexiai.n,
             p.flexiai.p50,
@@ -290,7 +299,7 @@ fn render(r: &Results) -> crate::Result<String> {
             p.raw.max,
             p.raw_direct.p50,
             p.raw_direct.p99,
-            ratio(p.flexiai.p99, p.raw.p99),
+            ratio_cell(ratio(p.flexiai.p99, p.raw.p99)),
             p.flexiai_to_wire.p50,
             p.flexiai_to_wire.p99,
             p.flexiai_missing,
@@ -487,10 +496,10 @@ fn plot(rows: &[PropagationRow]) -> String {
         y_scale: Scale::Linear,
         series: series
             .iter()
-            .map(|(label, color, dash, value)| Series {
-                label: (*label).to_owned(),
-                color: *color,
-                dash: *dash,
+            .map(|&(label, color, dash, value)| Series {
+                label: label.to_owned(),
+                color,
+                dash,
                 points: rows.iter().map(|r| (r.n as f64, value(r))).collect(),
             })
             .collect(),
