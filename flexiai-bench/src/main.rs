@@ -6,20 +6,27 @@
 //! `<!-- fleet-bench:end -->`, with the propagation plot in `docs/bench/propagation.svg`.
 //!
 //! ```text
-//! fleet-bench run [--quick] [--root DIR]     all sections, then rewrite BENCHMARKS.md
+//! fleet-bench run [--quick] [--root DIR]     the fleet sections, then rewrite BENCHMARKS.md
+//! fleet-bench run --section scale [--quick]  fleets of 10 to 1,000 workers (own markers)
+//! fleet-bench callgrind --config plain|synced  hot-path loop for callgrind instruction counts
 //! fleet-bench memory                         the memory figures only, printed
 //! fleet-bench worker --mode ...              a worker process (spawned by `run`)
+//! fleet-bench fleet --design ...             many simulated workers (spawned by `run`)
 //! ```
 
+mod callgrind;
 mod client_memory;
 mod cost;
+mod fleet;
 mod hotpath;
 mod hydrate;
 mod machine;
+mod plot;
 mod procs;
 mod propagation;
 mod redis_stats;
 mod report;
+mod scale;
 mod stats;
 mod trip;
 mod worker;
@@ -67,6 +74,12 @@ enum Command {
     /// A worker process, spawned by `run`.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
+    /// A process of many simulated workers (scale section), spawned by `run`.
+    #[command(hide = true)]
+    Fleet(fleet::FleetArgs),
+    /// Instruction counts of the closed hot path with and without sync attached, for
+    /// `valgrind --tool=callgrind` (see BENCHMARKS.md).
+    Callgrind(callgrind::CallgrindArgs),
 }
 
 /// Options of `fleet-bench run`.
@@ -81,6 +94,13 @@ pub(crate) struct RunArgs {
     /// Only print the report; leave BENCHMARKS.md and the plot alone.
     #[arg(long)]
     pub(crate) no_write: bool,
+    /// Run one section: `fleet` (the default: propagation, cost, hot path, trip, hydrate)
+    /// or `scale` (fleets of 10 to 1,000 workers, its own part of BENCHMARKS.md).
+    #[arg(long)]
+    pub(crate) section: Option<String>,
+    /// Scale section only: the fleet sizes to run (default 10,50,100,250,500,1000).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) sizes: Vec<usize>,
 }
 
 fn main() -> ExitCode {
@@ -99,6 +119,8 @@ fn main() -> ExitCode {
         Command::Run(args) => runtime.block_on(report::run_all(args)),
         Command::Memory => runtime.block_on(report::memory_only()),
         Command::Worker(args) => runtime.block_on(worker::run(args)),
+        Command::Fleet(args) => runtime.block_on(fleet::run(args)),
+        Command::Callgrind(args) => runtime.block_on(callgrind::run(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

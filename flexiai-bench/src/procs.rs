@@ -21,26 +21,39 @@ impl Proc {
         prefix: &str,
         extra: &[&str],
     ) -> crate::Result<Proc> {
+        let mut args = vec!["worker", "--mode", mode, "--redis", url, "--prefix", prefix];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::launch(&args)?;
+        proc.wait_ready()?;
+        Ok(proc)
+    }
+
+    /// Spawns `fleet-bench ARGS...` without waiting for it to be ready (so that many can
+    /// start at once); see [`wait_ready`](Self::wait_ready).
+    pub(crate) fn launch(args: &[&str]) -> crate::Result<Proc> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
-            .args(["worker", "--mode", mode, "--redis", url, "--prefix", prefix])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()?;
         let stdin = child.stdin.take().ok_or("worker has no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
-        let mut proc = Proc {
+        Ok(Proc {
             child,
             stdin,
             stdout,
-        };
-        let ready = proc.read()?;
+        })
+    }
+
+    /// Waits for the process's `ready` line.
+    pub(crate) fn wait_ready(&mut self) -> crate::Result<()> {
+        let ready = self.read()?;
         if ready.get("ready") != Some(&Value::Bool(true)) {
             return Err(format!("worker did not start: {ready}").into());
         }
-        Ok(proc)
+        Ok(())
     }
 
     /// Sends one command line without waiting for the reply.
@@ -74,7 +87,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = writeln!(self.stdin, "quit");
         let _ = self.stdin.flush();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return;

@@ -15,7 +15,9 @@ impl StatsReader {
     /// Connects to the bench server.
     pub(crate) async fn connect(url: &str) -> crate::Result<StatsReader> {
         let client = redis::Client::open(url)?;
-        let conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        // A saturated server (the scale section drives it there) answers late, not never.
+        conn.set_response_timeout(std::time::Duration::from_secs(30));
         Ok(StatsReader { conn })
     }
 
@@ -87,5 +89,54 @@ impl CommandStats {
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+}
+
+/// The server-wide counters the scale section reads from plain `INFO`: CPU seconds
+/// (`used_cpu_sys` + `used_cpu_user`), bytes sent to clients (`total_net_output_bytes`),
+/// commands processed (`total_commands_processed`, which counts the `INFO` calls too: two
+/// per phase), and two gauges.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ServerInfo {
+    /// `used_cpu_sys` + `used_cpu_user`, seconds.
+    pub(crate) cpu_secs: f64,
+    /// `total_net_output_bytes`.
+    pub(crate) net_out_bytes: u64,
+    /// `total_commands_processed`.
+    pub(crate) commands: u64,
+    /// `connected_clients`.
+    pub(crate) clients: u64,
+    /// `used_memory`, bytes.
+    pub(crate) used_memory: u64,
+}
+
+impl ServerInfo {
+    /// Parses the text of `INFO`.
+    pub(crate) fn parse(text: &str) -> ServerInfo {
+        let mut info = ServerInfo::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let float = || value.parse::<f64>().unwrap_or(0.0);
+            let int = || value.parse::<u64>().unwrap_or(0);
+            match key {
+                "used_cpu_sys" | "used_cpu_user" => info.cpu_secs += float(),
+                "total_net_output_bytes" => info.net_out_bytes = int(),
+                "total_commands_processed" => info.commands = int(),
+                "connected_clients" => info.clients = int(),
+                "used_memory" => info.used_memory = int(),
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+impl StatsReader {
+    /// Reads `INFO` (default sections) now.
+    pub(crate) async fn info(&mut self) -> crate::Result<ServerInfo> {
+        let text: String = redis::cmd("INFO").query_async(&mut self.conn).await?;
+        Ok(ServerInfo::parse(&text))
     }
 }

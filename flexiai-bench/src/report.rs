@@ -44,8 +44,13 @@ struct Results {
     seconds: f64,
 }
 
-/// `fleet-bench run`.
+/// `fleet-bench run`: every section but `scale` (the default), or one named section.
 pub(crate) async fn run_all(args: RunArgs) -> crate::Result<()> {
+    match args.section.as_deref() {
+        None | Some("fleet") => {}
+        Some("scale") => return crate::scale::run(&args).await,
+        Some(other) => return Err(format!("unknown section `{other}` (fleet, scale)").into()),
+    }
     let started = Instant::now();
     let quick = args.quick;
     let machine = crate::machine::describe();
@@ -95,7 +100,7 @@ pub(crate) async fn run_all(args: RunArgs) -> crate::Result<()> {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(&svg_path, svg)?;
-        splice(&args.root.join("BENCHMARKS.md"), &markdown)?;
+        splice(&args.root.join("BENCHMARKS.md"), START, END, &markdown)?;
         log(&format!(
             "wrote {} and {}",
             args.root.join("BENCHMARKS.md").display(),
@@ -110,13 +115,14 @@ fn print_report(markdown: &str) {
     println!("{markdown}");
 }
 
-/// Replaces the marked section of `path` (or appends one).
-fn splice(path: &Path, section: &str) -> crate::Result<()> {
+/// Replaces the section of `path` between `start` and `end` (or appends one), leaving the
+/// rest of the file as it is.
+pub(crate) fn splice(path: &Path, start: &str, end: &str, section: &str) -> crate::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let block = format!("{START}\n{section}\n{END}");
-    let new = match (text.find(START), text.find(END)) {
+    let block = format!("{start}\n{section}\n{end}");
+    let new = match (text.find(start), text.find(end)) {
         (Some(a), Some(b)) if b > a => {
-            format!("{}{block}{}", &text[..a], &text[b + END.len()..])
+            format!("{}{block}{}", &text[..a], &text[b + end.len()..])
         }
         _ => format!("{}\n{block}\n", text.trim_end()),
     };
@@ -124,8 +130,17 @@ fn splice(path: &Path, section: &str) -> crate::Result<()> {
     Ok(())
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(crate) fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed**" }
+}
+
+/// A ratio for a table cell: `-` when it has no value (both sides missed: inf / inf).
+fn ratio_cell(r: f64) -> String {
+    if r.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{r:.2}x")
+    }
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -273,7 +288,7 @@ fn render(r: &Results) -> crate::Result<String> {
     for p in &r.propagation {
         writeln!(
             s,
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} | {:.2}x | {:.0} / {:.0} | {} / {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} / {:.0} | {} | {:.0} / {:.0} | {} / {} |",
             p.n,
             p.flexiai.n,
             p.flexiai.p50,
@@ -284,7 +299,7 @@ fn render(r: &Results) -> crate::Result<String> {
             p.raw.max,
             p.raw_direct.p50,
             p.raw_direct.p99,
-            ratio(p.flexiai.p99, p.raw.p99),
+            ratio_cell(ratio(p.flexiai.p99, p.raw.p99)),
             p.flexiai_to_wire.p50,
             p.flexiai_to_wire.p99,
             p.flexiai_missing,
@@ -465,126 +480,28 @@ pub(crate) async fn memory_only() -> crate::Result<()> {
 
 /// The propagation plot: p50 and p99 against worker count, flexiai and raw, as SVG.
 fn plot(rows: &[PropagationRow]) -> String {
-    let (w, h) = (720.0, 420.0);
-    let (left, right, top, bottom) = (70.0, 200.0, 40.0, 60.0);
-    let pw = w - left - right;
-    let ph = h - top - bottom;
-    let max_y = rows
-        .iter()
-        .flat_map(|r| [r.flexiai.p99, r.raw.p99])
-        .filter(|v| v.is_finite())
-        .fold(100.0, f64::max)
-        * 1.1;
-    let xs: Vec<f64> = rows.iter().map(|r| (r.n as f64).log2()).collect();
-    let x_max = xs.iter().copied().fold(1.0, f64::max);
-    let px = |x: f64| left + pw * x / x_max;
-    let py = |y: f64| top + ph * (1.0 - y / max_y);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">Propagation latency against receiving workers (µs)</text>"#,
-        left + pw / 2.0
-    );
-    // Grid and y ticks.
-    let step = nice_step(max_y / 6.0);
-    let mut y = 0.0;
-    while y <= max_y {
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{y:.0}</text>"##,
-            left + pw,
-            py(y),
-            py(y),
-            left - 6.0,
-            py(y) + 4.0
-        );
-        y += step;
-    }
-    for (r, x) in rows.iter().zip(&xs) {
-        let _ = writeln!(
-            s,
-            r##"<line x1="{:.1}" x2="{:.1}" y1="{top}" y2="{}" stroke="#eee"/><text x="{:.1}" y="{}" text-anchor="middle">{}</text>"##,
-            px(*x),
-            px(*x),
-            top + ph,
-            px(*x),
-            top + ph + 18.0,
-            r.n
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{}" stroke="#000"/><line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="#000"/>"##,
-        top + ph,
-        left + pw,
-        top + ph,
-        top + ph
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">receiving worker processes (N, log scale)</text>"#,
-        left + pw / 2.0,
-        h - 20.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">µs from transition to applied</text>"#,
-        top + ph / 2.0,
-        top + ph / 2.0
-    );
-    type Series = (
-        &'static str,
-        &'static str,
-        &'static str,
-        fn(&PropagationRow) -> f64,
-    );
-    let series: [Series; 4] = [
+    use crate::plot::{Chart, Scale, Series};
+    type Value = fn(&PropagationRow) -> f64;
+    let series: [(&str, &'static str, &'static str, Value); 4] = [
         ("flexiai p99", "#1f5fbf", "6 4", |r| r.flexiai.p99),
         ("flexiai p50", "#1f5fbf", "", |r| r.flexiai.p50),
         ("raw PUBLISH p99", "#d2691e", "6 4", |r| r.raw.p99),
         ("raw PUBLISH p50", "#d2691e", "", |r| r.raw.p50),
     ];
-    for (i, (label, color, dash, value)) in series.iter().enumerate() {
-        let points: Vec<String> = rows
+    crate::plot::svg(&[Chart {
+        title: "Propagation latency against receiving workers (µs)".to_owned(),
+        x_label: "receiving worker processes (N, log scale)".to_owned(),
+        y_label: "µs from transition to applied".to_owned(),
+        x_ticks: rows.iter().map(|r| r.n as f64).collect(),
+        y_scale: Scale::Linear,
+        series: series
             .iter()
-            .zip(&xs)
-            .map(|(r, x)| format!("{:.1},{:.1}", px(*x), py(value(r))))
-            .collect();
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}" points="{}"/>"#,
-            points.join(" ")
-        );
-        for p in &points {
-            if let Some((cx, cy)) = p.split_once(',') {
-                let _ = writeln!(s, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{color}"/>"#);
-            }
-        }
-        let ly = top + 20.0 + 22.0 * i as f64;
-        let lx = left + pw + 20.0;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/><text x="{}" y="{}">{label}</text>"#,
-            lx + 30.0,
-            lx + 36.0,
-            ly + 4.0
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn nice_step(raw: f64) -> f64 {
-    let mag = 10f64.powf(raw.max(1.0).log10().floor());
-    for m in [1.0, 2.0, 5.0, 10.0] {
-        if raw <= m * mag {
-            return m * mag;
-        }
-    }
-    10.0 * mag
+            .map(|&(label, color, dash, value)| Series {
+                label: label.to_owned(),
+                color,
+                dash,
+                points: rows.iter().map(|r| (r.n as f64, value(r))).collect(),
+            })
+            .collect(),
+    }])
 }

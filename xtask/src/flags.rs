@@ -12,7 +12,8 @@ commands:
   test-redis  every Redis-backed test, against redis-server instances the tests spawn
   loom        the loom models of the breaker's state word (--cfg loom, target/loom)
   sim         the deterministic fleet simulation: --seeds N, --seed S, --known-bugs, --ci
-  bench       the fleet benchmarks (writes BENCHMARKS.md); --quick, --criterion
+  bench       the fleet benchmarks (writes BENCHMARKS.md); --quick, --criterion,
+              --section scale (fleets of 10 to 1,000 workers, its own part of BENCHMARKS.md)
   chaos       real-process chaos run; --seconds S (60), --seed N (1), --workers W (4), --exclude CHECKS
   fuzz        libFuzzer targets on stable (fuzz/); --seconds N (60), --target T
   coverage    line coverage of the library crates (cargo-tarpaulin), with thresholds

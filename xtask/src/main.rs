@@ -55,7 +55,9 @@ fn main() -> ExitCode {
                 // The fleet benchmarks (flexiai-bench): release build, then a run that spawns
                 // its own redis-server instances and rewrites the fleet section of
                 // BENCHMARKS.md and docs/bench/propagation.svg. `--quick` shortens it;
-                // `--criterion` also runs the criterion micro-benchmarks first.
+                // `--criterion` also runs the criterion micro-benchmarks first;
+                // `--section scale` runs the fleet-scale section instead (its own markers in
+                // BENCHMARKS.md, docs/bench/scale.svg).
                 let rest = &args[1..];
                 if rest.iter().any(|a| a == "--criterion") {
                     let features = flags::FEATURES;
