@@ -452,6 +452,11 @@ async fn without_the_redis_feature_a_redis_sync_section_says_so() {
         [sync]
         enabled = true
         backend = "redis"
+
+        # Never the default 127.0.0.1:6379: a build where another crate turned on
+        # flexiai-sync's Redis backend would connect (nothing listens on the discard port).
+        [sync.redis]
+        port = 9
         "#,
     )
     .unwrap();
