@@ -79,10 +79,8 @@ fn hot_loop_rate_synced(b: &CircuitBreaker, iters: u64) {
 
 /// `fleet-bench callgrind`.
 pub(crate) async fn run(args: &CallgrindArgs) -> crate::Result<()> {
-    let rate = BreakerConfig {
-        failure_policy: FailurePolicy::failure_rate(Duration::from_secs(10), 100, 0.5),
-        ..BreakerConfig::default()
-    };
+    let mut rate = BreakerConfig::default();
+    rate.failure_policy = FailurePolicy::failure_rate(Duration::from_secs(10), 100, 0.5);
     let plain = CircuitBreaker::new("plain", BreakerConfig::default())?;
     let rate_plain = CircuitBreaker::new("rate_plain", rate.clone())?;
     let synced = Arc::new(CircuitBreaker::new("synced", BreakerConfig::default())?);

@@ -55,17 +55,10 @@ const START_CONCURRENCY: usize = 25;
 /// The failure-rate policy of every breaker in the section: 50% over 10 s (10 slices), at
 /// least 100 calls.
 pub(crate) fn breaker_config() -> BreakerConfig {
-    BreakerConfig {
-        failure_policy: FailurePolicy::FailureRate {
-            window_ms: 10_000,
-            buckets: 10,
-            minimum_calls: 100,
-            failure_rate_threshold: 0.5,
-        },
-        ..BreakerConfig::default()
-    }
     // Long enough that an opened fleet stays open until the orchestrator resets it.
-    .with_recovery_timeout(Duration::from_secs(120))
+    let mut config = BreakerConfig::default().with_recovery_timeout(Duration::from_secs(120));
+    config.failure_policy = FailurePolicy::failure_rate(Duration::from_secs(10), 100, 0.5);
+    config
 }
 
 /// Command-line options of a fleet process.
@@ -418,12 +411,12 @@ impl OldDriver {
                     }
                 }
             },
-            Event::StateUpdateEvent(update) => {
-                if self.breaker.apply_remote(&update.state_data) {
-                    self.base = Some(update.state_data.revision());
-                    self.stored_version = Some(update.state_data.version);
-                }
+            Event::StateUpdateEvent(update) if self.breaker.apply_remote(&update.state_data) => {
+                self.base = Some(update.state_data.revision());
+                self.stored_version = Some(update.state_data.version);
             }
+            // Not adopted, or a kind the old design did not know.
+            _ => {}
         }
     }
 }

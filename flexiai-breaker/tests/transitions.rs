@@ -170,9 +170,10 @@ fn a_jitter_seed_makes_the_open_periods_replayable() {
     let periods = |seed: Option<u64>| {
         let clock = Arc::new(ManualClock::new());
         let mut builder = CircuitBreaker::builder("openai")
-            .config(BreakerConfig {
-                jitter_ratio: 0.5,
-                ..config(1, 10)
+            .config({
+                let mut c = config(1, 10);
+                c.jitter_ratio = 0.5;
+                c
             })
             .clock(clock);
         if let Some(seed) = seed {

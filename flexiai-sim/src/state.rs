@@ -490,6 +490,8 @@ impl State {
             SyncMode::Stopped => (SyncState::Stopped, String::new()),
             SyncMode::Synced => (SyncState::Synced, String::new()),
             SyncMode::Degraded { reason } => (SyncState::Degraded, reason),
+            // A mode added later: recorded as degraded so the checks notice it.
+            other => (SyncState::Degraded, other.to_string()),
         };
         if self.slots[slot].mode != Some(mode) {
             self.slots[slot].mode = Some(mode);

@@ -525,11 +525,9 @@ fn invalid_options_name_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_report_whose_reply_was_lost_counts_once() {
     let faulty = Faulty::new(MemoryBackend::new());
-    let config = BreakerConfig {
-        // Far more calls than this test makes before a decision: nothing trips.
-        failure_policy: FailurePolicy::failure_rate(Duration::from_secs(30), 1000, 0.5),
-        ..BreakerConfig::default()
-    };
+    let mut config = BreakerConfig::default();
+    // Far more calls than this test makes before a decision: nothing trips.
+    config.failure_policy = FailurePolicy::failure_rate(Duration::from_secs(30), 1000, 0.5);
     let a = worker(Arc::clone(&faulty) as Arc<dyn SyncBackend>, &["x"], &config).await;
     faulty.lose_report_replies.store(1, Ordering::SeqCst);
     let breaker = a.breaker("x");

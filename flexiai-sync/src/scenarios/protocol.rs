@@ -634,13 +634,10 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
 /// probes, never fewer.
 pub async fn a_lease_that_moves_mid_period_still_closes(factory: &impl BackendFactory) {
     let recovery = Duration::from_millis(300);
-    let config = flexiai_breaker::BreakerConfig {
-        failure_threshold: 1,
-        success_threshold: 3,
-        half_open_max_calls: 1,
-        ..flexiai_breaker::BreakerConfig::default()
-    }
-    .with_recovery_timeout(recovery);
+    let mut config = flexiai_breaker::BreakerConfig::default().with_recovery_timeout(recovery);
+    config.failure_threshold = 1;
+    config.success_threshold = 3;
+    config.half_open_max_calls = 1;
     let mut workers = fleet(factory, 2, &["x"], &config).await;
     fail(workers[0].breaker("x"), 1);
     eventually("all open", || {
