@@ -101,7 +101,7 @@ pub use migrate::{MigrationReport, migrate_keys};
 /// The commands a [`RedisBackend`] needs, as Redis ACL rules: `PING` (health and
 /// keep-alive), `GET`, `MGET`, `SET`, `DEL`, `SCAN` (state; `SCAN` for the CLI's provider
 /// listing), `ZREM` (a stopping worker), `EVALSHA` and `SCRIPT LOAD` (the Lua scripts, which
-/// call `GET`, `SET`, `PUBLISH`, `INCR`, `DEL`, `PEXPIRE`, `TIME`, `HINCRBY`, `HGETALL`,
+/// call `GET`, `SET`, `PUBLISH`, `INCR`, `DEL`, `PEXPIRE`, `TIME`, `HINCRBY`, `HGET`, `HSET`, `HGETALL`,
 /// `HDEL`, `ZADD`, `ZRANGE`, `ZREMRANGEBYSCORE` themselves: Redis checks those against the
 /// ACL too), `PUBLISH` and `SUBSCRIBE`. `AUTH` and `HELLO` are always allowed by Redis.
 ///
@@ -120,6 +120,8 @@ pub const ACL_COMMANDS: &[&str] = &[
     "+pexpire",
     "+time",
     "+hincrby",
+    "+hget",
+    "+hset",
     "+hgetall",
     "+hdel",
     "+zadd",
