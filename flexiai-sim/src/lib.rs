@@ -111,10 +111,11 @@ impl fmt::Display for FailureReport<'_> {
         let report = self.0;
         writeln!(
             f,
-            "seed {} FAILED: {} violation(s) of {:?}",
+            "seed {} FAILED: {} violation(s) of {:?} (history hash {:016x})",
             report.plan.seed,
             report.violations.len(),
-            report.broken()
+            report.broken(),
+            report.hash
         )?;
         writeln!(f, "diagnosis: {:?}", seeds::diagnose(report))?;
         write!(f, "{}", report.plan)?;
