@@ -965,7 +965,7 @@ fn render(r: &Report<'_>) -> crate::Result<String> {
          first open; times in ms from the death, median over trials (worst in brackets). The \
          store design decides the trip from the fleet's totals once every worker has had a \
          heartbeat, a report interval and a flush to report (`heartbeat_interval` + \
-         `outcome_report_interval` + `flush_interval` = 1.55 s with the defaults) after the \
+         `outcome_report_interval` + `flush_interval` = 2.05 s with the defaults) after the \
          worker first saw the storm; the broadcast design \
          trips in each worker's own window as soon as the absorbed deltas cross the \
          threshold.\n"
@@ -1026,7 +1026,7 @@ fn render(r: &Report<'_>) -> crate::Result<String> {
     writeln!(
         s,
         "* **store (current)**: each worker is a `StateSyncManager` with default \
-         `SyncOptions` (flush 50 ms, outcome reports every 500 ms, heartbeat 1 s, reconcile \
+         `SyncOptions` (flush 50 ms, outcome reports every 1 s, heartbeat 1 s, reconcile \
          5 s), the breaker registered with it. Outcomes go to the store (`record_outcomes`, \
          one Lua script call per provider per report interval while failures occur, the \
          counts of the flushes in between accumulated), the channel carries transitions only. \

@@ -6,7 +6,7 @@ use crate::SyncError;
 ///
 /// The defaults suit a fleet behind a load balancer: transitions go out as soon as they
 /// happen (checked every 50 ms), a storming provider's outcome counts go to the store at most
-/// every 500 ms per worker, stored state is re-read every 5 s as a
+/// every second per worker, stored state is re-read every 5 s as a
 /// backstop for lost messages, and a worker that stops heartbeating drops off the live list
 /// within 5 s.
 ///
@@ -55,7 +55,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             flush_interval: Duration::from_millis(50),
-            outcome_report_interval: Duration::from_millis(500),
+            outcome_report_interval: Duration::from_secs(1),
             reconcile_interval: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_ttl: Duration::from_secs(5),
