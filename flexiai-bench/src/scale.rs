@@ -30,9 +30,22 @@ pub(crate) const SVG_PATH: &str = "docs/bench/scale.svg";
 const SIZES: [usize; 6] = [10, 50, 100, 250, 500, 1000];
 /// Most simulated workers in one fleet process.
 const PER_PROCESS: usize = 250;
-/// Outcome sends per worker per second the storm asks for: one per 50 ms flush, every
-/// flush sees a failure (200 calls/s, every 4th fails).
+/// Outcome sends per worker per second the storm asks of the broadcast design: one per
+/// 50 ms flush, every flush sees a failure (200 calls/s, every 4th fails).
 const NOMINAL_SENDS: f64 = 20.0;
+
+/// Outcome sends per worker per second the storm asks of `design`: the store design
+/// reports once per default `outcome_report_interval`.
+fn nominal_sends(design: Design) -> f64 {
+    match design {
+        Design::Store => {
+            1.0 / flexiai_sync::SyncOptions::default()
+                .outcome_report_interval
+                .as_secs_f64()
+        }
+        Design::Broadcast => NOMINAL_SENDS,
+    }
+}
 /// A fleet whose Redis holds more than this is stopped (slow pub/sub consumers' output
 /// buffers grow without bound up to the server's limits, 32 MB each by default).
 const MEMORY_GUARD: u64 = 2 << 30;
@@ -130,6 +143,8 @@ struct Phase {
     open_at_end: usize,
     /// Why the phase was cut short, if it was.
     aborted: Option<String>,
+    /// Outcome sends per worker per second the storm asks of this phase's design.
+    nominal_sends: f64,
 }
 
 impl Phase {
@@ -147,10 +162,10 @@ impl Phase {
                 d * 100.0
             ));
         }
-        if storm && self.sends_pw < NOMINAL_SENDS / 2.0 {
+        if storm && self.sends_pw < self.nominal_sends / 2.0 {
             return Some(format!(
-                "workers managed {:.1} outcome sends/s each, under half the {NOMINAL_SENDS:.0}/s the load asks",
-                self.sends_pw
+                "workers managed {:.1} outcome sends/s each, under half the {:.0}/s the load asks",
+                self.sends_pw, self.nominal_sends
             ));
         }
         None
@@ -521,6 +536,7 @@ fn measure_phase(
         errors: c.errors,
         open_at_end: open,
         aborted,
+        nominal_sends: nominal_sends(design),
     })
 }
 
@@ -880,8 +896,10 @@ fn render(r: &Report<'_>) -> crate::Result<String> {
          events from other workers that reached a worker's handler (each was decoded by its \
          subscriber), per worker per second; \"sends\" are `record_outcomes` commands (store) \
          or outcome-delta `PUBLISH`es (broadcast) per worker per second (the storm asks for \
-         {NOMINAL_SENDS:.0}); \"delivered\" is decoded deltas / (deltas published x (N - 1)).\n",
-        idle * 100.0
+         {:.0} of the store design, one per `outcome_report_interval`, and {NOMINAL_SENDS:.0} \
+         of the broadcast design, one per flush); \"delivered\" is decoded deltas / (deltas published x (N - 1)).\n",
+        idle * 100.0,
+        nominal_sends(Design::Store)
     )?;
     writeln!(
         s,
@@ -946,8 +964,9 @@ fn render(r: &Report<'_>) -> crate::Result<String> {
          watcher thread polls its breakers every {WATCH_MICROS} µs and records when each was \
          first open; times in ms from the death, median over trials (worst in brackets). The \
          store design decides the trip from the fleet's totals once every worker has had a \
-         heartbeat and two flushes to report (`heartbeat_interval` + 2 x `flush_interval` = \
-         1.1 s with the defaults) after the worker first saw the storm; the broadcast design \
+         heartbeat, a report interval and a flush to report (`heartbeat_interval` + \
+         `outcome_report_interval` + `flush_interval` = 2.05 s with the defaults) after the \
+         worker first saw the storm; the broadcast design \
          trips in each worker's own window as soon as the absorbed deltas cross the \
          threshold.\n"
     )?;
@@ -1007,9 +1026,10 @@ fn render(r: &Report<'_>) -> crate::Result<String> {
     writeln!(
         s,
         "* **store (current)**: each worker is a `StateSyncManager` with default \
-         `SyncOptions` (flush 50 ms, heartbeat 1 s, reconcile 5 s), the breaker registered \
-         with it. Outcomes go to the store (`record_outcomes`, one Lua script call per \
-         provider per flush while failures occur), the channel carries transitions only. \
+         `SyncOptions` (flush 50 ms, outcome reports every 1 s, heartbeat 1 s, reconcile \
+         5 s), the breaker registered with it. Outcomes go to the store (`record_outcomes`, \
+         one Lua script call per provider per report interval while failures occur, the \
+         counts of the flushes in between accumulated), the channel carries transitions only. \
          Its per-worker background: the heartbeat script and the `storming` read each \
          second, the reconcile `MGET` every 5 s, the subscriber's keep-alive `PING` every 5 s."
     )?;

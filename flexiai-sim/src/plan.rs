@@ -231,6 +231,7 @@ impl Plan {
         };
         let options = SyncOptions {
             flush_interval: Duration::from_millis(50),
+            outcome_report_interval: Duration::from_millis(500),
             reconcile_interval: Duration::from_millis(rng.range(2, 5) * 1000),
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_ttl: Duration::from_secs(3),

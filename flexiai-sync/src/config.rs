@@ -302,6 +302,8 @@ pub struct SyncConfig {
     pub state_ttl: u64,
     /// See [`SyncOptions::flush_interval`].
     pub flush_interval_ms: u64,
+    /// See [`SyncOptions::outcome_report_interval`].
+    pub outcome_report_interval_ms: u64,
     /// See [`SyncOptions::reconcile_interval`].
     pub reconcile_interval_ms: u64,
     /// See [`SyncOptions::heartbeat_interval`].
@@ -338,6 +340,7 @@ impl Default for SyncConfig {
             channel: "flexiai:events".into(),
             state_ttl: 3600,
             flush_interval_ms: ms(options.flush_interval),
+            outcome_report_interval_ms: ms(options.outcome_report_interval),
             reconcile_interval_ms: ms(options.reconcile_interval),
             heartbeat_interval_ms: ms(options.heartbeat_interval),
             heartbeat_ttl_ms: ms(options.heartbeat_ttl),
@@ -387,6 +390,7 @@ impl SyncConfigBuilder {
         channel: String,
         state_ttl: u64,
         flush_interval_ms: u64,
+        outcome_report_interval_ms: u64,
         reconcile_interval_ms: u64,
         heartbeat_interval_ms: u64,
         heartbeat_ttl_ms: u64,
@@ -442,7 +446,8 @@ impl SyncConfig {
     /// Overrides fields from `FLEXIAI_SYNC_*` variables in `vars`: `ENABLED`, `BACKEND`,
     /// `WORKER_ID`, `KEY_PREFIX`, `CHANNEL`, `STATE_TTL`, `REDIS_URL`, `REDIS_HOST`,
     /// `REDIS_PORT`, `REDIS_USERNAME`, `REDIS_PASSWORD`, `REDIS_DB`, `REDIS_SSL`,
-    /// `REDIS_COMMAND_TIMEOUT_MS`, `FLUSH_INTERVAL_MS`, `RECONCILE_INTERVAL_MS`,
+    /// `REDIS_COMMAND_TIMEOUT_MS`, `FLUSH_INTERVAL_MS`, `OUTCOME_REPORT_INTERVAL_MS`,
+    /// `RECONCILE_INTERVAL_MS`,
     /// `HEARTBEAT_INTERVAL_MS`, `HEARTBEAT_TTL_MS`, `OPERATION_TIMEOUT_MS`, `FLEET_PROBES`,
     /// `PROBE_LEASE_MS`, `EVENT_KEY`, `PREVIOUS_EVENT_KEY`, `PREVIOUS_EVENT_KEY_GRACE_SECS`,
     /// `REDIS_CA_FILE`, `REDIS_SENTINELS` and `REDIS_CLUSTER_NODES` (comma-separated
@@ -482,6 +487,9 @@ impl SyncConfig {
                     self.redis.command_timeout_ms = parse_env(&key, &value)?
                 }
                 "FLUSH_INTERVAL_MS" => self.flush_interval_ms = parse_env(&key, &value)?,
+                "OUTCOME_REPORT_INTERVAL_MS" => {
+                    self.outcome_report_interval_ms = parse_env(&key, &value)?
+                }
                 "RECONCILE_INTERVAL_MS" => self.reconcile_interval_ms = parse_env(&key, &value)?,
                 "HEARTBEAT_INTERVAL_MS" => self.heartbeat_interval_ms = parse_env(&key, &value)?,
                 "HEARTBEAT_TTL_MS" => self.heartbeat_ttl_ms = parse_env(&key, &value)?,
@@ -511,6 +519,7 @@ impl SyncConfig {
     pub fn options(&self) -> SyncOptions {
         SyncOptions {
             flush_interval: Duration::from_millis(self.flush_interval_ms),
+            outcome_report_interval: Duration::from_millis(self.outcome_report_interval_ms),
             reconcile_interval: Duration::from_millis(self.reconcile_interval_ms),
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
             heartbeat_ttl: Duration::from_millis(self.heartbeat_ttl_ms),
@@ -786,6 +795,10 @@ mod tests {
             (r#"{"key_prefix": "has space"}"#, "key_prefix"),
             (r#"{"worker_id": ""}"#, "worker_id"),
             (r#"{"flush_interval_ms": 0}"#, "flush_interval_ms"),
+            (
+                r#"{"outcome_report_interval_ms": 0}"#,
+                "outcome_report_interval_ms",
+            ),
             (r#"{"heartbeat_ttl_ms": 10}"#, "heartbeat_ttl_ms"),
             (r#"{"probe_lease_ms": 0}"#, "probe_lease_ms"),
         ];

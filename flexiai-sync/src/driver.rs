@@ -485,8 +485,9 @@ impl Shared {
 
     /// Fleet counting, once per flush interval, for failure-rate breakers: reads each
     /// breaker's counts since the last flush from its own counters, and sends what this
-    /// worker has not sent yet to the store (one `record_outcomes` per provider) when it
-    /// saw a failure or the store said the provider is storming; nothing otherwise. Unsent
+    /// worker has not sent yet to the store (one `record_outcomes` per provider, at most
+    /// once per `outcome_report_interval`) when it saw a failure or the store said the
+    /// provider is storming; nothing otherwise. Unsent
     /// successes wait, per local slice, until then, so that every outcome in the window
     /// counts, in the slice it happened in, and the fleet's rate is not overstated. The
     /// store's totals decide the trip. Counts from a degraded period, or straddling a
@@ -497,8 +498,11 @@ impl Shared {
     /// sent again as it was, same id and counts, at the next flush, before newer counts go
     /// out: the store applies it once, so a lost reply costs neither a double count nor an
     /// undercount.
+    ///
+    /// `last` (shutdown) sends what is due regardless of the report interval. The settled
+    /// re-check that decides a trip is not held back either: it comes once per storm.
     #[tracing::instrument(name = "sync.flush_outcomes", level = "debug", skip_all)]
-    pub(crate) async fn flush_outcomes(&self) {
+    pub(crate) async fn flush_outcomes(&self, last: bool) {
         let degraded = self.is_degraded();
         for entry in self.registry.all() {
             let Some(rule) = entry.rule else {
@@ -535,12 +539,15 @@ impl Shared {
                         tally.unacked = None;
                     }
                 }
+                let recheck = tally.undecided && self.settled(&tally, totals.version, now);
+                if !last && !recheck && !self.report_due(&tally, now) {
+                    continue;
+                }
                 if tally.unacked.is_none() {
                     let storming = tally
                         .storm
                         .is_some_and(|(period, until)| period == totals.version && until > now);
                     let failures = tally.pending.iter().any(|p| p.failures > 0);
-                    let recheck = tally.undecided && self.settled(&tally, totals.version, now);
                     if !recheck && (tally.pending.is_empty() || !(failures || storming)) {
                         continue;
                     }
@@ -550,6 +557,10 @@ impl Shared {
                         groups: std::mem::take(&mut tally.pending),
                     });
                 }
+                if tally.unacked.is_none() {
+                    continue;
+                }
+                tally.last_report = Some(now);
                 let Some(unacked) = &tally.unacked else {
                     continue;
                 };
@@ -605,10 +616,27 @@ impl Shared {
         }
     }
 
+    /// Whether this worker may send a report for the provider: `outcome_report_interval`
+    /// has passed since its last one. Flush ticks jitter, so a report is due half a flush
+    /// early; otherwise an interval equal to the flush interval could skip every other tick.
+    fn report_due(&self, tally: &crate::registry::Tally, now: Instant) -> bool {
+        let wait = self
+            .options
+            .outcome_report_interval
+            .saturating_sub(self.options.flush_interval / 2);
+        tally
+            .last_report
+            .is_none_or(|at| now.saturating_duration_since(at) >= wait)
+    }
+
     /// Whether every worker has had time to report into `period`'s storm since this worker
-    /// first knew of it: a heartbeat (to learn of it) and two flushes (to send).
+    /// first knew of it: a heartbeat (to learn of it), then up to a report interval until its
+    /// next report is due and a flush until the tick that sends it.
     fn settled(&self, tally: &crate::registry::Tally, period: u64, now: Instant) -> bool {
-        let settle = self.options.heartbeat_interval + self.options.flush_interval * 2;
+        let options = &self.options;
+        let settle = options.heartbeat_interval
+            + options.flush_interval
+            + options.outcome_report_interval.max(options.flush_interval);
         tally
             .storm_since
             .is_some_and(|(p, since)| p == period && now.saturating_duration_since(since) >= settle)
@@ -974,7 +1002,7 @@ impl Driver {
                 _ = flush.tick() => {
                     self.reconcile_if_needed().await;
                     self.shared.publish_transitions().await;
-                    self.shared.flush_outcomes().await;
+                    self.shared.flush_outcomes(false).await;
                     self.ration_probes().await;
                 }
                 _ = reconcile.tick() => {
@@ -1277,7 +1305,7 @@ impl Driver {
         let shared = Arc::clone(&self.shared);
         if !shared.is_degraded() {
             shared.publish_transitions().await;
-            shared.flush_outcomes().await;
+            shared.flush_outcomes(true).await;
         }
         for held in std::mem::take(&mut self.leases).into_values() {
             if Instant::now() >= held.grant_after {

@@ -5,7 +5,8 @@ use crate::SyncError;
 /// How often and how long the manager's background work runs.
 ///
 /// The defaults suit a fleet behind a load balancer: transitions go out as soon as they
-/// happen, outcome counts are coalesced per 50 ms, stored state is re-read every 5 s as a
+/// happen (checked every 50 ms), a storming provider's outcome counts go to the store at most
+/// every second per worker, stored state is re-read every 5 s as a
 /// backstop for lost messages, and a worker that stops heartbeating drops off the live list
 /// within 5 s.
 ///
@@ -18,9 +19,17 @@ use crate::SyncError;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncOptions {
-    /// How long outcome counts are coalesced before they are shared. Redis traffic for
-    /// outcomes is at most one message per provider per interval, whatever the request rate.
+    /// How often local transitions are published and the breakers' outcome counts are read.
     pub flush_interval: Duration,
+    /// The shortest time between two outcome reports (`record_outcomes`) of one provider by
+    /// this worker: counts read every flush accumulate, per local slice, until then. Redis
+    /// traffic for outcomes is at most one command per provider per interval (while failures
+    /// occur; nothing while healthy), whatever the request or flush rate, so a storming
+    /// fleet of N workers costs Redis N / interval script calls per second. The price is
+    /// latency: a fleet trip waits up to one more interval for the last reports (the settle
+    /// time is `heartbeat_interval` + `flush_interval` + this interval). Reports go out on
+    /// flushes, so a value below `flush_interval` means one report per flush.
+    pub outcome_report_interval: Duration,
     /// How often stored state is re-read for every provider (the backstop for lost messages).
     pub reconcile_interval: Duration,
     /// How often this worker's heartbeat is refreshed.
@@ -46,6 +55,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         Self {
             flush_interval: Duration::from_millis(50),
+            outcome_report_interval: Duration::from_secs(1),
             reconcile_interval: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_ttl: Duration::from_secs(5),
@@ -63,6 +73,7 @@ impl SyncOptions {
     pub fn validate(&self) -> Result<(), SyncError> {
         let positive = [
             ("flush_interval", self.flush_interval),
+            ("outcome_report_interval", self.outcome_report_interval),
             ("reconcile_interval", self.reconcile_interval),
             ("heartbeat_interval", self.heartbeat_interval),
             ("heartbeat_ttl", self.heartbeat_ttl),

@@ -66,6 +66,9 @@ pub(crate) struct Tally {
     /// A report sent whose reply never came: it may have been applied, so it is sent again
     /// as it was, under the same id, before any newer counts (the store applies it once).
     pub(crate) unacked: Option<Unacked>,
+    /// When this worker last sent a report for the provider: the next waits for
+    /// `outcome_report_interval` to pass.
+    pub(crate) last_report: Option<Instant>,
 }
 
 /// An outcome report awaiting the store's answer: its sequence, period and counts.

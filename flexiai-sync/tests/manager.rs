@@ -34,6 +34,8 @@ struct Faulty {
     /// Apply this many of the next outcome reports but lose their replies (a timeout after
     /// the store ran the script).
     lose_report_replies: AtomicU64,
+    /// When each outcome report reached the store.
+    reports: std::sync::Mutex<Vec<std::time::Instant>>,
     /// The sending ends of the subscriptions handed out, to inject what a Redis
     /// subscriber reports about its connection.
     subscribers: std::sync::Mutex<Vec<flexiai_backend::SubscriptionSender>>,
@@ -53,6 +55,7 @@ impl Faulty {
             fail_next: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             lose_report_replies: AtomicU64::new(0),
+            reports: std::sync::Mutex::default(),
             subscribers: std::sync::Mutex::default(),
         })
     }
@@ -138,6 +141,9 @@ impl SyncBackend for Faulty {
         w: &FleetWindow,
     ) -> Result<FleetCounts, BackendError> {
         self.gate().await?;
+        if b.report.is_some() {
+            self.reports.lock().unwrap().push(std::time::Instant::now());
+        }
         let totals = self.inner.record_outcomes(p, b, w).await?;
         if self
             .lose_report_replies
@@ -506,6 +512,78 @@ async fn dropping_a_running_manager_detaches_its_breakers() {
     );
 }
 
+/// A storming worker reports its outcomes at most once per `outcome_report_interval`, not
+/// once per flush, and the counts read on the flushes in between are not lost: once the
+/// load stops the store holds every failure the breaker saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcome_reports_keep_to_the_report_interval_and_lose_no_counts() {
+    let faulty = Faulty::new(MemoryBackend::new());
+    let mut config = BreakerConfig::default();
+    // Far more calls than this test makes: nothing trips, the storm goes on.
+    config.failure_policy = FailurePolicy::failure_rate(Duration::from_secs(60), 10_000_000, 0.5);
+    let interval = Duration::from_millis(150);
+    let options = flexiai_sync::SyncOptions {
+        outcome_report_interval: interval,
+        ..fast_options()
+    };
+    let flush = options.flush_interval;
+    let a = flexiai_sync::scenarios::worker_with(
+        Arc::clone(&faulty) as Arc<dyn SyncBackend>,
+        &["x"],
+        &config,
+        options,
+    )
+    .await;
+    let breaker = a.breaker("x");
+    let failures = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (breaker, failures, stop) = (breaker.clone(), failures.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                breaker.try_acquire().unwrap().failure();
+                failures.fetch_add(1, Ordering::SeqCst);
+                breaker.try_acquire().unwrap().success();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let reports = 6;
+    let took = eventually("six outcome reports", || {
+        faulty.reports.lock().unwrap().len() >= reports
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let times = faulty.reports.lock().unwrap().clone();
+    // Flush ticks jitter: a report is due half a flush early.
+    let shortest = interval - flush / 2;
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= shortest,
+            "reports {gap:?} apart, interval {interval:?}"
+        );
+    }
+    // Evidence the flushes ran in between: reports went out at the report cadence, at
+    // least (reports - 1) intervals, while a flush every 10 ms would have sent ~15x more.
+    assert!(took >= interval * (reports as u32 - 1) - flush, "{took:?}");
+    let sent = failures.load(Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + flexiai_sync::scenarios::CONVERGE;
+    loop {
+        let totals = fleet_totals(&a, "x").await;
+        if totals.failures == sent {
+            break;
+        }
+        assert!(
+            totals.failures < sent && std::time::Instant::now() < deadline,
+            "the store holds {} failures, the breaker saw {sent}",
+            totals.failures
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[test]
 fn invalid_options_name_the_field() {
     let options = flexiai_sync::SyncOptions {
@@ -517,6 +595,20 @@ fn invalid_options_name_the_field() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("heartbeat_ttl"), "{err}");
+    for interval in [Duration::ZERO, Duration::from_secs(86_401)] {
+        let options = flexiai_sync::SyncOptions {
+            outcome_report_interval: interval,
+            ..fast_options()
+        };
+        let err = StateSyncManager::builder(Arc::new(MemoryBackend::new()))
+            .options(options)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, SyncError::InvalidConfig { field, .. } if field == "outcome_report_interval"),
+            "{err}"
+        );
+    }
 }
 
 /// An outcome report the store applied but whose reply was lost (a timeout after the Lua

@@ -73,6 +73,8 @@ macro_rules! fleet_scenarios {
 pub fn fast_options() -> SyncOptions {
     SyncOptions {
         flush_interval: Duration::from_millis(10),
+        // Five flushes: the scenarios run with reports held back between flushes.
+        outcome_report_interval: Duration::from_millis(50),
         reconcile_interval: Duration::from_millis(300),
         heartbeat_interval: Duration::from_millis(100),
         heartbeat_ttl: Duration::from_millis(1000),
