@@ -522,12 +522,17 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
         dropped: bool,
         /// Its subscription is disconnected now.
         down: bool,
+        /// Where it reported synced while a `Disconnected` was delivered but maybe not yet
+        /// read: legal if the next mode it reports is degraded for that disconnection.
+        unread_drop: Option<usize>,
         mode: Option<SyncState>,
     }
     let degrade_after = flexiai_sync::DEGRADE_AFTER_FAILURES;
     let recover_after = flexiai_sync::RECOVER_AFTER_SUCCESSES;
     let mut out = Vec::new();
     let mut workers: BTreeMap<Actor, Evidence> = BTreeMap::new();
+    // Judged after the record that settles them, placed where they happened.
+    let mut late = Vec::new();
     for (index, entry) in history.entries.iter().enumerate() {
         let mut flag = |worker: Actor, message: String| {
             out.push(Violation {
@@ -546,6 +551,11 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                 if *ok {
                     e.failures = 0;
                     e.successes += 1;
+                    // A new subscription replaces the dropped one (the simulated store
+                    // refuses to subscribe while the view's connection is cut).
+                    if *op == "subscribe" {
+                        e.down = false;
+                    }
                 } else {
                     e.successes = 0;
                     e.failures += 1;
@@ -567,6 +577,11 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
             } => {
                 let e = workers.entry(*worker).or_default();
                 let before = e.mode.replace(*mode);
+                if let Some(at) = e.unread_drop.take()
+                    && !(*mode == SyncState::Degraded && reason.contains("subscription"))
+                {
+                    late.push(unread_drop_violation(*worker, at));
+                }
                 match (before, mode) {
                     (Some(SyncState::Synced), SyncState::Degraded)
                         if e.failures < degrade_after && !e.dropped =>
@@ -597,28 +612,49 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                                 ),
                             );
                         } else if e.down {
-                            flag(
-                                *worker,
-                                "reported synced while its subscription is disconnected".into(),
-                            );
+                            // The notification is queued when recorded; the manager may be
+                            // finishing a reconcile for an earlier one.
+                            e.unread_drop = Some(index);
                         }
                     }
                     _ => {}
                 }
-                if *mode == SyncState::Synced {
+                if *mode == SyncState::Synced && e.unread_drop.is_none() {
                     e.dropped = false;
                 }
             }
-            Record::FinalMode { worker, mode } if *mode != SyncState::Synced => {
-                flag(
-                    *worker,
-                    format!("is {mode:?} when the liveness bound ends, everything healed"),
-                );
+            Record::FinalMode { worker, mode } => {
+                // Still unread at the end: the manager never heard of the disconnection.
+                if let Some(at) = workers.get_mut(worker).and_then(|e| e.unread_drop.take()) {
+                    late.push(unread_drop_violation(*worker, at));
+                }
+                if *mode != SyncState::Synced {
+                    flag(
+                        *worker,
+                        format!("is {mode:?} when the liveness bound ends, everything healed"),
+                    );
+                }
             }
             _ => {}
         }
     }
+    for (worker, e) in &workers {
+        if let Some(at) = e.unread_drop {
+            late.push(unread_drop_violation(*worker, at));
+        }
+    }
+    out.extend(late);
+    out.sort_by_key(|v| v.index);
     out
+}
+
+fn unread_drop_violation(worker: Actor, index: usize) -> Violation {
+    Violation {
+        invariant: "check_degrade_on_evidence",
+        index,
+        provider: None,
+        message: format!("{worker} reported synced while its subscription is disconnected"),
+    }
 }
 
 /// **Liveness**: at the end of the bound after everything healed, every worker is in the
@@ -1079,6 +1115,53 @@ mod tests {
         assert_eq!(
             found.iter().map(|v| v.index).collect::<Vec<_>>(),
             vec![6, 8, 20, 21],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_disconnection_still_queued_or_replaced_by_a_new_subscription_is_not_reported() {
+        let call = |op, ok| Record::BackendCall { worker: W, op, ok };
+        let dropped = Record::Subscription {
+            worker: W,
+            connected: false,
+        };
+        let lost = || Record::SyncMode {
+            worker: W,
+            mode: SyncState::Degraded,
+            reason: "event subscription disconnected".into(),
+        };
+        let mut h = History::default();
+        h.push(0, Record::Started { worker: W });
+        h.push(0, call("subscribe", true));
+        h.push(0, mode(W, SyncState::Synced));
+        h.push(1, dropped.clone());
+        h.push(2, lost());
+        // A reconcile for an earlier gap ends after the next `Disconnected` was queued
+        // (seed 5315): synced, then degraded as soon as the manager reads it.
+        h.push(3, dropped.clone());
+        h.push(4, call("get_states", true));
+        h.push(4, call("get_states", true));
+        h.push(5, mode(W, SyncState::Synced));
+        h.push(6, lost());
+        // A new subscription replaces the dropped one (seed 5127).
+        h.push(7, call("subscribe", true));
+        h.push(7, call("get_states", true));
+        h.push(8, mode(W, SyncState::Synced));
+        let found = check_degrade_on_evidence(&h);
+        assert!(found.is_empty(), "{found:?}");
+        // Synced while down and never degraded for it: reported, at the synced record.
+        h.push(9, dropped);
+        h.push(10, call("get_states", true));
+        h.push(10, call("get_states", true));
+        h.push(11, mode(W, SyncState::Degraded));
+        h.push(12, call("get_states", true));
+        h.push(12, call("get_states", true));
+        h.push(13, mode(W, SyncState::Synced));
+        let found = check_degrade_on_evidence(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![h.entries.len() - 1],
             "{found:?}"
         );
     }

@@ -33,6 +33,8 @@ const DEGRADE: &str =
     "#7 degraded or recovered without the evidence (failures or successes in a row)";
 const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, re-taken by a worker still in the ended period, or lost in a store wipe while its credits live on)";
 
+const SIMULATOR: &str =
+    "a false report: the simulated store or the checker misread what the manager knew";
 const CHECKER: &str =
     "a false report of the checker (ancestry or attribution), fixed in the simulator";
 
@@ -100,6 +102,13 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // loser, at the same revision, kept its shorter deadline and left open 0.9 s early
     // (failed before converge restored a same-revision open period ending later).
     named(738, "check_retry_after_deadlines", DEADLINE),
+    // False reports of #7 found by the long run at 1e88293 (seeds 2000..): a crashed
+    // incarnation's subscription forwarder spoke for its successor (5127); a
+    // `Disconnected` still queued when a reconcile ended was judged read (5315); a batch of
+    // compare-and-sets, one round trip, was recorded and faulted per write (5610).
+    named(5127, "check_degrade_on_evidence", SIMULATOR),
+    named(5315, "check_degrade_on_evidence", SIMULATOR),
+    named(5610, "check_degrade_on_evidence", SIMULATOR),
 ];
 
 /// Seeds that show a defect still open on this branch.

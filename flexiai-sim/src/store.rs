@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use flexiai_backend::{
-    BackendError, CasOutcome, FleetCounts, FleetWindow, Health, LockLease, Notification,
-    OutcomeBatch, Subscription, SubscriptionSender, SyncBackend,
+    BackendError, CasOutcome, CasRequest, FleetCounts, FleetWindow, Health, LockLease,
+    Notification, OutcomeBatch, Subscription, SubscriptionSender, SyncBackend,
 };
 use flexiai_events::{BreakerSnapshot, Event, Revision, WorkerId};
 use tokio::sync::mpsc;
@@ -98,6 +98,62 @@ impl SimBackend {
             _ => Ok(call),
         }
     }
+
+    /// A compare-and-set on the real store, recorded in the history.
+    async fn write(
+        &self,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+        expected: Option<Revision>,
+        event: Option<&Event>,
+    ) -> Result<CasOutcome, BackendError> {
+        // MemoryBackend answers without yielding, so nothing runs between these two calls:
+        // `before` is exactly what the compare-and-set replaced.
+        let before = self.shared.memory.get_state(provider).await?;
+        let outcome = self
+            .shared
+            .memory
+            .compare_and_set(provider, snapshot, expected, event)
+            .await?;
+        self.shared.with(|s| match &outcome {
+            CasOutcome::Applied => {
+                let (base, path) = match self.slot {
+                    Some(slot) => s.base_of(slot, provider),
+                    None => (
+                        s.provider_index(provider)
+                            .and_then(|i| s.operator_base[i].clone())
+                            .map_or(crate::history::Base::Fresh, crate::history::Base::Known),
+                        Vec::new(),
+                    ),
+                };
+                s.record(Record::StoreWrite {
+                    by: self.actor,
+                    provider: provider.to_owned(),
+                    before: before.as_ref().map(SnapId::of),
+                    after: SnapId::of(snapshot),
+                    base,
+                    path,
+                });
+                match self.slot {
+                    Some(slot) => s.note_written(slot, provider, snapshot),
+                    None => {
+                        if let Some(i) = s.provider_index(provider) {
+                            s.operator_base[i] = Some(SnapId::of(snapshot));
+                        }
+                    }
+                }
+            }
+            CasOutcome::Stale { current } => match self.slot {
+                Some(slot) => s.note_cas_lost(slot, provider, snapshot, current),
+                None => {
+                    if let Some(i) = s.provider_index(provider) {
+                        s.operator_base[i] = Some(SnapId::of(current));
+                    }
+                }
+            },
+        });
+        Ok(outcome)
+    }
 }
 
 /// One store call in progress, for the history (`Record::BackendCall`).
@@ -180,11 +236,22 @@ impl SyncBackend for SimBackend {
             return self.shared.memory.subscribe().await;
         };
         let call = self.before("subscribe").await?;
+        // While the view's subscriber connection is cut, a new one cannot be made either: a
+        // subscription that succeeded now would lose every message without ever reporting
+        // `Disconnected`.
+        if self.shared.with(|s| s.slots[slot].disconnected.is_some()) {
+            return call.finish(Err(unavailable())).await;
+        }
         let inner = self.shared.memory.subscribe().await?;
         let (tx, outer) = Subscription::channel(1024);
         let (gap_tx, gap_rx) = mpsc::unbounded_channel();
         self.shared.with(|s| s.slots[slot].resubscribe.push(gap_tx));
-        tokio::spawn(forward(Arc::clone(&self.shared), slot, inner, tx, gap_rx));
+        let forwarder = Forwarder {
+            shared: Arc::clone(&self.shared),
+            slot,
+            actor: self.actor,
+        };
+        tokio::spawn(forward(forwarder, inner, tx, gap_rx));
         call.finish(Ok(outer)).await
     }
 
@@ -287,52 +354,32 @@ impl SyncBackend for SimBackend {
         event: Option<&Event>,
     ) -> Result<CasOutcome, BackendError> {
         let call = self.before("compare_and_set").await?;
-        // MemoryBackend answers without yielding, so nothing runs between these two calls:
-        // `before` is exactly what the compare-and-set replaced.
-        let before = self.shared.memory.get_state(provider).await?;
-        let outcome = self
-            .shared
-            .memory
-            .compare_and_set(provider, snapshot, expected, event)
-            .await?;
-        self.shared.with(|s| match &outcome {
-            CasOutcome::Applied => {
-                let (base, path) = match self.slot {
-                    Some(slot) => s.base_of(slot, provider),
-                    None => (
-                        s.provider_index(provider)
-                            .and_then(|i| s.operator_base[i].clone())
-                            .map_or(crate::history::Base::Fresh, crate::history::Base::Known),
-                        Vec::new(),
-                    ),
-                };
-                s.record(Record::StoreWrite {
-                    by: self.actor,
-                    provider: provider.to_owned(),
-                    before: before.as_ref().map(SnapId::of),
-                    after: SnapId::of(snapshot),
-                    base,
-                    path,
-                });
-                match self.slot {
-                    Some(slot) => s.note_written(slot, provider, snapshot),
-                    None => {
-                        if let Some(i) = s.provider_index(provider) {
-                            s.operator_base[i] = Some(SnapId::of(snapshot));
-                        }
-                    }
-                }
-            }
-            CasOutcome::Stale { current } => match self.slot {
-                Some(slot) => s.note_cas_lost(slot, provider, snapshot, current),
-                None => {
-                    if let Some(i) = s.provider_index(provider) {
-                        s.operator_base[i] = Some(SnapId::of(current));
-                    }
-                }
-            },
-        });
+        let outcome = self.write(provider, snapshot, expected, event).await?;
         call.finish(Ok(outcome)).await
+    }
+
+    /// One round trip, as on Redis: one fault decides the whole batch (it fails before any
+    /// write, or every write is applied and the reply is lost), and the manager's count of
+    /// failures in a row sees one call.
+    async fn compare_and_set_many(
+        &self,
+        requests: &[CasRequest<'_>],
+    ) -> Result<Vec<CasOutcome>, BackendError> {
+        flexiai_backend::validate_cas_batch(requests)?;
+        let call = self.before("compare_and_set_many").await?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            outcomes.push(
+                self.write(
+                    request.provider,
+                    request.snapshot,
+                    request.expected,
+                    request.event,
+                )
+                .await?,
+            );
+        }
+        call.finish(Ok(outcomes)).await
     }
 
     async fn acquire_lock(
@@ -393,11 +440,18 @@ impl SyncBackend for SimBackend {
     }
 }
 
+/// Whose subscription a forwarder carries: the incarnation that subscribed, so that a
+/// crashed incarnation's forwarder never speaks for its successor in the same slot.
+struct Forwarder {
+    shared: Arc<Shared>,
+    slot: usize,
+    actor: Actor,
+}
+
 /// Carries one subscription's messages from the real store to the worker, through its
 /// message faults. Ends when either side goes away.
 async fn forward(
-    shared: Arc<Shared>,
-    slot: usize,
+    forwarder: Forwarder,
     mut inner: Subscription,
     tx: SubscriptionSender,
     mut gaps: mpsc::UnboundedReceiver<Notification>,
@@ -413,13 +467,13 @@ async fn forward(
         tokio::select! {
             biased;
             Some(notification) = gaps.recv() => {
-                if !deliver(&shared, slot, &tx, notification) {
+                if !deliver(&forwarder, &tx, notification) {
                     return;
                 }
             }
             () = sleep_until(next.unwrap_or(far)), if next.is_some() => {
                 if let Some((_, notification)) = queue.pop_first()
-                    && !deliver(&shared, slot, &tx, notification)
+                    && !deliver(&forwarder, &tx, notification)
                 {
                     return;
                 }
@@ -427,7 +481,7 @@ async fn forward(
             notification = inner.recv() => match notification {
                 None => return,
                 Some(notification) => {
-                    let delays = shared.with(|s| s.message_fate(slot));
+                    let delays = forwarder.shared.with(|s| s.message_fate(forwarder.slot));
                     let now = Instant::now();
                     for delay in delays {
                         queue.insert((now + Duration::from_millis(delay), seq), notification.clone());
@@ -439,27 +493,29 @@ async fn forward(
     }
 }
 
-fn deliver(
-    shared: &Shared,
-    slot: usize,
-    tx: &SubscriptionSender,
-    notification: Notification,
-) -> bool {
-    shared.with(|s| {
+/// Hands `notification` to the worker and records what it heard; `false` once the
+/// subscribing incarnation is gone (its manager may not have dropped the receiver yet, but
+/// nothing it hears counts any more).
+fn deliver(forwarder: &Forwarder, tx: &SubscriptionSender, notification: Notification) -> bool {
+    let (slot, actor) = (forwarder.slot, forwarder.actor);
+    let current = forwarder.shared.with(|s| {
+        if !s.is_current(slot, actor) {
+            return false;
+        }
         s.sync_slot(slot);
         // The mode before the worker hears of this (its driver has not run since).
         s.observe_mode(slot);
         match &notification {
             Notification::Event(event) => s.note_event(slot, event),
-            Notification::Disconnected | Notification::Resubscribed if s.slots[slot].alive => {
-                let worker = s.slots[slot].actor;
+            Notification::Disconnected | Notification::Resubscribed => {
                 s.record(Record::Subscription {
-                    worker,
+                    worker: actor,
                     connected: notification == Notification::Resubscribed,
                 });
             }
             _ => {}
         }
+        true
     });
-    tx.send(notification)
+    current && tx.send(notification)
 }
