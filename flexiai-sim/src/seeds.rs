@@ -84,6 +84,10 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // An open deadline rebased onto a lost compare-and-set's winner (P5) was not attributed
     // to that winner by the simulator's tracker: it is now.
     named(950, "check_linear_history", CHECKER),
+    // The same rebase landing on the version the worker's own branch already had (its v7
+    // open over a read v6 closed): no adoption showed on the breaker, so the tracker kept
+    // the old base; failed on 1e88293, attributed at the write since.
+    named(1034, "check_linear_history", CHECKER),
     // A report applied while its reply was lost (LostReply) was sent again with the next
     // counts and counted twice: failed on main at 128339e, the 2,000-seed run.
     named(149, "check_outcome_periods", DOUBLE),

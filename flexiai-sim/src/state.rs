@@ -393,6 +393,54 @@ impl State {
         }
     }
 
+    /// The base and path to judge `slot`'s write of `written` over `before` by: its track's,
+    /// unless the write is an open deadline rebased onto `before` at the version the breaker
+    /// already had (the driver's `later_deadline`: its own open v(n+1), kept over a stored
+    /// v(n) it read that is no operator state, in one epoch). Such a rebase leaves the
+    /// breaker's version and state as they were, so [`State::sync_slot`] cannot see it: it is
+    /// attributed here, to the stored snapshot handed to the writer that the write replaced.
+    pub(crate) fn base_for_write(
+        &mut self,
+        slot: usize,
+        provider: &str,
+        before: Option<&BreakerSnapshot>,
+        written: &BreakerSnapshot,
+    ) -> (Base, Vec<(u64, CircuitState)>) {
+        let Some(i) = self.provider_index(provider) else {
+            return (Base::Unknown, Vec::new());
+        };
+        let actor = self.slots[slot].actor;
+        let track = &mut self.slots[slot].tracks[i];
+        let rebase = before.map(SnapId::of).filter(|before| {
+            written.epoch == before.epoch
+                && written.version == before.version.saturating_add(1)
+                && written.state == CircuitState::Open
+                && !matches!(
+                    before.state,
+                    CircuitState::ForcedOpen | CircuitState::Disabled
+                )
+                && track.version == written.version
+                && track.state == Some(CircuitState::Open)
+                && !matches!(&track.base, Base::Known(id) if id == before)
+                && track
+                    .candidates
+                    .iter()
+                    .any(|c| matches!(c, Candidate::Snap(id) if id == before))
+        });
+        if let Some(before) = rebase {
+            track.set_base(Base::Known(before));
+            track.path.push((written.version, CircuitState::Open));
+            self.record(Record::Seen {
+                worker: actor,
+                provider: provider.to_owned(),
+                version: written.version,
+                state: Some(CircuitState::Open),
+                via: "rebase".to_owned(),
+            });
+        }
+        self.base_of(slot, provider)
+    }
+
     /// The base the writer `slot` has for `provider` right now, and the points it went
     /// through by itself since.
     pub(crate) fn base_of(&self, slot: usize, provider: &str) -> (Base, Vec<(u64, CircuitState)>) {
@@ -517,5 +565,84 @@ impl State {
                 self.record(Record::Impaired { slot, on: now });
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::check::check_linear_history;
+
+    const P: &str = "openai";
+
+    fn snap(version: u64, state: CircuitState, remaining: Option<u64>) -> BreakerSnapshot {
+        let mut s = BreakerSnapshot::new(state, version);
+        s.open_remaining_ms = remaining;
+        s
+    }
+
+    /// One worker whose own branch grew v5 half-open, v6 open, v7 open (a Retry-After) from
+    /// a stored v4 it adopted, unstored (seed 1034's w1 while its store view was impaired).
+    fn diverged() -> State {
+        let mut s = State::new(Rng::new(0), 1, vec![P.to_owned()]);
+        s.slots[0].alive = true;
+        let mut track = Track::fresh();
+        track.set_base(Base::Known(SnapId::of(&snap(4, CircuitState::Open, None))));
+        track.path = vec![
+            (5, CircuitState::HalfOpen),
+            (6, CircuitState::Open),
+            (7, CircuitState::Open),
+        ];
+        track.version = 7;
+        track.state = Some(CircuitState::Open);
+        s.slots[0].tracks = vec![track];
+        s
+    }
+
+    /// Judges `slot` 0 writing `written` over `before` as the simulator's store does.
+    fn write(s: &mut State, before: &BreakerSnapshot, written: &BreakerSnapshot) -> usize {
+        let (base, path) = s.base_for_write(0, P, Some(before), written);
+        s.record(Record::StoreWrite {
+            by: s.slots[0].actor,
+            provider: P.to_owned(),
+            before: Some(SnapId::of(before)),
+            after: SnapId::of(written),
+            base,
+            path,
+        });
+        check_linear_history(&s.history).len()
+    }
+
+    #[test]
+    fn an_open_deadline_rebased_at_the_breakers_own_version_descends_from_what_it_replaced() {
+        // The worker reads the fleet's closed v6 and rebases its later open deadline onto it
+        // as v7: the version and state its breaker already had, so no adoption shows.
+        let closed = snap(6, CircuitState::Closed, None);
+        let rebased = snap(7, CircuitState::Open, Some(5_000));
+        let mut s = diverged();
+        s.note_read(0, P, &closed);
+        assert_eq!(write(&mut s, &closed, &rebased), 0, "{:#?}", s.history);
+        assert!(s.history.entries.iter().any(|e| matches!(
+            &e.record,
+            Record::Seen { version: 7, via, .. } if via == "rebase"
+        )));
+        assert_eq!(s.slots[0].tracks[0].path, vec![(7, CircuitState::Open)]);
+
+        // Not handed v6, the same write replaces a decision the worker never saw.
+        let mut s = diverged();
+        assert_eq!(write(&mut s, &closed, &rebased), 1);
+
+        // Never over an operator's state: the driver does not rebase onto a disabled v6.
+        let disabled = snap(6, CircuitState::Disabled, None);
+        let mut s = diverged();
+        s.note_read(0, P, &disabled);
+        assert_eq!(write(&mut s, &disabled, &rebased), 1);
+
+        // Nor onto a snapshot two versions back: a rebase is its direct successor.
+        let older = snap(5, CircuitState::Closed, None);
+        let mut s = diverged();
+        s.note_read(0, P, &older);
+        assert_eq!(write(&mut s, &older, &rebased), 1);
     }
 }

@@ -118,7 +118,7 @@ impl SimBackend {
         self.shared.with(|s| match &outcome {
             CasOutcome::Applied => {
                 let (base, path) = match self.slot {
-                    Some(slot) => s.base_of(slot, provider),
+                    Some(slot) => s.base_for_write(slot, provider, before.as_ref(), snapshot),
                     None => (
                         s.provider_index(provider)
                             .and_then(|i| s.operator_base[i].clone())
