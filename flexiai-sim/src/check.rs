@@ -525,6 +525,9 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
         /// Where it reported synced while a `Disconnected` was delivered but maybe not yet
         /// read: legal if the next mode it reports is degraded for that disconnection.
         unread_drop: Option<usize>,
+        /// `Disconnected`s delivered and not yet answered by a degrade for the subscription
+        /// (the manager reads its queue in order, maybe after reporting synced).
+        unanswered_drops: u64,
         mode: Option<SyncState>,
     }
     let degrade_after = flexiai_sync::DEGRADE_AFTER_FAILURES;
@@ -567,6 +570,7 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                 e.down = !connected;
                 if !connected {
                     e.dropped = true;
+                    e.unanswered_drops += 1;
                     e.successes = 0;
                 }
             }
@@ -577,6 +581,12 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
             } => {
                 let e = workers.entry(*worker).or_default();
                 let before = e.mode.replace(*mode);
+                let answers_a_drop = *mode == SyncState::Degraded
+                    && reason.contains("subscription")
+                    && e.unanswered_drops > 0;
+                if answers_a_drop {
+                    e.unanswered_drops -= 1;
+                }
                 if let Some(at) = e.unread_drop.take()
                     && !(*mode == SyncState::Degraded && reason.contains("subscription"))
                 {
@@ -584,7 +594,7 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                 }
                 match (before, mode) {
                     (Some(SyncState::Synced), SyncState::Degraded)
-                        if e.failures < degrade_after && !e.dropped =>
+                        if e.failures < degrade_after && !e.dropped && !answers_a_drop =>
                     {
                         flag(
                             *worker,
@@ -1143,6 +1153,20 @@ mod tests {
         h.push(4, call("get_states", true));
         h.push(4, call("get_states", true));
         h.push(5, mode(W, SyncState::Synced));
+        h.push(6, lost());
+        // Disconnected, Resubscribed, both queued while the manager waits on a hung call:
+        // it reports synced before reading either, then degrades for the first (31828).
+        h.push(6, dropped.clone());
+        h.push(
+            6,
+            Record::Subscription {
+                worker: W,
+                connected: true,
+            },
+        );
+        h.push(6, call("get_states", true));
+        h.push(6, call("get_states", true));
+        h.push(6, mode(W, SyncState::Synced));
         h.push(6, lost());
         // A new subscription replaces the dropped one (seed 5127).
         h.push(7, call("subscribe", true));

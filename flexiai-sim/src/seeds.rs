@@ -113,6 +113,10 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     named(5127, "check_degrade_on_evidence", SIMULATOR),
     named(5315, "check_degrade_on_evidence", SIMULATOR),
     named(5610, "check_degrade_on_evidence", SIMULATOR),
+    // A healed partition reported `Resubscribed` while the subscriber connection was still
+    // cut, and a degrade answering a `Disconnected` read after a synced report was judged
+    // without evidence (31828).
+    named(31828, "check_degrade_on_evidence", SIMULATOR),
 ];
 
 /// Seeds that show a defect still open on this branch.

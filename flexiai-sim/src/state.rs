@@ -514,6 +514,12 @@ impl State {
 
     /// Tells every live subscription of `slot` to report a gap.
     pub(crate) fn signal_resubscribe(&mut self, slot: usize) {
+        // A subscriber reconnects only once its connection can: a partition or a cut
+        // subscriber connection still in force reports `Resubscribed` when it ends.
+        let s = &self.slots[slot];
+        if s.partition.is_some() || s.disconnected.is_some() {
+            return;
+        }
         self.signal(slot, &Notification::Resubscribed);
     }
 
