@@ -406,6 +406,13 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
                 }
                 *available = available.saturating_sub(*failures);
             }
+            // The store forgot every count and every report id: a report applied before
+            // and sent again after (its reply was lost) restores what the wipe lost, once.
+            Record::StoreWiped => {
+                for (available, counted) in unreported.values_mut() {
+                    *available = *counted;
+                }
+            }
             _ => {}
         }
     }
@@ -990,6 +997,37 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].index, 3);
         assert!(found[0].message.contains("counted twice"), "{found:?}");
+    }
+
+    #[test]
+    fn a_report_sent_again_after_a_store_wipe_restores_what_the_wipe_lost() {
+        let mut h = History::default();
+        let failure = Record::Outcome {
+            worker: W,
+            provider: "p".into(),
+            version: 0,
+            failure: true,
+            counted: true,
+        };
+        let report = |failures| Record::OutcomesPublished {
+            worker: W,
+            provider: "p".into(),
+            version: Some(0),
+            failures,
+            successes: 0,
+        };
+        // Applied, its reply lost, the store wiped, sent again (seeds 17686, 23777).
+        h.push(0, failure.clone());
+        h.push(0, failure.clone());
+        h.push(1, report(2));
+        h.push(2, Record::StoreWiped);
+        h.push(3, report(2));
+        h.push(4, failure);
+        h.push(5, report(1));
+        assert!(check_outcome_periods(&h).is_empty());
+        // Once restored, a third time is a double count again.
+        h.push(6, report(2));
+        assert_eq!(check_outcome_periods(&h).len(), 1);
     }
 
     fn mode(worker: Actor, mode: SyncState) -> Record {

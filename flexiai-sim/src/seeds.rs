@@ -117,6 +117,10 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // cut, and a degrade answering a `Disconnected` read after a synced report was judged
     // without evidence (31828).
     named(31828, "check_degrade_on_evidence", SIMULATOR),
+    // A report applied with its reply lost, then the store wiped, then sent again: it
+    // restores what the wipe lost, judged a double count by the checker (17686, 23777).
+    named(17686, "check_outcome_periods", SIMULATOR),
+    named(23777, "check_outcome_periods", SIMULATOR),
 ];
 
 /// Seeds that show a defect still open on this branch.
