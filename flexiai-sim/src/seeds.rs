@@ -103,7 +103,11 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
 ];
 
 /// Seeds that show a defect still open on this branch.
-pub const KNOWN_BUGS: &[NamedSeed] = &[];
+pub const KNOWN_BUGS: &[NamedSeed] = &[
+    // Two probes in half-open period v5 with max 1 (clock offsets -19 s/+37 s, Retry-After
+    // storms, disconnects): found by the 1000..2000 run on 1e88293, under triage.
+    named(1204, "check_probe_budget", LEASE),
+];
 
 const fn named(seed: u64, invariant: &'static str, defect: &'static str) -> NamedSeed {
     NamedSeed {
