@@ -1087,7 +1087,11 @@ impl Driver {
     #[tracing::instrument(name = "sync.ration_probes", level = "trace", skip_all)]
     async fn ration_probes(&mut self) {
         let shared = Arc::clone(&self.shared);
-        if !shared.options.fleet_probes || shared.is_degraded() {
+        if !shared.options.fleet_probes {
+            return;
+        }
+        if shared.is_degraded() {
+            self.keep_leases_while_degraded().await;
             return;
         }
         for entry in shared.registry.all() {
@@ -1214,6 +1218,24 @@ impl Driver {
                         grant_after: if restarted { sent + ttl } else { sent },
                     },
                 );
+            }
+        }
+    }
+
+    /// A degraded manager grants, takes and releases no lease, but goes on extending the ones
+    /// it holds while their half-open period runs here: a probe admitted under one may still
+    /// be in flight, and a lease let expire hands a synced worker a second probe beside it.
+    /// Degraded by a dropped subscription, the store still answers (seed 1204); when it does
+    /// not, `keep_lease` revokes the credits as usual.
+    async fn keep_leases_while_degraded(&mut self) {
+        for entry in self.shared.registry.all() {
+            let Some(held) = self.leases.get(&entry.name) else {
+                continue;
+            };
+            if entry.breaker.poll() == CircuitState::HalfOpen
+                && entry.breaker.version() == held.version
+            {
+                self.keep_lease(&entry).await;
             }
         }
     }
