@@ -177,9 +177,11 @@ impl Shared {
         }) {
             warn!(worker = %self.worker_id, %reason, ?previous, "sync degraded: breakers continue locally");
             // Nobody can hand out fleet probe leases now: let each breaker probe for itself
-            // rather than sit half-open forever.
+            // rather than sit half-open forever. One whose lease this worker holds keeps its
+            // credits: the driver goes on extending the lease and switches the breaker when
+            // it lets the lease go (`Driver::forget_lease`).
             for entry in self.registry.all() {
-                if self.options.fleet_probes {
+                if self.options.fleet_probes && !entry.signals.leased.load(Ordering::SeqCst) {
                     entry.breaker.set_probe_mode(ProbeMode::Local);
                 }
                 // Nobody can read the fleet's counts either: each breaker's own window
@@ -1087,7 +1089,11 @@ impl Driver {
     #[tracing::instrument(name = "sync.ration_probes", level = "trace", skip_all)]
     async fn ration_probes(&mut self) {
         let shared = Arc::clone(&self.shared);
-        if !shared.options.fleet_probes || shared.is_degraded() {
+        if !shared.options.fleet_probes {
+            return;
+        }
+        if shared.is_degraded() {
+            self.keep_leases_while_degraded().await;
             return;
         }
         for entry in shared.registry.all() {
@@ -1104,7 +1110,7 @@ impl Driver {
                 self.regrant(&entry);
                 continue;
             }
-            if let Some(held) = self.leases.remove(&entry.name) {
+            if let Some(held) = self.forget_lease(&entry) {
                 entry.breaker.revoke_probes_at(held.version);
                 // Best effort: an unreleased lease expires by its TTL. One still fencing off
                 // a restart (see `ration_probes`) is left to do so.
@@ -1188,13 +1194,17 @@ impl Driver {
                 }
                 let max = entry.breaker.config().half_open_max_calls;
                 let ttl = shared.options.probe_lease_ttl;
+                // Flagged before the grant: a manager degrading meanwhile leaves the credits be.
+                entry.signals.leased.store(true, Ordering::SeqCst);
                 let granted = if restarted {
                     0
                 } else {
                     entry.breaker.grant_probes_at(version, max)
                 };
                 if granted == 0 && !restarted {
-                    // The half-open period ended while we took the lease: hand it back.
+                    // The half-open period ended while we took the lease (or the manager
+                    // degraded and switched the breaker to local probes): hand it back.
+                    self.unflag(&entry);
                     let _ = shared
                         .best_effort("release_lock", shared.backend.release_lock(&lease))
                         .await;
@@ -1215,6 +1225,47 @@ impl Driver {
                     },
                 );
             }
+        }
+    }
+
+    /// A degraded manager takes and releases no lease, but keeps the ones it holds while
+    /// their half-open period runs here: it extends them, and its breaker stays on their
+    /// credits (granted as when synced). A probe admitted under one may still be in flight,
+    /// and a lease let expire would hand a synced worker a second probe beside it: degraded
+    /// by a dropped subscription, the store still answers (seed 1204). When the store does
+    /// not answer, `keep_lease` revokes the credits as usual. A lease whose period ended here
+    /// is let expire (its end is stored once the manager is back) and the breaker probes
+    /// locally, as every other breaker of a degraded manager does.
+    async fn keep_leases_while_degraded(&mut self) {
+        for entry in self.shared.registry.all() {
+            let Some(held) = self.leases.get(&entry.name) else {
+                continue;
+            };
+            if entry.breaker.poll() == CircuitState::HalfOpen
+                && entry.breaker.version() == held.version
+            {
+                self.keep_lease(&entry).await;
+                self.regrant(&entry);
+            } else {
+                self.forget_lease(&entry);
+            }
+        }
+    }
+
+    /// Drops this worker's hold on `entry`'s lease (not the lease itself: releasing is the
+    /// caller's choice) and returns it.
+    fn forget_lease(&mut self, entry: &Entry) -> Option<HeldLease> {
+        let held = self.leases.remove(&entry.name);
+        self.unflag(entry);
+        held
+    }
+
+    /// Clears `entry`'s lease flag; a degraded manager's breaker then probes locally, as
+    /// `Shared::degrade` would have switched it.
+    fn unflag(&self, entry: &Entry) {
+        entry.signals.leased.store(false, Ordering::SeqCst);
+        if self.shared.is_degraded() {
+            entry.breaker.set_probe_mode(ProbeMode::Local);
         }
     }
 
@@ -1272,7 +1323,7 @@ impl Driver {
                 provider,
                 revoked, "probe lease not renewed in time: revoked its credits"
             );
-            self.leases.remove(provider);
+            self.forget_lease(entry);
             return;
         }
         if now < held.renew_at {
@@ -1295,7 +1346,7 @@ impl Driver {
                     revoked,
                     "lost the probe lease: revoked its credits, granting no more under it"
                 );
-                self.leases.remove(provider);
+                self.forget_lease(entry);
             }
             Err(_) => {} // tried again next flush; failures count toward degraded mode
         }

@@ -18,6 +18,9 @@ use tokio::time::Instant;
 pub(crate) struct Signals {
     /// A local transition happened since the last publication.
     pub(crate) dirty: AtomicBool,
+    /// This worker holds the provider's probe lease: degrading leaves the breaker on the
+    /// lease's credits (switching it to local probes would drop them, see `Shared::degrade`).
+    pub(crate) leased: AtomicBool,
 }
 
 impl Signals {

@@ -401,6 +401,108 @@ pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl Bac
     .await;
 }
 
+/// A lease holder whose subscription drops while its probe runs (the store still answering)
+/// keeps the lease: it goes on extending it and its breaker keeps the lease's credits, so no
+/// synced worker can take the lease and probe beside the call still in flight, and the fleet
+/// still closes once the holder is back. Simulator seed 1204 failed so: the degraded holder
+/// stopped extending, the lease expired under its 7 s probe, and another worker probed the
+/// same period (this scenario failed before the fix). Seed 37 shows the second half: a
+/// holder that kept its lease but lost its unused credits to local probe mode never granted
+/// again, and the fleet stayed half-open (the closing loop below timed out).
+pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &impl BackendFactory) {
+    let lease = Duration::from_millis(300);
+    let options = crate::SyncOptions {
+        probe_lease_ttl: lease,
+        ..super::fast_options()
+    };
+    let recovery = Duration::from_millis(300);
+    // Two credits, two successes to close: the holder spends one before it degrades.
+    let mut breaker = config(1, recovery);
+    breaker.half_open_max_calls = 2;
+    breaker.success_threshold = 2;
+    let backends = factory
+        .open(
+            3,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let mut gates = Vec::new();
+    let mut workers = Vec::new();
+    for backend in backends {
+        let gated = GatedBackend::new(backend);
+        let backend = Arc::clone(&gated) as Arc<dyn SyncBackend>;
+        workers.push(super::worker_with(backend, &["x"], &breaker, options.clone()).await);
+        gates.push(gated);
+    }
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    let mut probe = None;
+    let started = std::time::Instant::now();
+    while probe.is_none() {
+        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
+        for (i, worker) in workers.iter().enumerate() {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                probe = Some((i, permit));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (holder, permit) = probe.unwrap();
+    gates[holder].notify(flexiai_backend::Notification::Disconnected);
+    eventually("the holder degrades", || {
+        workers[holder].manager.health().is_degraded()
+    })
+    .await;
+    // The probe runs on for 3 lease TTLs while the synced workers keep trying.
+    let until = std::time::Instant::now() + lease * 3;
+    let mut extra = Vec::new();
+    while std::time::Instant::now() < until {
+        for (i, worker) in workers.iter().enumerate() {
+            if i != holder
+                && let Ok(permit) = worker.breaker("x").try_acquire()
+            {
+                extra.push((i, permit));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let who: Vec<usize> = extra.iter().map(|(i, _)| *i).collect();
+    assert!(
+        extra.is_empty(),
+        "workers {who:?} probed beside worker {holder}'s running probe: the degraded holder let its lease expire"
+    );
+    gates[holder].notify(flexiai_backend::Notification::Resubscribed);
+    eventually("the holder is back in step", || {
+        workers[holder].manager.health().is_synced()
+    })
+    .await;
+    permit.success();
+    // The second success needs one more probe: the holder's unused credit, or the next grant.
+    let started = std::time::Instant::now();
+    while !workers
+        .iter()
+        .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the fleet stays half-open: the holder lost its credits while degraded"
+        );
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                permit.success();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// One write that takes longer than `operation_timeout` (a latency spike) is not an outage:
 /// the manager stays synced, breakers keep fleet probes, and the transition is stored once
 /// the spike is over.
@@ -720,12 +822,15 @@ pub async fn an_unversioned_stored_state_is_adopted_by_a_fresh_worker(
 
 /// A backend whose `compare_and_set` calls can be held at a gate: what a slow network
 /// between one worker and the store looks like, so a scenario can make that worker's write
-/// land after someone else's, deterministically. Everything else passes straight through.
+/// land after someone else's, deterministically. It can also tell its subscriptions their
+/// connection dropped or came back, as a Redis subscriber does, while store calls go on
+/// answering. Everything else passes straight through.
 #[derive(Debug)]
 pub struct GatedBackend {
     inner: Arc<dyn SyncBackend>,
     open: tokio::sync::watch::Sender<bool>,
     waiting: std::sync::atomic::AtomicU64,
+    injected: tokio::sync::broadcast::Sender<flexiai_backend::Notification>,
 }
 
 impl GatedBackend {
@@ -735,7 +840,14 @@ impl GatedBackend {
             inner,
             open: tokio::sync::watch::channel(true).0,
             waiting: std::sync::atomic::AtomicU64::new(0),
+            injected: tokio::sync::broadcast::channel(16).0,
         })
+    }
+
+    /// Delivers `notification` to every subscription handed out (`Disconnected`,
+    /// `Resubscribed`), beside the inner backend's own.
+    pub fn notify(&self, notification: flexiai_backend::Notification) {
+        let _ = self.injected.send(notification);
     }
 
     /// Holds every later `compare_and_set` until [`release`](Self::release).
@@ -765,7 +877,26 @@ impl SyncBackend for GatedBackend {
     async fn subscribe(
         &self,
     ) -> Result<flexiai_backend::Subscription, flexiai_backend::BackendError> {
-        self.inner.subscribe().await
+        let mut inner = self.inner.subscribe().await?;
+        let mut injected = self.injected.subscribe();
+        let (tx, subscription) = flexiai_backend::Subscription::channel(1024);
+        // Forwards the inner subscription and the injected notifications; ends with either
+        // side, so the consumer still sees the inner subscription end.
+        tokio::spawn(async move {
+            loop {
+                let notification = tokio::select! {
+                    notification = inner.recv() => match notification {
+                        Some(notification) => notification,
+                        None => break,
+                    },
+                    Ok(notification) = injected.recv() => notification,
+                };
+                if !tx.send(notification) {
+                    break;
+                }
+            }
+        });
+        Ok(subscription)
     }
     async fn get_state(
         &self,
