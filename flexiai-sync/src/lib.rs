@@ -17,7 +17,11 @@ mod driver;
 mod error;
 mod health;
 mod manager;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub mod names;
 mod options;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod registry;
 #[cfg(feature = "metrics")]
 pub mod telemetry;

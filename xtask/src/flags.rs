@@ -24,5 +24,5 @@ commands:
 /// at once is what a user enabling any of them gets too.
 pub(crate) const FEATURES: [&str; 2] = [
     "--features",
-    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing,flexiai-breaker/metrics,flexiai-sync/metrics",
+    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing,flexiai-breaker/metrics,flexiai-sync/metrics,flexiai-breaker/opentelemetry,flexiai-sync/opentelemetry",
 ];
