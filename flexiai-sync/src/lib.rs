@@ -40,7 +40,7 @@ pub use driver::{
 pub use error::SyncError;
 pub use health::{SyncHealth, SyncMetrics, SyncMode};
 pub use manager::{StateSyncManager, SyncManagerBuilder};
-pub use options::SyncOptions;
+pub use options::{SyncOptions, SyncOptionsBuilder};
 
 /// Compiles the README's example, so it stays true.
 #[cfg(doctest)]
