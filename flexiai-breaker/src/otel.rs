@@ -1,6 +1,6 @@
 //! Breaker telemetry through the OpenTelemetry metrics API (feature `opentelemetry`).
 //!
-//! The same instruments as the `metrics` exporter ([`names`](crate::names)), as OpenTelemetry
+//! The same instruments as the `metrics` exporter ([`names`]), as OpenTelemetry
 //! *observable* instruments: their callbacks read each breaker's own atomics
 //! ([`BreakerMetrics`]) when the application's SDK collects (a periodic reader's thread, a
 //! Prometheus scrape), so nothing runs on the hot path and no thread of ours is needed.
