@@ -833,7 +833,7 @@ impl SyncBackend for RedisBackend {
         }
         match self.ping().await {
             Ok(latency) => Health::Healthy { latency },
-            Err(RedisBackendError::Authentication { message }) => {
+            Err(RedisBackendError::Authentication { message, .. }) => {
                 Health::AuthenticationFailed { reason: message }
             }
             Err(other) => Health::Unreachable {

@@ -218,12 +218,10 @@ impl Connections {
                 operation,
                 timeout: self.timeout,
             },
-            PoolError::Closed => RedisBackendError::Unavailable {
-                message: "connection pool is closed".into(),
-            },
-            other => RedisBackendError::Unavailable {
-                message: redact(&other.to_string(), self.secret.as_deref()),
-            },
+            PoolError::Closed => RedisBackendError::unavailable("connection pool is closed"),
+            other => {
+                RedisBackendError::unavailable(redact(&other.to_string(), self.secret.as_deref()))
+            }
         }
     }
 }

@@ -143,11 +143,11 @@ impl SentinelMaster {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.classify(&e, "sentinel"))?;
-        reply.ok_or_else(|| RedisBackendError::Unavailable {
-            message: format!(
+        reply.ok_or_else(|| {
+            RedisBackendError::unavailable(format!(
                 "Sentinel {host}:{port} knows no master named {:?}",
                 self.master_name
-            ),
+            ))
         })
     }
 
@@ -166,9 +166,7 @@ impl SentinelMaster {
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(last_error.unwrap_or(RedisBackendError::Unavailable {
-            message: "no Sentinel configured".into(),
-        }))
+        Err(last_error.unwrap_or(RedisBackendError::unavailable("no Sentinel configured")))
     }
 
     /// A connection to the master, checked with `ROLE`; starts the watcher on first use.
@@ -191,12 +189,10 @@ impl SentinelMaster {
                 .await
                 .map_err(|e| self.classify(&e, operation))?;
             if !is_master(&role) {
-                return Err(RedisBackendError::Unavailable {
-                    message: format!(
-                        "{host}:{port} is no longer master of {:?} (failover in progress)",
-                        self.master_name
-                    ),
-                });
+                return Err(RedisBackendError::unavailable(format!(
+                    "{host}:{port} is no longer master of {:?} (failover in progress)",
+                    self.master_name
+                )));
             }
             Ok(conn)
         }
@@ -216,13 +212,8 @@ impl SentinelMaster {
     fn classify(&self, error: &redis::RedisError, operation: &'static str) -> RedisBackendError {
         let secret = self.config.password.as_ref().map(|p| p.expose());
         let mut classified = classify(error, operation, self.config.command_timeout, secret);
-        if let Some(sentinel_secret) = self.sentinel_password.as_deref()
-            && let RedisBackendError::Unavailable { message }
-            | RedisBackendError::Redis { message }
-            | RedisBackendError::Authentication { message }
-            | RedisBackendError::Tls { message } = &mut classified
-        {
-            *message = crate::error::redact(message, Some(sentinel_secret));
+        if let Some(sentinel_secret) = self.sentinel_password.as_deref() {
+            classified.scrub(Some(sentinel_secret));
         }
         classified
     }

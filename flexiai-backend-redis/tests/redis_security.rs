@@ -400,8 +400,23 @@ async fn secrets_stay_out_of_debug_display_errors_and_logs() {
     )
     .await
     .unwrap_err();
-    texts.push(err.to_string());
-    texts.push(format!("{err:?}"));
+    // The driver's error is kept as the source (it shows no password), and every error of
+    // the chain is checked below.
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut depth = 0;
+    while let Some(current) = next {
+        texts.push(current.to_string());
+        texts.push(format!("{current:?}"));
+        next = current.source();
+        depth += 1;
+    }
+    assert!(
+        std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<redis::RedisError>())
+            .is_some(),
+        "{err:?}"
+    );
+    assert!(depth >= 2, "{err:?}");
 
     // Authentication failures of events are logged; the payload and keys are not.
     let good = RedisBackend::new(

@@ -87,13 +87,12 @@ pub(crate) async fn run(calls: usize) -> crate::Result<Vec<HotPathRow>> {
         &url, "hot",
     )?)?);
     // Short timers so that the driver is busy (retrying, timing out) during the faults.
-    let options = SyncOptions {
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_ttl: Duration::from_secs(1),
-        operation_timeout: Duration::from_millis(250),
-        reconcile_interval: Duration::from_millis(500),
-        ..SyncOptions::default()
-    };
+    let options = SyncOptions::builder()
+        .heartbeat_interval(Duration::from_millis(100))
+        .heartbeat_ttl(Duration::from_secs(1))
+        .operation_timeout(Duration::from_millis(250))
+        .reconcile_interval(Duration::from_millis(500))
+        .build()?;
     let manager = StateSyncManager::builder(backend)
         .options(options)
         .build()?;

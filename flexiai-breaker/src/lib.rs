@@ -92,7 +92,11 @@ mod error;
 #[cfg(feature = "metrics")]
 pub mod exporter;
 mod metrics;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub mod names;
 mod observer;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 mod owned;
 mod permit;
 mod sync;
@@ -113,6 +117,8 @@ pub use observer::{
     BreakerId, BreakerObserver, NoopObserver, Outcome, OutcomeEvent, QueueStats, QueuedObserver,
     Transition, TransitionReason,
 };
+#[cfg(feature = "opentelemetry")]
+pub use otel::OtelMetrics;
 pub use owned::OwnedPermit;
 pub use permit::Permit;
 pub use word::MAX_VERSION;

@@ -153,14 +153,13 @@ fn breaker_config() -> BreakerConfig {
 }
 
 fn sync_options() -> SyncOptions {
-    SyncOptions {
-        flush_interval: Duration::from_millis(20),
-        reconcile_interval: Duration::from_secs(1),
-        heartbeat_interval: Duration::from_millis(500),
-        heartbeat_ttl: Duration::from_secs(3),
-        probe_lease_ttl: Duration::from_secs(2),
-        ..SyncOptions::default()
-    }
+    let mut options = SyncOptions::default();
+    options.flush_interval = Duration::from_millis(20);
+    options.reconcile_interval = Duration::from_secs(1);
+    options.heartbeat_interval = Duration::from_millis(500);
+    options.heartbeat_ttl = Duration::from_secs(3);
+    options.probe_lease_ttl = Duration::from_secs(2);
+    options
 }
 
 pub(crate) async fn run(args: DemoArgs) -> crate::Result<()> {

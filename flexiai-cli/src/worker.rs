@@ -101,17 +101,16 @@ pub(crate) async fn run(args: WorkerArgs) -> crate::Result<()> {
         .keepalive_interval(Duration::from_millis(200))
         .state_ttl(Some(Duration::from_secs(300)));
     let backend = Arc::new(RedisBackend::new(config)?);
-    let options = SyncOptions {
-        flush_interval: Duration::from_millis(10),
-        reconcile_interval: Duration::from_millis(500),
-        heartbeat_interval: Duration::from_millis(100),
-        heartbeat_ttl: Duration::from_millis(1000),
-        operation_timeout: Duration::from_millis(args.command_timeout_ms),
-        probe_lease_ttl: Duration::from_secs(5),
-        min_retry_backoff: Duration::from_millis(20),
-        max_retry_backoff: Duration::from_millis(200),
-        ..SyncOptions::default()
-    };
+    let options = SyncOptions::builder()
+        .flush_interval(Duration::from_millis(10))
+        .reconcile_interval(Duration::from_millis(500))
+        .heartbeat_interval(Duration::from_millis(100))
+        .heartbeat_ttl(Duration::from_millis(1000))
+        .operation_timeout(Duration::from_millis(args.command_timeout_ms))
+        .probe_lease_ttl(Duration::from_secs(5))
+        .min_retry_backoff(Duration::from_millis(20))
+        .max_retry_backoff(Duration::from_millis(200))
+        .build()?;
     let manager = StateSyncManager::builder(backend)
         .options(options)
         .build()?;

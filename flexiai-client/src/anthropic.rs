@@ -8,9 +8,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::content::{ContentPart, ImageSource, ToolCall, ToolChoice};
 use crate::error::{ClientError, ProviderError};
 use crate::events::{MAX_TOOL_CALLS, ProviderEventStream, StreamEvent, ToolCallDelta};
-use crate::http::{
-    Endpoint, SseDecoder, http_client, merge_extra, parse_body, send, send_stream, sse_stream,
-};
+use crate::http::{Endpoint, KeyIn, SseDecoder, http_client, merge_extra, parse_body};
 use crate::provider::Provider;
 use crate::sse::SseEvent;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, Message, Role, Usage};
@@ -380,32 +378,19 @@ impl AnthropicProvider {
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let body = body(request, self.endpoint.model(request), stream)?;
-        let mut http = self
-            .endpoint
-            .http
-            .post(&self.endpoint.url)
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .json(&body);
-        if let Some(key) = &self.endpoint.api_key {
-            let mut value = reqwest::header::HeaderValue::from_str(key.expose()).map_err(|_| {
-                ProviderError::Request {
-                    message: "the API key is not a valid header value".into(),
-                }
-            })?;
-            value.set_sensitive(true);
-            http = http.header("x-api-key", value);
-        }
-        Ok(http)
+        self.endpoint.post(
+            &body,
+            &[("anthropic-version", ANTHROPIC_VERSION)],
+            KeyIn::Header("x-api-key"),
+        )
     }
 }
 
 #[async_trait]
 impl Provider for AnthropicProvider {
     async fn chat_completion(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let http = self.post(request, false)?;
-        let key = self.endpoint.api_key.as_ref();
-        let bytes = send(http, key, self.endpoint.timeout, self.endpoint.max_body).await?;
-        let wire: WireResponse = parse_body(&bytes, key)?;
+        let bytes = self.endpoint.complete(self.post(request, false)?).await?;
+        let wire: WireResponse = parse_body(&bytes, self.endpoint.api_key.as_ref())?;
         let content: String = wire
             .content
             .iter()
@@ -444,15 +429,6 @@ impl Provider for AnthropicProvider {
         request: &ChatRequest,
     ) -> Result<ProviderEventStream, ProviderError> {
         let http = self.post(request, true)?;
-        let key = self.endpoint.api_key.as_ref();
-        let response =
-            send_stream(http, key, self.endpoint.timeout, self.endpoint.max_body).await?;
-        Ok(sse_stream(
-            response,
-            Decoder::default(),
-            self.endpoint.api_key.clone(),
-            self.endpoint.timeout,
-            self.endpoint.max_body,
-        ))
+        self.endpoint.stream(http, Decoder::default()).await
     }
 }

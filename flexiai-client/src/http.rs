@@ -517,6 +517,73 @@ impl Endpoint {
     pub(crate) fn model<'a>(&'a self, request: &'a crate::types::ChatRequest) -> &'a str {
         request.model.as_deref().unwrap_or(&self.model)
     }
+
+    /// A JSON `POST` of `body` to the endpoint with `headers`, and the API key (when one is
+    /// configured) where `key_in` says.
+    pub(crate) fn post(
+        &self,
+        body: &serde_json::Value,
+        headers: &[(&'static str, &'static str)],
+        key_in: KeyIn<'_>,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let mut http = self.http.post(&self.url);
+        for &(name, value) in headers {
+            http = http.header(name, value);
+        }
+        let mut http = http.json(body);
+        if let Some(key) = &self.api_key {
+            http =
+                match key_in {
+                    KeyIn::Bearer => http.bearer_auth(key.expose()),
+                    KeyIn::Header(name) => {
+                        let mut value = reqwest::header::HeaderValue::from_str(key.expose())
+                            .map_err(|_| ProviderError::Request {
+                                message: "the API key is not a valid header value".into(),
+                            })?;
+                        // Kept out of `Debug` and of HTTP/2 header compression tables.
+                        value.set_sensitive(true);
+                        http.header(name, value)
+                    }
+                };
+        }
+        Ok(http)
+    }
+
+    /// Sends `request` and returns the body of a success answer (see [`send`]).
+    pub(crate) async fn complete(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Vec<u8>, ProviderError> {
+        send(request, self.api_key.as_ref(), self.timeout, self.max_body).await
+    }
+
+    /// Sends a streamed `request`: an error status becomes a classified error (with its
+    /// `Retry-After`) before any event, a success's body is decoded by `decoder`
+    /// ([`send_stream`], [`sse_stream`]).
+    pub(crate) async fn stream<D: SseDecoder>(
+        &self,
+        request: reqwest::RequestBuilder,
+        decoder: D,
+    ) -> Result<ProviderEventStream, ProviderError> {
+        let key = self.api_key.as_ref();
+        let response = send_stream(request, key, self.timeout, self.max_body).await?;
+        Ok(sse_stream(
+            response,
+            decoder,
+            self.api_key.clone(),
+            self.timeout,
+            self.max_body,
+        ))
+    }
+}
+
+/// Where a request carries the API key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyIn<'a> {
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key alone in the named header (marked sensitive).
+    Header(&'a str),
 }
 
 /// Adds `extra` to the top level of a JSON request body.

@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use reqwest::RequestBuilder;
-use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -10,9 +9,7 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::content::{ContentPart, ImageSource, ResponseFormat, ToolCall, ToolChoice};
 use crate::error::{ClientError, ProviderError};
 use crate::events::{MAX_TOOL_CALLS, ProviderEventStream, StreamEvent, ToolCallDelta};
-use crate::http::{
-    Endpoint, SseDecoder, http_client, merge_extra, parse_body, send, send_stream, sse_stream,
-};
+use crate::http::{Endpoint, KeyIn, SseDecoder, http_client, merge_extra, parse_body};
 use crate::provider::Provider;
 use crate::sse::SseEvent;
 use crate::types::{ChatRequest, ChatResponse, FinishReason, Message, Usage};
@@ -377,32 +374,19 @@ pub(crate) fn stream_error(error: &Value) -> ProviderError {
 impl OpenAiProvider {
     fn post(&self, request: &ChatRequest, stream: bool) -> Result<RequestBuilder, ProviderError> {
         let body = body(request, self.endpoint.model(request), stream)?;
-        let mut http = self.endpoint.http.post(&self.endpoint.url).json(&body);
-        if let Some(key) = &self.endpoint.api_key {
-            http = match &self.api_key_header {
-                None => http.bearer_auth(key.expose()),
-                Some(header) => {
-                    let mut value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                        ProviderError::Request {
-                            message: "the API key is not a valid header value".into(),
-                        }
-                    })?;
-                    value.set_sensitive(true);
-                    http.header(header.as_str(), value)
-                }
-            };
-        }
-        Ok(http)
+        let key_in = match &self.api_key_header {
+            None => KeyIn::Bearer,
+            Some(header) => KeyIn::Header(header),
+        };
+        self.endpoint.post(&body, &[], key_in)
     }
 }
 
 #[async_trait]
 impl Provider for OpenAiProvider {
     async fn chat_completion(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let http = self.post(request, false)?;
-        let key = self.endpoint.api_key.as_ref();
-        let bytes = send(http, key, self.endpoint.timeout, self.endpoint.max_body).await?;
-        let wire: WireResponse = parse_body(&bytes, key)?;
+        let bytes = self.endpoint.complete(self.post(request, false)?).await?;
+        let wire: WireResponse = parse_body(&bytes, self.endpoint.api_key.as_ref())?;
         let Some(choice) = wire.choices.into_iter().next() else {
             return Err(ProviderError::InvalidResponse {
                 message: "no choices in the answer".into(),
@@ -436,15 +420,6 @@ impl Provider for OpenAiProvider {
         request: &ChatRequest,
     ) -> Result<ProviderEventStream, ProviderError> {
         let http = self.post(request, true)?;
-        let key = self.endpoint.api_key.as_ref();
-        let response =
-            send_stream(http, key, self.endpoint.timeout, self.endpoint.max_body).await?;
-        Ok(sse_stream(
-            response,
-            Decoder::default(),
-            self.endpoint.api_key.clone(),
-            self.endpoint.timeout,
-            self.endpoint.max_body,
-        ))
+        self.endpoint.stream(http, Decoder::default()).await
     }
 }

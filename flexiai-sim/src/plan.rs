@@ -229,18 +229,18 @@ impl Plan {
             config.jitter_ratio = 0.0;
             config
         };
-        let options = SyncOptions {
-            flush_interval: Duration::from_millis(50),
-            outcome_report_interval: Duration::from_millis(500),
-            reconcile_interval: Duration::from_millis(rng.range(2, 5) * 1000),
-            heartbeat_interval: Duration::from_secs(1),
-            heartbeat_ttl: Duration::from_secs(3),
-            operation_timeout: Duration::from_millis(500),
-            fleet_probes: true,
-            probe_lease_ttl: Duration::from_millis(rng.range(2, 5) * 1000),
-            min_retry_backoff: Duration::from_millis(100),
-            max_retry_backoff: Duration::from_secs(2),
-        };
+        // Every field set (in the rng's draw order), so a new default cannot shift a seed's plan.
+        let mut options = SyncOptions::default();
+        options.flush_interval = Duration::from_millis(50);
+        options.outcome_report_interval = Duration::from_millis(500);
+        options.reconcile_interval = Duration::from_millis(rng.range(2, 5) * 1000);
+        options.heartbeat_interval = Duration::from_secs(1);
+        options.heartbeat_ttl = Duration::from_secs(3);
+        options.operation_timeout = Duration::from_millis(500);
+        options.fleet_probes = true;
+        options.probe_lease_ttl = Duration::from_millis(rng.range(2, 5) * 1000);
+        options.min_retry_backoff = Duration::from_millis(100);
+        options.max_retry_backoff = Duration::from_secs(2);
         let lanes = usize::try_from(rng.range(1, 2)).unwrap_or(1);
         let gap_ms = (20, rng.range(100, 400));
         let clock_offsets_ms = (0..workers).map(|_| rng.signed(60_000)).collect();

@@ -17,7 +17,11 @@ mod driver;
 mod error;
 mod health;
 mod manager;
+#[cfg(any(feature = "metrics", feature = "opentelemetry"))]
+pub mod names;
 mod options;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod registry;
 #[cfg(feature = "metrics")]
 pub mod telemetry;
@@ -36,7 +40,7 @@ pub use driver::{
 pub use error::SyncError;
 pub use health::{SyncHealth, SyncMetrics, SyncMode};
 pub use manager::{StateSyncManager, SyncManagerBuilder};
-pub use options::SyncOptions;
+pub use options::{SyncOptions, SyncOptionsBuilder};
 
 /// Compiles the README's example, so it stays true.
 #[cfg(doctest)]

@@ -10,14 +10,23 @@ use crate::SyncError;
 /// backstop for lost messages, and a worker that stops heartbeating drops off the live list
 /// within 5 s.
 ///
+/// Non-exhaustive: build it with [`SyncOptions::builder`] (validated), or start from
+/// [`Default`] and assign fields.
+///
 /// ```
 /// use std::time::Duration;
 /// use flexiai_sync::SyncOptions;
 ///
-/// let options = SyncOptions { flush_interval: Duration::ZERO, ..SyncOptions::default() };
+/// let options = SyncOptions::builder().reconcile_interval(Duration::from_secs(2)).build()?;
+/// assert_eq!(options.reconcile_interval, Duration::from_secs(2));
+///
+/// let mut options = SyncOptions::default();
+/// options.flush_interval = Duration::ZERO;
 /// assert!(options.validate().unwrap_err().to_string().contains("flush_interval"));
+/// # Ok::<(), flexiai_sync::SyncError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SyncOptions {
     /// How often local transitions are published and the breakers' outcome counts are read.
     pub flush_interval: Duration,
@@ -68,7 +77,103 @@ impl Default for SyncOptions {
     }
 }
 
+/// Builds [`SyncOptions`]: every setter is named after the field it sets, and
+/// [`build`](Self::build) validates ([`SyncOptions::validate`]), naming the first bad field.
+///
+/// ```
+/// use std::time::Duration;
+/// use flexiai_sync::{SyncError, SyncOptions};
+///
+/// let err = SyncOptions::builder().heartbeat_ttl(Duration::from_millis(10)).build().unwrap_err();
+/// assert!(matches!(err, SyncError::InvalidConfig { ref field, .. } if field == "heartbeat_ttl"));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SyncOptionsBuilder {
+    options: SyncOptions,
+}
+
+impl From<SyncOptions> for SyncOptionsBuilder {
+    /// A builder starting from `options`' values.
+    fn from(options: SyncOptions) -> Self {
+        Self { options }
+    }
+}
+
+impl SyncOptionsBuilder {
+    /// Sets [`SyncOptions::flush_interval`].
+    pub fn flush_interval(mut self, value: Duration) -> Self {
+        self.options.flush_interval = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::outcome_report_interval`].
+    pub fn outcome_report_interval(mut self, value: Duration) -> Self {
+        self.options.outcome_report_interval = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::reconcile_interval`].
+    pub fn reconcile_interval(mut self, value: Duration) -> Self {
+        self.options.reconcile_interval = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::heartbeat_interval`].
+    pub fn heartbeat_interval(mut self, value: Duration) -> Self {
+        self.options.heartbeat_interval = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::heartbeat_ttl`].
+    pub fn heartbeat_ttl(mut self, value: Duration) -> Self {
+        self.options.heartbeat_ttl = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::operation_timeout`].
+    pub fn operation_timeout(mut self, value: Duration) -> Self {
+        self.options.operation_timeout = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::fleet_probes`].
+    pub fn fleet_probes(mut self, value: bool) -> Self {
+        self.options.fleet_probes = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::probe_lease_ttl`].
+    pub fn probe_lease_ttl(mut self, value: Duration) -> Self {
+        self.options.probe_lease_ttl = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::min_retry_backoff`].
+    pub fn min_retry_backoff(mut self, value: Duration) -> Self {
+        self.options.min_retry_backoff = value;
+        self
+    }
+
+    /// Sets [`SyncOptions::max_retry_backoff`].
+    pub fn max_retry_backoff(mut self, value: Duration) -> Self {
+        self.options.max_retry_backoff = value;
+        self
+    }
+
+    /// Validates and returns the options; the error names the first bad field.
+    pub fn build(self) -> Result<SyncOptions, SyncError> {
+        self.options.validate()?;
+        Ok(self.options)
+    }
+}
+
 impl SyncOptions {
+    /// A builder starting from the defaults.
+    pub fn builder() -> SyncOptionsBuilder {
+        SyncOptionsBuilder::default()
+    }
+
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), SyncError> {
         let positive = [

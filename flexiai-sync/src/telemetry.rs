@@ -9,39 +9,10 @@ use std::sync::{Arc, Weak};
 use flexiai_breaker::{BreakerId, BreakerRecorder, MetricsExporter};
 use metrics::{Counter, Gauge, Histogram, Label, counter, gauge, histogram};
 
-use crate::{StateSyncManager, SyncHealth, SyncMode};
+use crate::{StateSyncManager, SyncHealth};
 
-/// Metric names recorded for a manager (each carries the exporter's constant labels).
-pub mod names {
-    /// Counter: events this worker published.
-    pub const EVENTS_PUBLISHED: &str = "flexiai_sync_events_published_total";
-    /// Counter: events received from other workers.
-    pub const EVENTS_RECEIVED: &str = "flexiai_sync_events_received_total";
-    /// Counter: received events that changed a local breaker.
-    pub const EVENTS_APPLIED: &str = "flexiai_sync_events_applied_total";
-    /// Counter: payloads dropped because they did not decode.
-    pub const EVENTS_REJECTED: &str = "flexiai_sync_events_rejected_total";
-    /// Counter: the part of the rejected payloads refused by event authentication.
-    pub const EVENTS_UNAUTHENTICATED: &str = "flexiai_sync_events_unauthenticated_total";
-    /// Counter: versioned events dropped as not newer than the local breaker.
-    pub const EVENTS_REPLAYED: &str = "flexiai_sync_events_replayed_total";
-    /// Counter: local transitions that lost the store's compare-and-set.
-    pub const CAS_CONFLICTS: &str = "flexiai_sync_cas_conflicts_total";
-    /// Counter: full re-reads of the stored state.
-    pub const RECONCILES: &str = "flexiai_sync_reconciles_total";
-    /// Counter: backend operations that failed or timed out.
-    pub const BACKEND_ERRORS: &str = "flexiai_sync_backend_errors_total";
-    /// Counter: probe leases this worker won.
-    pub const PROBE_LEASES: &str = "flexiai_sync_probe_leases_total";
-    /// Gauge, label `mode` = `stopped` | `synced` | `degraded`: 1 for the current mode.
-    pub const MODE: &str = "flexiai_sync_mode";
-    /// Gauge: age of the last received event by its sender's clock, in seconds.
-    pub const LAST_EVENT_LAG: &str = "flexiai_sync_last_event_lag_seconds";
-    /// Histogram: that age, sampled once per export in which new events arrived.
-    pub const EVENT_LAG: &str = "flexiai_sync_event_lag_seconds";
-}
-
-const MODES: [&str; 3] = ["stopped", "synced", "degraded"];
+pub use crate::names;
+use crate::names::{MODES, mode_index};
 
 /// The metric handles of one manager; [`record`](SyncRecorder::record) sets them from a
 /// [`SyncHealth`].
@@ -98,11 +69,7 @@ impl SyncRecorder {
         for (counter, value) in self.counters.iter().zip(values) {
             counter.absolute(value);
         }
-        let current = match health.mode {
-            SyncMode::Stopped => 0,
-            SyncMode::Synced => 1,
-            SyncMode::Degraded { .. } => 2,
-        };
+        let current = mode_index(&health.mode);
         for (i, gauge) in self.modes.iter().enumerate() {
             gauge.set(if i == current { 1.0 } else { 0.0 });
         }

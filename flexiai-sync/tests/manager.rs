@@ -522,10 +522,8 @@ async fn outcome_reports_keep_to_the_report_interval_and_lose_no_counts() {
     // Far more calls than this test makes: nothing trips, the storm goes on.
     config.failure_policy = FailurePolicy::failure_rate(Duration::from_secs(60), 10_000_000, 0.5);
     let interval = Duration::from_millis(150);
-    let options = flexiai_sync::SyncOptions {
-        outcome_report_interval: interval,
-        ..fast_options()
-    };
+    let mut options = fast_options();
+    options.outcome_report_interval = interval;
     let flush = options.flush_interval;
     let a = flexiai_sync::scenarios::worker_with(
         Arc::clone(&faulty) as Arc<dyn SyncBackend>,
@@ -586,20 +584,16 @@ async fn outcome_reports_keep_to_the_report_interval_and_lose_no_counts() {
 
 #[test]
 fn invalid_options_name_the_field() {
-    let options = flexiai_sync::SyncOptions {
-        heartbeat_ttl: Duration::from_millis(10),
-        ..fast_options()
-    };
+    let mut options = fast_options();
+    options.heartbeat_ttl = Duration::from_millis(10);
     let err = StateSyncManager::builder(Arc::new(MemoryBackend::new()))
         .options(options)
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("heartbeat_ttl"), "{err}");
     for interval in [Duration::ZERO, Duration::from_secs(86_401)] {
-        let options = flexiai_sync::SyncOptions {
-            outcome_report_interval: interval,
-            ..fast_options()
-        };
+        let mut options = fast_options();
+        options.outcome_report_interval = interval;
         let err = StateSyncManager::builder(Arc::new(MemoryBackend::new()))
             .options(options)
             .build()

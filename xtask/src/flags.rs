@@ -17,6 +17,7 @@ commands:
   chaos       real-process chaos run; --seconds S (60), --seed N (1), --workers W (4), --exclude CHECKS
   fuzz        libFuzzer targets on stable (fuzz/); --seconds N (60), --target T
   coverage    line coverage of the library crates (cargo-tarpaulin), with thresholds
+  publish-check  cargo publish --workspace --dry-run: every library crate packages and builds
   install-hooks  a git pre-commit hook running fmt and clippy
   lint-fast   clippy only (what the pre-commit hook runs after fmt)";
 
@@ -24,5 +25,5 @@ commands:
 /// at once is what a user enabling any of them gets too.
 pub(crate) const FEATURES: [&str; 2] = [
     "--features",
-    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing,flexiai-breaker/metrics,flexiai-sync/metrics",
+    "flexiai-events/arbitrary,flexiai-backend/testing,flexiai-sync/testing,flexiai-breaker/metrics,flexiai-sync/metrics,flexiai-breaker/opentelemetry,flexiai-sync/opentelemetry",
 ];
