@@ -37,7 +37,23 @@ pub fn check_all(history: &History, half_open_max_calls: u32) -> Vec<Violation> 
 /// adopted it, wrote it, or read it and agreed; a snapshot of the same version and state
 /// counts as the same point). Writing into an empty store is fine
 /// (Redis restarted empty); writing over a snapshot the writer never adopted is a lost
-/// update.
+/// update, with two exceptions the protocol prescribes (ARCHITECTURE.md, P2 and P3), both
+/// only by a writer whose state grew from a known stored snapshot and at a higher revision:
+///
+/// - *A later override's state over an earlier epoch's*: an operator's override outranks
+///   every revision of an epoch begun before it (only overrides begin epochs), so a branch
+///   of such an epoch is dropped whole when it meets the override (P2), and when a wipe let
+///   it into the store, the override is written back over it (P3). The writer's epoch must
+///   have been begun by an operator write recorded after the replaced epoch began: an
+///   override written back over a later one (an operator clock behind) stays a lost update.
+/// - *A sibling a wipe let in*: within one store lifetime stored snapshots form one chain,
+///   so a stored snapshot that does not descend from the writer's base (nor the base from
+///   it) got there after a wipe the base predates (the base's last store write is older
+///   than the last wipe), written by a worker that had not seen it. The store holds less
+///   than the writer knows, and P3 writes the writer's history back over it (the driver
+///   does the same when the sibling has the base's revision with another state). A stored
+///   snapshot that descends from the writer's base is a decision it did not see: writing
+///   over it stays a lost update, after a wipe too.
 pub fn check_linear_history(history: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     // Per provider, each stored point's parents: what it was stored over, and the points its
@@ -46,7 +62,15 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
     // its v5 back over a v4 a lagging worker put into an emptied store replaces nothing it
     // did not see.
     let mut parents: BTreeMap<(&str, Point), Vec<Point>> = BTreeMap::new();
+    // Per provider and point, the record of its last store write; per provider and epoch,
+    // the operator write that began it (epoch 0 begins with the history).
+    let mut written: BTreeMap<(&str, Point), usize> = BTreeMap::new();
+    let mut begun: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    let mut last_wipe: Option<usize> = None;
     for (index, entry) in history.entries.iter().enumerate() {
+        if matches!(entry.record, Record::StoreWiped) {
+            last_wipe = Some(index);
+        }
         let Record::StoreWrite {
             by,
             provider,
@@ -57,6 +81,7 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
         } = &entry.record
         else {
             link_write(&mut parents, &entry.record);
+            note_write(&mut written, &mut begun, index, &entry.record);
             continue;
         };
         // The writer descends from `before` if it adopted it (its base) or went through the
@@ -94,6 +119,39 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
                                 .any(|(v, s)| *v == before.version && *s == before.state))
                 }
             };
+        let ok = ok
+            || match base {
+                Base::Known(id) => {
+                    let base_point = (id.epoch, id.version, id.state);
+                    let before_point = (before.epoch, before.version, before.state);
+                    let higher = (after.epoch, after.version) > (before.epoch, before.version);
+                    let superseded = before.epoch < after.epoch
+                        && id.epoch == after.epoch
+                        && matches!(
+                            (
+                                begun.get(&(provider.as_str(), after.epoch)),
+                                begun_at(&begun, provider, before.epoch),
+                            ),
+                            (Some(later), Some(earlier)) if *later > earlier
+                        )
+                        && last_wipe.is_some_and(|wipe| {
+                            begun
+                                .get(&(provider.as_str(), after.epoch))
+                                .is_some_and(|b| wipe > *b)
+                        });
+                    let sibling = before.epoch == after.epoch
+                        && id.epoch == after.epoch
+                        && !ancestor(&parents, provider, before_point, base_point)
+                        && !ancestor(&parents, provider, base_point, before_point)
+                        && base_point != before_point
+                        && matches!(
+                            (written.get(&(provider.as_str(), base_point)), last_wipe),
+                            (Some(stored), Some(wipe)) if *stored < wipe
+                        );
+                    higher && (superseded || sibling)
+                }
+                Base::Unknown | Base::Fresh => false,
+            };
         if !ok {
             let from = match base {
                 Base::Known(id) => format!("descends from {id}"),
@@ -110,8 +168,44 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
         }
         // Linked after judging it: a write is never its own evidence.
         link_write(&mut parents, &entry.record);
+        note_write(&mut written, &mut begun, index, &entry.record);
     }
     out
+}
+
+/// Records when a store write stored its point, and when an operator's write began an epoch.
+fn note_write<'h>(
+    written: &mut BTreeMap<(&'h str, Point), usize>,
+    begun: &mut BTreeMap<(&'h str, u64), usize>,
+    index: usize,
+    record: &'h Record,
+) {
+    if let Record::StoreWrite {
+        by,
+        provider,
+        after,
+        ..
+    } = record
+    {
+        written.insert(
+            (provider.as_str(), (after.epoch, after.version, after.state)),
+            index,
+        );
+        if *by == Actor::Operator {
+            begun
+                .entry((provider.as_str(), after.epoch))
+                .or_insert(index);
+        }
+    }
+}
+
+/// When `epoch` of `provider` began: epoch 0 with the history, any other with the operator
+/// write that began it (none recorded: unknown).
+fn begun_at(begun: &BTreeMap<(&str, u64), usize>, provider: &str, epoch: u64) -> Option<usize> {
+    if epoch == 0 {
+        return Some(0);
+    }
+    begun.get(&(provider, epoch)).copied()
 }
 
 /// Records what a store write tells about ancestry (see [`check_linear_history`]).
@@ -836,6 +930,209 @@ mod tests {
         let found = check_linear_history(&h);
         let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
         assert_eq!(indexes, vec![4], "{found:?}");
+    }
+
+    fn store_write(by: Actor, before: Option<SnapId>, after: SnapId, base: Base) -> Record {
+        let path = match &base {
+            Base::Known(id) if id.epoch == after.epoch && id.version < after.version => {
+                vec![(after.version, after.state)]
+            }
+            _ => vec![],
+        };
+        Record::StoreWrite {
+            by,
+            provider: "p".into(),
+            before,
+            after,
+            base,
+            path,
+        }
+    }
+
+    fn at(epoch: u64, version: u64, state: CircuitState, by: &str) -> SnapId {
+        SnapId {
+            epoch,
+            ..id(version, state, by)
+        }
+    }
+
+    const OTHER: Actor = Actor::Worker {
+        slot: 1,
+        incarnation: 1,
+    };
+
+    /// Seeds 2916, 4911 and eight more: an operator's override written back over an earlier
+    /// epoch's branch a wipe let into the store.
+    #[test]
+    fn an_override_written_back_over_an_earlier_epochs_branch_is_a_successor() {
+        let v0 = id(0, CircuitState::Closed, "w0.0");
+        let disabled = at(100, 1, CircuitState::Disabled, "operator");
+        let mine = at(100, 1, CircuitState::Disabled, "w0.0");
+        let lagging = id(3, CircuitState::Closed, "w1.1");
+        let mut h = History::default();
+        h.push(0, store_write(W, None, v0.clone(), Base::Fresh));
+        h.push(
+            1,
+            store_write(Actor::Operator, Some(v0), disabled.clone(), Base::Fresh),
+        );
+        h.push(2, Record::StoreWiped);
+        // A worker partitioned since before the override refills the store with its epoch-0
+        // branch (it never heard of the override).
+        h.push(3, store_write(OTHER, None, lagging.clone(), Base::Fresh));
+        // The override's state is written back over it (P3): legal.
+        h.push(
+            4,
+            store_write(
+                W,
+                Some(lagging.clone()),
+                mine.clone(),
+                Base::Known(disabled.clone()),
+            ),
+        );
+        // The epoch-0 branch written over the override (seed 305's class): a lost update.
+        h.push(
+            5,
+            store_write(
+                OTHER,
+                Some(mine.clone()),
+                id(9, CircuitState::Closed, "w1.1"),
+                Base::Known(lagging.clone()),
+            ),
+        );
+        let found = check_linear_history(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![5], "{found:?}");
+
+        // An override whose epoch began before the replaced one (an operator clock behind:
+        // epoch 90 written after 100) is not written back over it.
+        let later = at(90, 1, CircuitState::Closed, "operator");
+        let mut h = History::default();
+        h.push(
+            0,
+            store_write(Actor::Operator, None, disabled.clone(), Base::Fresh),
+        );
+        h.push(1, Record::StoreWiped);
+        h.push(
+            2,
+            store_write(Actor::Operator, None, later.clone(), Base::Fresh),
+        );
+        h.push(
+            3,
+            store_write(W, Some(later), mine.clone(), Base::Known(disabled.clone())),
+        );
+        let found = check_linear_history(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+
+        // Without a wipe since the override nothing explains an earlier epoch in the store:
+        // still a lost update.
+        let mut h = History::default();
+        h.push(
+            0,
+            store_write(Actor::Operator, None, disabled.clone(), Base::Fresh),
+        );
+        h.push(1, store_write(OTHER, None, lagging.clone(), Base::Fresh));
+        h.push(
+            2,
+            store_write(W, Some(lagging), mine, Base::Known(disabled)),
+        );
+        let found = check_linear_history(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
+
+    /// Seeds 29056 and 30748: after a wipe a worker's branch that forked before the writer's
+    /// base is stored; the writer's history (from before the wipe) is written back over it.
+    #[test]
+    fn a_history_written_back_over_a_sibling_a_wipe_let_in_is_a_successor() {
+        let third = Actor::Worker {
+            slot: 2,
+            incarnation: 0,
+        };
+        let v0 = id(0, CircuitState::Closed, "w0.0");
+        let v1 = id(1, CircuitState::Open, "w0.0");
+        let base = id(3, CircuitState::Open, "w0.0");
+        let sibling = id(3, CircuitState::Closed, "w2.0");
+        let mine = id(4, CircuitState::HalfOpen, "w0.0");
+        let history = |wiped: bool| {
+            let mut h = History::default();
+            h.push(0, store_write(W, None, v0.clone(), Base::Fresh));
+            h.push(
+                1,
+                store_write(W, Some(v0.clone()), v1.clone(), Base::Known(v0.clone())),
+            );
+            h.push(
+                2,
+                store_write(W, Some(v1.clone()), base.clone(), Base::Known(v1.clone())),
+            );
+            if wiped {
+                h.push(3, Record::StoreWiped);
+            }
+            // A worker whose branch grew from v0 by itself (it adopted nothing since) stores
+            // its v3 closed into the emptied store.
+            h.push(
+                4,
+                store_write(third, None, sibling.clone(), Base::Known(v0.clone())),
+            );
+            h
+        };
+        let mut h = history(true);
+        // The writer's v3 open is the store's revision with another state: its v4 goes out.
+        h.push(
+            5,
+            store_write(
+                W,
+                Some(sibling.clone()),
+                mine.clone(),
+                Base::Known(base.clone()),
+            ),
+        );
+        assert_eq!(check_linear_history(&h), vec![], "{h:#?}");
+
+        // Not above what it replaces: a lost update.
+        let mut h = history(true);
+        h.push(
+            5,
+            store_write(
+                W,
+                Some(id(6, CircuitState::Closed, "w2.0")),
+                mine.clone(),
+                Base::Known(base.clone()),
+            ),
+        );
+        assert_eq!(check_linear_history(&h).len(), 1);
+
+        // No wipe since the writer's base was stored: nothing let a sibling in.
+        let mut h = history(false);
+        h.push(
+            5,
+            store_write(
+                W,
+                Some(sibling.clone()),
+                mine.clone(),
+                Base::Known(base.clone()),
+            ),
+        );
+        assert_eq!(check_linear_history(&h).len(), 1);
+
+        // After a wipe, a stored snapshot that descends from the writer's base is a decision
+        // it did not see (seed 70's diverged branch, after a wipe): a lost update.
+        let mut h = history(true);
+        let fleet = id(5, CircuitState::Closed, "w1.0");
+        h.push(
+            5,
+            store_write(OTHER, None, fleet.clone(), Base::Known(base.clone())),
+        );
+        h.push(
+            6,
+            store_write(
+                W,
+                Some(fleet),
+                id(6, CircuitState::Open, "w0.0"),
+                Base::Known(base),
+            ),
+        );
+        let found = check_linear_history(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![6], "{found:?}");
     }
 
     #[test]

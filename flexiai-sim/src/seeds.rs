@@ -88,6 +88,19 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // open over a read v6 closed): no adoption showed on the breaker, so the tracker kept
     // the old base; failed on 1e88293, attributed at the write since.
     named(1034, "check_linear_history", CHECKER),
+    // Failed on h3-lin (14b8d7b), the long run's seeds 2000..: a message delayed from before
+    // an override carried the version the breaker reached later, in the override's epoch, and
+    // the tracker took it for an adoption (3548, 12059); the tracker now ignores candidates
+    // from an epoch below the breaker's base.
+    named(3548, "check_linear_history", CHECKER),
+    named(12059, "check_linear_history", CHECKER),
+    // An override written back (P3) over an earlier epoch's branch that a wipe let into the
+    // store (2916, 4911), and a pre-wipe history written back over a sibling branch stored
+    // after the wipe (29056, 30748): the checker now accepts both, at a higher revision.
+    named(2916, "check_linear_history", CHECKER),
+    named(4911, "check_linear_history", CHECKER),
+    named(29056, "check_linear_history", CHECKER),
+    named(30748, "check_linear_history", CHECKER),
     // A report applied while its reply was lost (LostReply) was sent again with the next
     // counts and counted twice: failed on main at 128339e, the 2,000-seed run.
     named(149, "check_outcome_periods", DOUBLE),
