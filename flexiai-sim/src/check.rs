@@ -456,12 +456,27 @@ pub fn check_probe_budget(history: &History, half_open_max_calls: u32) -> Vec<Vi
 /// reported yet. The store wrapper records only reports the store applied (a resend of a
 /// report it had applied is not recorded), so both a later version's failures and a report
 /// counted twice break it; the message says which it looks like.
+///
+/// A store wipe forgets the counts with the report ids: the one report a worker keeps to
+/// send again (its last one applied, whose reply may have been lost) is then applied once
+/// more, to counts that no longer hold it, so its failures become unreported again. No
+/// earlier report can be sent again, and within one store lifetime none counts twice.
 pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     // (worker, provider, version) -> (failures not reported yet, failures counted in all)
     let mut unreported: BTreeMap<(Actor, &str, u64), (u64, u64)> = BTreeMap::new();
+    // (worker, provider) -> the version and failures of its last report applied since the
+    // last wipe
+    let mut last: BTreeMap<(Actor, &str), (u64, u64)> = BTreeMap::new();
     for (index, entry) in history.entries.iter().enumerate() {
         match &entry.record {
+            Record::StoreWiped => {
+                for ((worker, provider), (version, failures)) in std::mem::take(&mut last) {
+                    if let Some(counts) = unreported.get_mut(&(worker, provider, version)) {
+                        counts.0 += failures;
+                    }
+                }
+            }
             Record::Outcome {
                 worker,
                 provider,
@@ -499,6 +514,7 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
                     });
                 }
                 *available = available.saturating_sub(*failures);
+                last.insert((*worker, provider), (*version, *failures));
             }
             _ => {}
         }
@@ -619,6 +635,13 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
         /// Where it reported synced while a `Disconnected` was delivered but maybe not yet
         /// read: legal if the next mode it reports is degraded for that disconnection.
         unread_drop: Option<usize>,
+        /// A `Disconnected` delivered that no degraded-for-the-subscription report has shown
+        /// read yet.
+        drop_unshown: bool,
+        /// It reported synced with such a `Disconnected` delivered before a `Resubscribed`:
+        /// both may still be queued, so its next report may be degraded for that
+        /// disconnection (read after the synced report, seed 31828).
+        queued_drop: bool,
         mode: Option<SyncState>,
     }
     let degrade_after = flexiai_sync::DEGRADE_AFTER_FAILURES;
@@ -661,6 +684,7 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                 e.down = !connected;
                 if !connected {
                     e.dropped = true;
+                    e.drop_unshown = true;
                     e.successes = 0;
                 }
             }
@@ -671,6 +695,11 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
             } => {
                 let e = workers.entry(*worker).or_default();
                 let before = e.mode.replace(*mode);
+                let subscription = reason.contains("subscription");
+                let queued = std::mem::take(&mut e.queued_drop) && subscription;
+                if *mode == SyncState::Degraded && subscription {
+                    e.drop_unshown = false;
+                }
                 if let Some(at) = e.unread_drop.take()
                     && !(*mode == SyncState::Degraded && reason.contains("subscription"))
                 {
@@ -678,7 +707,7 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                 }
                 match (before, mode) {
                     (Some(SyncState::Synced), SyncState::Degraded)
-                        if e.failures < degrade_after && !e.dropped =>
+                        if e.failures < degrade_after && !e.dropped && !queued =>
                     {
                         flag(
                             *worker,
@@ -715,6 +744,7 @@ pub fn check_degrade_on_evidence(history: &History) -> Vec<Violation> {
                 }
                 if *mode == SyncState::Synced && e.unread_drop.is_none() {
                     e.dropped = false;
+                    e.queued_drop = std::mem::take(&mut e.drop_unshown);
                 }
             }
             Record::FinalMode { worker, mode } => {
@@ -1279,6 +1309,43 @@ mod tests {
         assert!(found[0].message.contains("counted twice"), "{found:?}");
     }
 
+    /// Seeds 17686 and 23777: a report applied with its reply lost, then the store wiped (the
+    /// counts and report ids with it), then the report sent again: counted once.
+    #[test]
+    fn a_report_sent_again_after_a_wipe_counts_once() {
+        let failure = Record::Outcome {
+            worker: W,
+            provider: "p".into(),
+            version: 0,
+            failure: true,
+            counted: true,
+        };
+        let report = |failures| Record::OutcomesPublished {
+            worker: W,
+            provider: "p".into(),
+            version: Some(0),
+            failures,
+            successes: 0,
+        };
+        let mut h = History::default();
+        h.push(0, failure.clone());
+        h.push(1, report(1));
+        h.push(2, failure.clone());
+        h.push(3, report(1));
+        h.push(4, Record::StoreWiped);
+        // The last report again: its failure is in no count the store still holds.
+        h.push(5, report(1));
+        assert_eq!(check_outcome_periods(&h), vec![], "{h:#?}");
+        // Sent a third time, in the same store lifetime: counted twice.
+        h.push(6, report(1));
+        // After another wipe only the last report may come again, not both failures.
+        h.push(7, Record::StoreWiped);
+        h.push(8, report(2));
+        let found = check_outcome_periods(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![6, 8], "{found:?}");
+    }
+
     fn mode(worker: Actor, mode: SyncState) -> Record {
         Record::SyncMode {
             worker,
@@ -1459,6 +1526,58 @@ mod tests {
         assert_eq!(
             found.iter().map(|v| v.index).collect::<Vec<_>>(),
             vec![h.entries.len() - 1],
+            "{found:?}"
+        );
+    }
+
+    /// Seed 31828: a `Disconnected` and the `Resubscribed` after it are both still queued
+    /// when a degraded manager recovers on store calls; it reads the disconnection next.
+    #[test]
+    fn a_disconnection_read_after_the_resubscription_was_delivered_is_evidence() {
+        let call = |op, ok| Record::BackendCall { worker: W, op, ok };
+        let subscription = |connected| Record::Subscription {
+            worker: W,
+            connected,
+        };
+        let lost = || Record::SyncMode {
+            worker: W,
+            mode: SyncState::Degraded,
+            reason: "event subscription disconnected".into(),
+        };
+        let recover = |h: &mut History, at| {
+            h.push(at, call("get_states", true));
+            h.push(at, call("get_states", true));
+            h.push(at, mode(W, SyncState::Synced));
+        };
+        let mut h = History::default();
+        h.push(0, Record::Started { worker: W });
+        h.push(0, call("subscribe", true));
+        h.push(0, mode(W, SyncState::Synced));
+        for _ in 0..3 {
+            h.push(1, call("storming", false));
+        }
+        h.push(1, mode(W, SyncState::Degraded));
+        h.push(2, subscription(false));
+        h.push(3, subscription(true));
+        recover(&mut h, 4);
+        h.push(5, lost());
+        assert_eq!(check_degrade_on_evidence(&h), vec![], "{h:#?}");
+        // That disconnection was read: degrading for it again is without evidence.
+        h.push(6, subscription(true));
+        recover(&mut h, 7);
+        h.push(8, lost());
+        let once = h.entries.len() - 1;
+        // A disconnection the manager showed it read (it degraded for it) before it was
+        // resubscribed gives no second degrade either.
+        h.push(9, subscription(false));
+        h.push(10, lost());
+        h.push(11, subscription(true));
+        recover(&mut h, 12);
+        h.push(13, lost());
+        let found = check_degrade_on_evidence(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![once, h.entries.len() - 1],
             "{found:?}"
         );
     }

@@ -126,6 +126,13 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     named(5127, "check_degrade_on_evidence", SIMULATOR),
     named(5315, "check_degrade_on_evidence", SIMULATOR),
     named(5610, "check_degrade_on_evidence", SIMULATOR),
+    // False reports found by the same long run, failing on h3-lin (14b8d7b): a report applied
+    // with its reply lost, the store wiped, the report sent again into the emptied counts
+    // (counted once, judged twice: 23777, 17686); a `Disconnected` and the `Resubscribed`
+    // after it both queued when the manager recovered, the disconnection read next (31828).
+    named(23777, "check_outcome_periods", SIMULATOR),
+    named(17686, "check_outcome_periods", SIMULATOR),
+    named(31828, "check_degrade_on_evidence", SIMULATOR),
 ];
 
 /// Seeds that show a defect still open on this branch.
