@@ -89,6 +89,10 @@ pub(crate) struct Shared {
     /// (`Resubscribed`) nor been replaced: events are being missed, so the manager stays
     /// degraded whatever the command connection says.
     pub(crate) subscription_down: AtomicBool,
+    /// How many times the manager entered degraded mode. Degrading switches every breaker
+    /// to local probes, which voids the credits a probe lease granted: a lease granted
+    /// before the latest degradation is given up (see `ration_probes`).
+    pub(crate) degradations: AtomicU64,
 }
 
 impl Shared {
@@ -176,6 +180,7 @@ impl Shared {
             reason: reason.clone(),
         }) {
             warn!(worker = %self.worker_id, %reason, ?previous, "sync degraded: breakers continue locally");
+            self.degradations.fetch_add(1, Ordering::AcqRel);
             // Nobody can hand out fleet probe leases now: let each breaker probe for itself
             // rather than sit half-open forever.
             for entry in self.registry.all() {
@@ -944,6 +949,8 @@ struct HeldLease {
     /// No credits before this: a lease taken from a fencing counter that restarted waits one
     /// TTL (see `ration_probes`).
     grant_after: Instant,
+    /// `Shared::degradations` when it was taken.
+    degradations: u64,
 }
 
 /// The background task.
@@ -1100,6 +1107,20 @@ impl Driver {
             let version = entry.breaker.version();
             let current = self.leases.get(&entry.name).map(|held| held.version);
             if state == CircuitState::HalfOpen && current == Some(version) {
+                let voided = self.leases.get(&entry.name).is_some_and(|held| {
+                    held.degradations != shared.degradations.load(Ordering::Acquire)
+                });
+                if voided && let Some(held) = self.leases.remove(&entry.name) {
+                    // The manager degraded since this lease granted: the switch to local
+                    // probes and back took its unused credits, so successes would never
+                    // reach what it granted and it would hold the period without probing.
+                    // Given up like a lease gone unconfirmed: not released, it keeps others
+                    // off until its TTL ends, then whoever has demand takes a fresh one.
+                    entry.breaker.revoke_probes_at(held.version);
+                    Counters::bump(&shared.counters.probe_leases_lost);
+                    debug!(provider = %entry.name, version = held.version, "degraded while holding the probe lease: giving it up");
+                    continue;
+                }
                 self.keep_lease(&entry).await;
                 self.regrant(&entry);
                 continue;
@@ -1133,6 +1154,7 @@ impl Driver {
                 }
             }
             let lock = probe_lock_name(&entry.name);
+            let degradations = shared.degradations.load(Ordering::Acquire);
             let acquired = shared
                 .op(
                     "acquire_lock",
@@ -1212,6 +1234,7 @@ impl Driver {
                         renew_at,
                         confirmed_at: sent,
                         grant_after: if restarted { sent + ttl } else { sent },
+                        degradations,
                     },
                 );
             }

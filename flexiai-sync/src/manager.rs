@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use flexiai_backend::{SyncBackend, validate_provider};
@@ -103,6 +103,7 @@ impl SyncManagerBuilder {
                     mode: ModeCell::new(),
                     needs_reconcile: AtomicBool::new(false),
                     subscription_down: AtomicBool::new(false),
+                    degradations: AtomicU64::new(0),
                 }
             }),
             running: Mutex::new(None),
@@ -128,6 +129,7 @@ impl StateSyncManager {
                     mode: ModeCell::new(),
                     needs_reconcile: AtomicBool::new(false),
                     subscription_down: AtomicBool::new(false),
+                    degradations: AtomicU64::new(0),
                 }
             }),
             running: Mutex::new(None),
