@@ -37,7 +37,23 @@ pub fn check_all(history: &History, half_open_max_calls: u32) -> Vec<Violation> 
 /// adopted it, wrote it, or read it and agreed; a snapshot of the same version and state
 /// counts as the same point). Writing into an empty store is fine
 /// (Redis restarted empty); writing over a snapshot the writer never adopted is a lost
-/// update.
+/// update, with two exceptions the protocol prescribes (ARCHITECTURE.md, P2 and P3), both
+/// only by a writer whose state grew from a known stored snapshot and at a higher revision:
+///
+/// - *A later override's state over an earlier epoch's*: an operator's override outranks
+///   every revision of an epoch begun before it (only overrides begin epochs), so a branch
+///   of such an epoch is dropped whole when it meets the override (P2), and when a wipe let
+///   it into the store, the override is written back over it (P3). The writer's epoch must
+///   have been begun by an operator write recorded after the replaced epoch began: an
+///   override written back over a later one (an operator clock behind) stays a lost update.
+/// - *A sibling a wipe let in*: within one store lifetime stored snapshots form one chain,
+///   so a stored snapshot that does not descend from the writer's base (nor the base from
+///   it) got there after a wipe the base predates (the base's last store write is older
+///   than the last wipe), written by a worker that had not seen it. The store holds less
+///   than the writer knows, and P3 writes the writer's history back over it (the driver
+///   does the same when the sibling has the base's revision with another state). A stored
+///   snapshot that descends from the writer's base is a decision it did not see: writing
+///   over it stays a lost update, after a wipe too.
 pub fn check_linear_history(history: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     // Per provider, each stored point's parents: what it was stored over, and the points its
@@ -46,7 +62,15 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
     // its v5 back over a v4 a lagging worker put into an emptied store replaces nothing it
     // did not see.
     let mut parents: BTreeMap<(&str, Point), Vec<Point>> = BTreeMap::new();
+    // Per provider and point, the record of its last store write; per provider and epoch,
+    // the operator write that began it (epoch 0 begins with the history).
+    let mut written: BTreeMap<(&str, Point), usize> = BTreeMap::new();
+    let mut begun: BTreeMap<(&str, u64), usize> = BTreeMap::new();
+    let mut last_wipe: Option<usize> = None;
     for (index, entry) in history.entries.iter().enumerate() {
+        if matches!(entry.record, Record::StoreWiped) {
+            last_wipe = Some(index);
+        }
         let Record::StoreWrite {
             by,
             provider,
@@ -57,6 +81,7 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
         } = &entry.record
         else {
             link_write(&mut parents, &entry.record);
+            note_write(&mut written, &mut begun, index, &entry.record);
             continue;
         };
         // The writer descends from `before` if it adopted it (its base) or went through the
@@ -94,6 +119,39 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
                                 .any(|(v, s)| *v == before.version && *s == before.state))
                 }
             };
+        let ok = ok
+            || match base {
+                Base::Known(id) => {
+                    let base_point = (id.epoch, id.version, id.state);
+                    let before_point = (before.epoch, before.version, before.state);
+                    let higher = (after.epoch, after.version) > (before.epoch, before.version);
+                    let superseded = before.epoch < after.epoch
+                        && id.epoch == after.epoch
+                        && matches!(
+                            (
+                                begun.get(&(provider.as_str(), after.epoch)),
+                                begun_at(&begun, provider, before.epoch),
+                            ),
+                            (Some(later), Some(earlier)) if *later > earlier
+                        )
+                        && last_wipe.is_some_and(|wipe| {
+                            begun
+                                .get(&(provider.as_str(), after.epoch))
+                                .is_some_and(|b| wipe > *b)
+                        });
+                    let sibling = before.epoch == after.epoch
+                        && id.epoch == after.epoch
+                        && !ancestor(&parents, provider, before_point, base_point)
+                        && !ancestor(&parents, provider, base_point, before_point)
+                        && base_point != before_point
+                        && matches!(
+                            (written.get(&(provider.as_str(), base_point)), last_wipe),
+                            (Some(stored), Some(wipe)) if *stored < wipe
+                        );
+                    higher && (superseded || sibling)
+                }
+                Base::Unknown | Base::Fresh => false,
+            };
         if !ok {
             let from = match base {
                 Base::Known(id) => format!("descends from {id}"),
@@ -110,8 +168,44 @@ pub fn check_linear_history(history: &History) -> Vec<Violation> {
         }
         // Linked after judging it: a write is never its own evidence.
         link_write(&mut parents, &entry.record);
+        note_write(&mut written, &mut begun, index, &entry.record);
     }
     out
+}
+
+/// Records when a store write stored its point, and when an operator's write began an epoch.
+fn note_write<'h>(
+    written: &mut BTreeMap<(&'h str, Point), usize>,
+    begun: &mut BTreeMap<(&'h str, u64), usize>,
+    index: usize,
+    record: &'h Record,
+) {
+    if let Record::StoreWrite {
+        by,
+        provider,
+        after,
+        ..
+    } = record
+    {
+        written.insert(
+            (provider.as_str(), (after.epoch, after.version, after.state)),
+            index,
+        );
+        if *by == Actor::Operator {
+            begun
+                .entry((provider.as_str(), after.epoch))
+                .or_insert(index);
+        }
+    }
+}
+
+/// When `epoch` of `provider` began: epoch 0 with the history, any other with the operator
+/// write that began it (none recorded: unknown).
+fn begun_at(begun: &BTreeMap<(&str, u64), usize>, provider: &str, epoch: u64) -> Option<usize> {
+    if epoch == 0 {
+        return Some(0);
+    }
+    begun.get(&(provider, epoch)).copied()
 }
 
 /// Records what a store write tells about ancestry (see [`check_linear_history`]).
@@ -362,12 +456,27 @@ pub fn check_probe_budget(history: &History, half_open_max_calls: u32) -> Vec<Vi
 /// reported yet. The store wrapper records only reports the store applied (a resend of a
 /// report it had applied is not recorded), so both a later version's failures and a report
 /// counted twice break it; the message says which it looks like.
+///
+/// A store wipe forgets the counts with the report ids: the one report a worker keeps to
+/// send again (its last one applied, whose reply may have been lost) is then applied once
+/// more, to counts that no longer hold it, so its failures become unreported again. No
+/// earlier report can be sent again, and within one store lifetime none counts twice.
 pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
     let mut out = Vec::new();
     // (worker, provider, version) -> (failures not reported yet, failures counted in all)
     let mut unreported: BTreeMap<(Actor, &str, u64), (u64, u64)> = BTreeMap::new();
+    // (worker, provider) -> the version and failures of its last report applied since the
+    // last wipe
+    let mut last: BTreeMap<(Actor, &str), (u64, u64)> = BTreeMap::new();
     for (index, entry) in history.entries.iter().enumerate() {
         match &entry.record {
+            Record::StoreWiped => {
+                for ((worker, provider), (version, failures)) in std::mem::take(&mut last) {
+                    if let Some(counts) = unreported.get_mut(&(worker, provider, version)) {
+                        counts.0 += failures;
+                    }
+                }
+            }
             Record::Outcome {
                 worker,
                 provider,
@@ -405,13 +514,7 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
                     });
                 }
                 *available = available.saturating_sub(*failures);
-            }
-            // The store forgot every count and every report id: a report applied before
-            // and sent again after (its reply was lost) restores what the wipe lost, once.
-            Record::StoreWiped => {
-                for (available, counted) in unreported.values_mut() {
-                    *available = *counted;
-                }
+                last.insert((*worker, provider), (*version, *failures));
             }
             _ => {}
         }
@@ -855,6 +958,209 @@ mod tests {
         assert_eq!(indexes, vec![4], "{found:?}");
     }
 
+    fn store_write(by: Actor, before: Option<SnapId>, after: SnapId, base: Base) -> Record {
+        let path = match &base {
+            Base::Known(id) if id.epoch == after.epoch && id.version < after.version => {
+                vec![(after.version, after.state)]
+            }
+            _ => vec![],
+        };
+        Record::StoreWrite {
+            by,
+            provider: "p".into(),
+            before,
+            after,
+            base,
+            path,
+        }
+    }
+
+    fn at(epoch: u64, version: u64, state: CircuitState, by: &str) -> SnapId {
+        SnapId {
+            epoch,
+            ..id(version, state, by)
+        }
+    }
+
+    const OTHER: Actor = Actor::Worker {
+        slot: 1,
+        incarnation: 1,
+    };
+
+    /// Seeds 2916, 4911 and eight more: an operator's override written back over an earlier
+    /// epoch's branch a wipe let into the store.
+    #[test]
+    fn an_override_written_back_over_an_earlier_epochs_branch_is_a_successor() {
+        let v0 = id(0, CircuitState::Closed, "w0.0");
+        let disabled = at(100, 1, CircuitState::Disabled, "operator");
+        let mine = at(100, 1, CircuitState::Disabled, "w0.0");
+        let lagging = id(3, CircuitState::Closed, "w1.1");
+        let mut h = History::default();
+        h.push(0, store_write(W, None, v0.clone(), Base::Fresh));
+        h.push(
+            1,
+            store_write(Actor::Operator, Some(v0), disabled.clone(), Base::Fresh),
+        );
+        h.push(2, Record::StoreWiped);
+        // A worker partitioned since before the override refills the store with its epoch-0
+        // branch (it never heard of the override).
+        h.push(3, store_write(OTHER, None, lagging.clone(), Base::Fresh));
+        // The override's state is written back over it (P3): legal.
+        h.push(
+            4,
+            store_write(
+                W,
+                Some(lagging.clone()),
+                mine.clone(),
+                Base::Known(disabled.clone()),
+            ),
+        );
+        // The epoch-0 branch written over the override (seed 305's class): a lost update.
+        h.push(
+            5,
+            store_write(
+                OTHER,
+                Some(mine.clone()),
+                id(9, CircuitState::Closed, "w1.1"),
+                Base::Known(lagging.clone()),
+            ),
+        );
+        let found = check_linear_history(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![5], "{found:?}");
+
+        // An override whose epoch began before the replaced one (an operator clock behind:
+        // epoch 90 written after 100) is not written back over it.
+        let later = at(90, 1, CircuitState::Closed, "operator");
+        let mut h = History::default();
+        h.push(
+            0,
+            store_write(Actor::Operator, None, disabled.clone(), Base::Fresh),
+        );
+        h.push(1, Record::StoreWiped);
+        h.push(
+            2,
+            store_write(Actor::Operator, None, later.clone(), Base::Fresh),
+        );
+        h.push(
+            3,
+            store_write(W, Some(later), mine.clone(), Base::Known(disabled.clone())),
+        );
+        let found = check_linear_history(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+
+        // Without a wipe since the override nothing explains an earlier epoch in the store:
+        // still a lost update.
+        let mut h = History::default();
+        h.push(
+            0,
+            store_write(Actor::Operator, None, disabled.clone(), Base::Fresh),
+        );
+        h.push(1, store_write(OTHER, None, lagging.clone(), Base::Fresh));
+        h.push(
+            2,
+            store_write(W, Some(lagging), mine, Base::Known(disabled)),
+        );
+        let found = check_linear_history(&h);
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
+
+    /// Seeds 29056 and 30748: after a wipe a worker's branch that forked before the writer's
+    /// base is stored; the writer's history (from before the wipe) is written back over it.
+    #[test]
+    fn a_history_written_back_over_a_sibling_a_wipe_let_in_is_a_successor() {
+        let third = Actor::Worker {
+            slot: 2,
+            incarnation: 0,
+        };
+        let v0 = id(0, CircuitState::Closed, "w0.0");
+        let v1 = id(1, CircuitState::Open, "w0.0");
+        let base = id(3, CircuitState::Open, "w0.0");
+        let sibling = id(3, CircuitState::Closed, "w2.0");
+        let mine = id(4, CircuitState::HalfOpen, "w0.0");
+        let history = |wiped: bool| {
+            let mut h = History::default();
+            h.push(0, store_write(W, None, v0.clone(), Base::Fresh));
+            h.push(
+                1,
+                store_write(W, Some(v0.clone()), v1.clone(), Base::Known(v0.clone())),
+            );
+            h.push(
+                2,
+                store_write(W, Some(v1.clone()), base.clone(), Base::Known(v1.clone())),
+            );
+            if wiped {
+                h.push(3, Record::StoreWiped);
+            }
+            // A worker whose branch grew from v0 by itself (it adopted nothing since) stores
+            // its v3 closed into the emptied store.
+            h.push(
+                4,
+                store_write(third, None, sibling.clone(), Base::Known(v0.clone())),
+            );
+            h
+        };
+        let mut h = history(true);
+        // The writer's v3 open is the store's revision with another state: its v4 goes out.
+        h.push(
+            5,
+            store_write(
+                W,
+                Some(sibling.clone()),
+                mine.clone(),
+                Base::Known(base.clone()),
+            ),
+        );
+        assert_eq!(check_linear_history(&h), vec![], "{h:#?}");
+
+        // Not above what it replaces: a lost update.
+        let mut h = history(true);
+        h.push(
+            5,
+            store_write(
+                W,
+                Some(id(6, CircuitState::Closed, "w2.0")),
+                mine.clone(),
+                Base::Known(base.clone()),
+            ),
+        );
+        assert_eq!(check_linear_history(&h).len(), 1);
+
+        // No wipe since the writer's base was stored: nothing let a sibling in.
+        let mut h = history(false);
+        h.push(
+            5,
+            store_write(
+                W,
+                Some(sibling.clone()),
+                mine.clone(),
+                Base::Known(base.clone()),
+            ),
+        );
+        assert_eq!(check_linear_history(&h).len(), 1);
+
+        // After a wipe, a stored snapshot that descends from the writer's base is a decision
+        // it did not see (seed 70's diverged branch, after a wipe): a lost update.
+        let mut h = history(true);
+        let fleet = id(5, CircuitState::Closed, "w1.0");
+        h.push(
+            5,
+            store_write(OTHER, None, fleet.clone(), Base::Known(base.clone())),
+        );
+        h.push(
+            6,
+            store_write(
+                W,
+                Some(fleet),
+                id(6, CircuitState::Open, "w0.0"),
+                Base::Known(base),
+            ),
+        );
+        let found = check_linear_history(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![6], "{found:?}");
+    }
+
     #[test]
     fn leaving_an_acknowledged_override_without_an_operator_is_reported() {
         let mut h = History::default();
@@ -999,9 +1305,10 @@ mod tests {
         assert!(found[0].message.contains("counted twice"), "{found:?}");
     }
 
+    /// Seeds 17686 and 23777: a report applied with its reply lost, then the store wiped (the
+    /// counts and report ids with it), then the report sent again: counted once.
     #[test]
-    fn a_report_sent_again_after_a_store_wipe_restores_what_the_wipe_lost() {
-        let mut h = History::default();
+    fn a_report_sent_again_after_a_wipe_counts_once() {
         let failure = Record::Outcome {
             worker: W,
             provider: "p".into(),
@@ -1016,18 +1323,23 @@ mod tests {
             failures,
             successes: 0,
         };
-        // Applied, its reply lost, the store wiped, sent again (seeds 17686, 23777).
+        let mut h = History::default();
         h.push(0, failure.clone());
-        h.push(0, failure.clone());
-        h.push(1, report(2));
-        h.push(2, Record::StoreWiped);
-        h.push(3, report(2));
-        h.push(4, failure);
+        h.push(1, report(1));
+        h.push(2, failure.clone());
+        h.push(3, report(1));
+        h.push(4, Record::StoreWiped);
+        // The last report again: its failure is in no count the store still holds.
         h.push(5, report(1));
-        assert!(check_outcome_periods(&h).is_empty());
-        // Once restored, a third time is a double count again.
-        h.push(6, report(2));
-        assert_eq!(check_outcome_periods(&h).len(), 1);
+        assert_eq!(check_outcome_periods(&h), vec![], "{h:#?}");
+        // Sent a third time, in the same store lifetime: counted twice.
+        h.push(6, report(1));
+        // After another wipe only the last report may come again, not both failures.
+        h.push(7, Record::StoreWiped);
+        h.push(8, report(2));
+        let found = check_outcome_periods(&h);
+        let indexes: Vec<usize> = found.iter().map(|v| v.index).collect();
+        assert_eq!(indexes, vec![6, 8], "{found:?}");
     }
 
     fn mode(worker: Actor, mode: SyncState) -> Record {
@@ -1224,6 +1536,58 @@ mod tests {
         assert_eq!(
             found.iter().map(|v| v.index).collect::<Vec<_>>(),
             vec![h.entries.len() - 1],
+            "{found:?}"
+        );
+    }
+
+    /// Seed 31828: a `Disconnected` and the `Resubscribed` after it are both still queued
+    /// when a degraded manager recovers on store calls; it reads the disconnection next.
+    #[test]
+    fn a_disconnection_read_after_the_resubscription_was_delivered_is_evidence() {
+        let call = |op, ok| Record::BackendCall { worker: W, op, ok };
+        let subscription = |connected| Record::Subscription {
+            worker: W,
+            connected,
+        };
+        let lost = || Record::SyncMode {
+            worker: W,
+            mode: SyncState::Degraded,
+            reason: "event subscription disconnected".into(),
+        };
+        let recover = |h: &mut History, at| {
+            h.push(at, call("get_states", true));
+            h.push(at, call("get_states", true));
+            h.push(at, mode(W, SyncState::Synced));
+        };
+        let mut h = History::default();
+        h.push(0, Record::Started { worker: W });
+        h.push(0, call("subscribe", true));
+        h.push(0, mode(W, SyncState::Synced));
+        for _ in 0..3 {
+            h.push(1, call("storming", false));
+        }
+        h.push(1, mode(W, SyncState::Degraded));
+        h.push(2, subscription(false));
+        h.push(3, subscription(true));
+        recover(&mut h, 4);
+        h.push(5, lost());
+        assert_eq!(check_degrade_on_evidence(&h), vec![], "{h:#?}");
+        // That disconnection was read: degrading for it again is without evidence.
+        h.push(6, subscription(true));
+        recover(&mut h, 7);
+        h.push(8, lost());
+        let once = h.entries.len() - 1;
+        // A disconnection the manager showed it read (it degraded for it) before it was
+        // resubscribed gives no second degrade either.
+        h.push(9, subscription(false));
+        h.push(10, lost());
+        h.push(11, subscription(true));
+        recover(&mut h, 12);
+        h.push(13, lost());
+        let found = check_degrade_on_evidence(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![once, h.entries.len() - 1],
             "{found:?}"
         );
     }

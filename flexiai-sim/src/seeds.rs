@@ -33,6 +33,8 @@ const DEGRADE: &str =
     "#7 degraded or recovered without the evidence (failures or successes in a row)";
 const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, re-taken by a worker still in the ended period, or lost in a store wipe while its credits live on)";
 
+const WIPED_CREDITS: &str = "#1/#6 fleet stuck half-open: a lease holder that degraded mid-period and was synced again before its lease lapsed kept the lease, but the switch to local probes and back had wiped its unused credits: it granted no more and extended the lease for good";
+
 const SIMULATOR: &str =
     "a false report: the simulated store or the checker misread what the manager knew";
 const CHECKER: &str =
@@ -88,6 +90,19 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // open over a read v6 closed): no adoption showed on the breaker, so the tracker kept
     // the old base; failed on 1e88293, attributed at the write since.
     named(1034, "check_linear_history", CHECKER),
+    // Failed on h3-lin (14b8d7b), the long run's seeds 2000..: a message delayed from before
+    // an override carried the version the breaker reached later, in the override's epoch, and
+    // the tracker took it for an adoption (3548, 12059); the tracker now ignores candidates
+    // from an epoch below the breaker's base.
+    named(3548, "check_linear_history", CHECKER),
+    named(12059, "check_linear_history", CHECKER),
+    // An override written back (P3) over an earlier epoch's branch that a wipe let into the
+    // store (2916, 4911), and a pre-wipe history written back over a sibling branch stored
+    // after the wipe (29056, 30748): the checker now accepts both, at a higher revision.
+    named(2916, "check_linear_history", CHECKER),
+    named(4911, "check_linear_history", CHECKER),
+    named(29056, "check_linear_history", CHECKER),
+    named(30748, "check_linear_history", CHECKER),
     // A report applied while its reply was lost (LostReply) was sent again with the next
     // counts and counted twice: failed on main at 128339e, the 2,000-seed run.
     named(149, "check_outcome_periods", DOUBLE),
@@ -125,6 +140,13 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // degraded, it stopped extending the lease, which expired, and the other worker probed
     // v5 beside it: failed on main at 1e88293, passes since degraded holders extend.
     named(1204, "check_probe_budget", LEASE),
+    // success_threshold above half_open_max_calls; the lease holder's subscription drops
+    // while its probes run and it is synced again a second later (17938: w0, lease of v12;
+    // 7452): the switch to local probes and back had dropped the lease's unused credits, so
+    // the holder never granted again. Failed on h3-lin (14b8d7b); pass since a degraded
+    // holder keeps its breaker on the lease's credits (h3-probe, 311b007).
+    named(17938, "check_liveness", WIPED_CREDITS),
+    named(7452, "check_liveness", WIPED_CREDITS),
 ];
 
 /// Seeds that show a defect still open on this branch.

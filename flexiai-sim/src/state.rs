@@ -41,6 +41,10 @@ pub(crate) struct Track {
     version: u64,
     state: Option<CircuitState>,
     pub(crate) base: Base,
+    /// The epoch of the last stored snapshot this breaker wrote or adopted. The driver never
+    /// adopts a lower revision than its base, so a candidate of an earlier epoch (a message
+    /// delayed or duplicated from before an override) is never what the breaker took.
+    epoch: u64,
     /// The points (version, state) this breaker went through by itself since `base`.
     pub(crate) path: Vec<(u64, CircuitState)>,
     candidates: VecDeque<Candidate>,
@@ -52,14 +56,23 @@ impl Track {
             version: 0,
             state: Some(CircuitState::Closed),
             base: Base::Fresh,
+            epoch: 0,
             path: Vec::new(),
             candidates: VecDeque::new(),
         }
     }
 
     fn set_base(&mut self, base: Base) {
+        if let Base::Known(id) = &base {
+            self.epoch = id.epoch;
+        }
         self.base = base;
         self.path.clear();
+    }
+
+    /// Whether the driver could adopt `id` (see [`Track::epoch`]).
+    fn adoptable(&self, id: &SnapId) -> bool {
+        id.epoch >= self.epoch
     }
 
     fn push(&mut self, candidate: Candidate) {
@@ -218,7 +231,7 @@ impl State {
         let actor = self.slots[slot].actor;
         let track = &mut self.slots[slot].tracks[provider];
         let snap = track.candidates.iter().rev().find_map(|c| match c {
-            Candidate::Snap(id) if id.version == version => Some(id.clone()),
+            Candidate::Snap(id) if id.version == version && track.adoptable(id) => Some(id.clone()),
             _ => None,
         });
         let python = track.candidates.iter().rev().find_map(|c| match c {
@@ -229,7 +242,7 @@ impl State {
         // winner, a read), with no local transition, is an open deadline rebased onto that
         // snapshot as its successor (the driver's `later_deadline`): a step on top of it.
         let rebased = match track.candidates.iter().rev().find(|c| match c {
-            Candidate::Snap(id) => id.version.saturating_add(1) == version,
+            Candidate::Snap(id) => id.version.saturating_add(1) == version && track.adoptable(id),
             Candidate::Python(_) => true,
         }) {
             Some(Candidate::Snap(id)) if snap.is_none() && seen == Some(CircuitState::Open) => {
@@ -291,7 +304,11 @@ impl State {
         let actor = self.slots[slot].actor;
         let track = &mut self.slots[slot].tracks[provider];
         let Some(id) = track.candidates.iter().rev().find_map(|c| match c {
-            Candidate::Snap(id) if id.version == version && id.state == state => Some(id.clone()),
+            Candidate::Snap(id)
+                if id.version == version && id.state == state && track.adoptable(id) =>
+            {
+                Some(id.clone())
+            }
             _ => None,
         }) else {
             return;
@@ -650,5 +667,50 @@ mod tests {
         let mut s = diverged();
         s.note_read(0, P, &older);
         assert_eq!(write(&mut s, &older, &rebased), 1);
+    }
+
+    /// Seeds 3548 and 12059 (and nine more): a message from before an override, delayed or
+    /// duplicated, carries the version the breaker reaches later in the override's epoch.
+    /// The driver never adopts a revision below its base, so it is not what the breaker took.
+    #[test]
+    fn a_candidate_from_an_earlier_epoch_is_never_taken_for_an_adoption() {
+        let stale = SnapId {
+            epoch: 5,
+            ..SnapId::of(&snap(3, CircuitState::HalfOpen, None))
+        };
+        let mut current = snap(3, CircuitState::Open, None);
+        current.epoch = 9;
+        let fresh = |s: &mut State| {
+            let mut track = Track::fresh();
+            track.set_base(Base::Known(SnapId::of(&current)));
+            track.version = 3;
+            track.state = Some(CircuitState::Open);
+            track.push(Candidate::Snap(stale.clone()));
+            s.slots[0].tracks = vec![track];
+        };
+        let mut s = diverged();
+        fresh(&mut s);
+        // Its open v3 reads half-open once the recovery timeout is due: no restore.
+        s.restored(0, 0, 3, CircuitState::HalfOpen);
+        assert_eq!(s.slots[0].tracks[0].base, Base::Known(SnapId::of(&current)));
+        // A Python `opened` makes it v4 by itself; a stale v4 is not what it adopted.
+        s.slots[0].tracks[0].push(Candidate::Snap(SnapId {
+            epoch: 5,
+            ..SnapId::of(&snap(4, CircuitState::Disabled, None))
+        }));
+        s.slots[0].tracks[0].push(Candidate::Python(CircuitState::Open));
+        s.resolve(0, 0, 4, Some(CircuitState::Open));
+        let track = &s.slots[0].tracks[0];
+        assert_eq!(track.base, Base::Known(SnapId::of(&current)));
+        assert_eq!(track.path, vec![(4, CircuitState::Open)]);
+
+        // The same snapshot in the breaker's own epoch is a restore.
+        let mut s = diverged();
+        fresh(&mut s);
+        let mut same = snap(3, CircuitState::HalfOpen, None);
+        same.epoch = 9;
+        s.slots[0].tracks[0].push(Candidate::Snap(SnapId::of(&same)));
+        s.restored(0, 0, 3, CircuitState::HalfOpen);
+        assert_eq!(s.slots[0].tracks[0].base, Base::Known(SnapId::of(&same)));
     }
 }

@@ -670,3 +670,59 @@ async fn a_disconnected_subscription_keeps_the_manager_degraded_until_it_is_back
     })
     .await;
 }
+
+/// A lease holder whose subscription drops mid-period, and comes back before its lease
+/// lapses, still closes the period: degrading leaves its breaker on the lease's credits
+/// (simulator seeds 7452, 13026, 17938: before the fix the switch to local probes and back
+/// voided the unused credit, the holder extended the lease for good waiting for successes
+/// that could not come, and the fleet stayed half-open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_degraded_mid_period_still_closes() {
+    let faulty = Faulty::new(MemoryBackend::new());
+    let config = BreakerConfig::builder()
+        .failure_threshold(1)
+        .half_open_max_calls(2)
+        .success_threshold(3)
+        .recovery_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut options = fast_options();
+    options.probe_lease_ttl = Duration::from_secs(2);
+    let a = flexiai_sync::scenarios::worker_with(
+        Arc::clone(&faulty) as Arc<dyn SyncBackend>,
+        &["x"],
+        &config,
+        options,
+    )
+    .await;
+    let breaker = a.breaker("x");
+    trip(breaker);
+    // Rejected calls are the demand that makes the worker take the lease.
+    eventually("the lease granted", || {
+        let _ = breaker.try_acquire();
+        breaker.probe_credits() == 2
+    })
+    .await;
+    // One probe succeeds; the other credit is still unused when the subscription drops.
+    breaker.try_acquire().unwrap().success();
+    faulty.notify(&flexiai_backend::Notification::Disconnected);
+    eventually("the drop degrades", || a.manager.health().is_degraded()).await;
+    faulty.notify(&flexiai_backend::Notification::Resubscribed);
+    eventually("back in step once resubscribed", || {
+        a.manager.health().is_synced()
+    })
+    .await;
+    assert_eq!(
+        breaker.probe_credits(),
+        1,
+        "degrading kept the unused credit"
+    );
+    // Calls keep coming; the period must close with the successes it still needs.
+    eventually("closed", || {
+        if let Ok(permit) = breaker.try_acquire() {
+            permit.success();
+        }
+        breaker.state() == CircuitState::Closed
+    })
+    .await;
+}
