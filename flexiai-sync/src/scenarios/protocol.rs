@@ -614,12 +614,22 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
             started.elapsed() < super::CONVERGE,
             "stuck half-open after {successes} successful probes"
         );
-        // Every worker keeps calling; at most one probe may be in flight fleet-wide.
+        // Every worker keeps calling; at most one probe may be in flight fleet-wide. A worker
+        // that already closed (the fleet's close is still on its way to the others, slowly on
+        // a loaded machine) admits ordinary calls: not probes.
         let admitted: Vec<_> = workers
             .iter()
             .filter_map(|w| w.breaker("x").try_acquire().ok())
             .collect();
-        assert!(admitted.len() <= 1, "{} probes at once", admitted.len());
+        let probes = admitted.iter().filter(|p| p.is_probe()).count();
+        assert!(
+            probes <= 1,
+            "{probes} probes at once: {:?}",
+            admitted
+                .iter()
+                .map(|p| (p.state(), p.version(), p.is_probe()))
+                .collect::<Vec<_>>()
+        );
         for permit in admitted {
             permit.success();
             successes += 1;
