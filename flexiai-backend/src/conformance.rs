@@ -603,20 +603,29 @@ pub async fn fencing_tokens_strictly_increase(factory: &impl BackendFactory) {
     let mut last = 0;
     for round in 0..12 {
         let backend = &backends[round % 3];
-        let lease = backend
-            .acquire_lock("fenced", Duration::from_millis(150))
-            .await
-            .unwrap()
-            .unwrap();
+        // Every fourth lease is left to expire instead of released: short. The others live
+        // far longer than a slow machine takes to release them.
+        let expires = round % 4 == 3;
+        let ttl = Duration::from_millis(if expires { 150 } else { 30_000 });
+        // After an expiring lease, the lock is free once its TTL ran out: retried until then.
+        let start = std::time::Instant::now();
+        let lease = loop {
+            if let Some(lease) = backend.acquire_lock("fenced", ttl).await.unwrap() {
+                break lease;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "round {round}: the lock never became free"
+            );
+            sleep(Duration::from_millis(20)).await;
+        };
         assert!(
             lease.fencing_token() > last,
             "token {} after {last}",
             lease.fencing_token()
         );
         last = lease.fencing_token();
-        if round % 4 == 3 {
-            sleep(Duration::from_millis(400)).await; // let it expire instead of releasing
-        } else {
+        if !expires {
             assert!(backend.release_lock(&lease).await.unwrap());
         }
     }

@@ -162,9 +162,10 @@ impl Shared {
     /// step, whatever the command connection says.
     pub(crate) fn subscription_dropped(&self, reason: &str) {
         self.subscription_down.store(true, Ordering::Release);
-        Counters::bump(&self.counters.subscription_drops);
         self.counters.successes_in_a_row.store(0, Ordering::Relaxed);
         self.degrade(reason.to_owned());
+        // Counted once handled, so a reader that sees the drop also sees the degraded mode.
+        Counters::bump(&self.counters.subscription_drops);
     }
 
     pub(crate) fn is_degraded(&self) -> bool {

@@ -45,7 +45,8 @@ async fn redis_killed_under_load_degrades_then_every_worker_converges() {
     let workers = fleet(&factory, 4).await;
     let stop = Arc::new(AtomicBool::new(false));
     let slowest = Arc::new(AtomicU64::new(0));
-    let loader = load(&workers[0], Arc::clone(&stop), Arc::clone(&slowest));
+    let made = Arc::new(AtomicU64::new(0));
+    let loader = load(&workers[0], Arc::clone(&stop), Arc::clone(&slowest), made);
 
     factory.server().kill().unwrap();
     eventually("every worker reports degraded", || {

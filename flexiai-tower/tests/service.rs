@@ -280,3 +280,30 @@ async fn a_synced_breaker_works_unchanged_and_rejects_on_every_worker() {
     a.manager.stop().await.unwrap();
     b.manager.stop().await.unwrap();
 }
+
+/// The layer and the service hand out the breaker and the inner service; the typed error
+/// tells a rejection from an inner failure either way round.
+#[tokio::test]
+async fn accessors_return_the_breaker_and_the_inner_service() {
+    let clock = Arc::new(ManualClock::new());
+    let b = breaker(1, clock);
+    let layer = CircuitBreakerLayer::new(b.clone());
+    assert!(Arc::ptr_eq(layer.breaker(), &b));
+    let inner = Counting::default();
+    let mut svc = layer.layer(inner.clone());
+    assert!(Arc::ptr_eq(svc.breaker(), &b));
+    assert!(Arc::ptr_eq(&svc.get_ref().calls, &inner.calls));
+    svc.get_mut().ready_error = true;
+
+    let err = svc.ready().await.unwrap_err();
+    assert!(err.rejected().is_none(), "{err:?}");
+    assert_eq!(err.into_inner().unwrap().to_string(), "pool closed");
+
+    svc.get_mut().ready_error = false;
+    b.force_open();
+    let err = svc.ready().await.unwrap_err();
+    assert!(err.into_inner().is_none(), "a rejection has no inner error");
+    let unwrapped = svc.into_inner();
+    assert!(Arc::ptr_eq(&unwrapped.calls, &inner.calls));
+    assert_eq!(inner.calls.load(Ordering::SeqCst), 0);
+}

@@ -336,11 +336,13 @@ pub async fn a_retry_after_tie_keeps_the_latest_deadline(factory: &impl BackendF
     assert!(held.open_remaining_ms.unwrap() > 20_000, "{held:?}");
 }
 
-/// A probe that runs three times longer than `probe_lease_ttl` (300 ms here) stays the fleet's
+/// A probe that runs three times longer than `probe_lease_ttl` (1.5 s here) stays the fleet's
 /// only one: its worker extends the lease while the half-open period runs, so no other worker
 /// can take it and grant itself a second probe.
 pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl BackendFactory) {
-    let lease = Duration::from_millis(300);
+    // The holder renews a third of the TTL in and must be confirmed by two thirds: 500 ms for
+    // a flush tick and one round trip, room for a machine ten times slower than usual.
+    let lease = Duration::from_millis(1500);
     let options = crate::SyncOptions {
         probe_lease_ttl: lease,
         ..super::fast_options()
@@ -714,12 +716,22 @@ pub async fn a_success_threshold_above_the_probe_budget_still_closes(
             started.elapsed() < super::CONVERGE,
             "stuck half-open after {successes} successful probes"
         );
-        // Every worker keeps calling; at most one probe may be in flight fleet-wide.
+        // Every worker keeps calling; at most one probe may be in flight fleet-wide. A worker
+        // that already closed (the fleet's close is still on its way to the others, slowly on
+        // a loaded machine) admits ordinary calls: not probes.
         let admitted: Vec<_> = workers
             .iter()
             .filter_map(|w| w.breaker("x").try_acquire().ok())
             .collect();
-        assert!(admitted.len() <= 1, "{} probes at once", admitted.len());
+        let probes = admitted.iter().filter(|p| p.is_probe()).count();
+        assert!(
+            probes <= 1,
+            "{probes} probes at once: {:?}",
+            admitted
+                .iter()
+                .map(|p| (p.state(), p.version(), p.is_probe()))
+                .collect::<Vec<_>>()
+        );
         for permit in admitted {
             permit.success();
             successes += 1;

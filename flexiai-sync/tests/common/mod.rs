@@ -18,11 +18,12 @@ use flexiai_events::CircuitState;
 use flexiai_sync::scenarios::{self, Worker, eventually};
 
 /// Calls through worker 0's breaker in a loop, as request handlers would; records the
-/// slowest admission+record and whether anything blocked.
+/// slowest admission+record and counts the calls made (`calls`, readable while it runs).
 pub fn load(
     worker: &Worker,
     stop: Arc<AtomicBool>,
     slowest: Arc<AtomicU64>,
+    made: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<u64> {
     let breaker = Arc::clone(worker.breaker("x"));
     std::thread::spawn(move || {
@@ -35,6 +36,7 @@ pub fn load(
             let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             slowest.fetch_max(took, Ordering::Relaxed);
             calls += 1;
+            made.store(calls, Ordering::Relaxed);
             if calls % 1000 == 0 {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -86,6 +88,7 @@ pub async fn converge_on(workers: &[Worker], w: usize, state: CircuitState, what
 pub struct Load {
     stop: Arc<AtomicBool>,
     slowest: Arc<AtomicU64>,
+    made: Arc<AtomicU64>,
     handle: std::thread::JoinHandle<u64>,
 }
 
@@ -93,12 +96,25 @@ impl Load {
     pub fn start(worker: &Worker) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let slowest = Arc::new(AtomicU64::new(0));
-        let handle = load(worker, Arc::clone(&stop), Arc::clone(&slowest));
+        let made = Arc::new(AtomicU64::new(0));
+        let handle = load(
+            worker,
+            Arc::clone(&stop),
+            Arc::clone(&slowest),
+            Arc::clone(&made),
+        );
         Self {
             stop,
             slowest,
+            made,
             handle,
         }
+    }
+
+    /// The calls made so far: read before and after an outage, the difference shows calls
+    /// went on while Redis could not answer (a hot path waiting on Redis makes a handful).
+    pub fn calls(&self) -> u64 {
+        self.made.load(Ordering::Relaxed)
     }
 
     /// Stops the load; asserts it ran throughout and no call waited on Redis.
@@ -106,10 +122,13 @@ impl Load {
         self.stop.store(true, Ordering::Relaxed);
         let calls = self.handle.join().unwrap();
         assert!(calls > 1_000, "the load kept running ({calls} calls)");
-        // Not a latency benchmark (see BENCHMARKS.md): a bound far below any Redis timeout.
+        // Not a latency benchmark (see BENCHMARKS.md), nor the main evidence (calls made
+        // during an outage, see `calls`): a call waiting on Redis through a failover takes
+        // seconds. The bound leaves room for a slow machine (an instrumented run stops
+        // threads for tens of milliseconds).
         let slowest = Duration::from_micros(self.slowest.load(Ordering::Relaxed));
         assert!(
-            slowest < Duration::from_millis(250),
+            slowest < Duration::from_secs(1),
             "a call waited {slowest:?}: the hot path blocked"
         );
     }
