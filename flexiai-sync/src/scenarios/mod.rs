@@ -112,10 +112,21 @@ pub async fn fleet(
     providers: &[&str],
     config: &BreakerConfig,
 ) -> Vec<Worker> {
+    fleet_with(factory, n, providers, config, &fast_options()).await
+}
+
+/// [`fleet`] with `options` instead of [`fast_options`].
+pub async fn fleet_with(
+    factory: &impl BackendFactory,
+    n: usize,
+    providers: &[&str],
+    config: &BreakerConfig,
+    options: &SyncOptions,
+) -> Vec<Worker> {
     let backends = factory.open(n, &ConformanceOptions::default()).await;
     let mut workers = Vec::new();
     for backend in backends {
-        workers.push(worker(backend, providers, config).await);
+        workers.push(worker_with(backend, providers, config, options.clone()).await);
     }
     workers
 }
@@ -272,7 +283,14 @@ pub async fn fleet_failures_count_together(factory: &impl BackendFactory) {
 /// the provider is storming and send the successes they held back, into the slices they
 /// happened in). A provider that only succeeds costs nothing.
 pub async fn a_sub_threshold_storm_counts_exactly_and_stays_closed(factory: &impl BackendFactory) {
-    let workers = fleet(factory, 4, &["calm", "x"], &rate_config(8, 0.5)).await;
+    // The trip is decided once every worker had a heartbeat and a flush to send what it held
+    // back (`heartbeat + flush + report interval`): the default 1 s report interval gives a
+    // slow machine (an instrumented coverage run) eleven heartbeat intervals to do so, where
+    // the 50 ms of `fast_options` gave barely one and worker 0 could trip on its own 12 of 18
+    // (seen under tarpaulin on Sentinel).
+    let mut options = fast_options();
+    options.outcome_report_interval = Duration::from_secs(1);
+    let workers = fleet_with(factory, 4, &["calm", "x"], &rate_config(8, 0.5), &options).await;
     // Worker 0's start-up write of the closed v0 went out with an event that can reach the
     // workers started after it (a Cluster forwards a PUBLISH to the channel's node over its
     // bus; a write that timed out may be applied late). Such a late copy, sent here on
