@@ -125,6 +125,13 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // degraded, it stopped extending the lease, which expired, and the other worker probed
     // v5 beside it: failed on main at 1e88293, passes since degraded holders extend.
     named(1204, "check_probe_budget", LEASE),
+    // A worker degraded in half-open makes a local probe that succeeds, is back in step and
+    // wins the lease: that success was taken for the settlement of the lease's first credit,
+    // so a second credit came while the first probe ran (max 1, two in flight): failed on
+    // this branch at e767d67 (the 100,000-seed run), passes since the holder counts only the
+    // successes made after it won the lease.
+    named(5825, "check_probe_budget", LEASE),
+    named(7924, "check_probe_budget", LEASE),
 ];
 
 /// Seeds that show a defect still open on this branch.
