@@ -132,6 +132,14 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // successes made after it won the lease.
     named(5825, "check_probe_budget", LEASE),
     named(7924, "check_probe_budget", LEASE),
+    // The store restarts empty just after a grant; the holder spends its credit before it
+    // can learn of the restart, beside the next lease's probe (3646: the provider's first
+    // half-open period, where a restart is not detected; 10102: detected, the new lease held
+    // one TTL, the holder's probe still running). Not guaranteed (ARCHITECTURE.md, P6), and
+    // counted as the forgotten lease's by the checker since: failed on this branch at
+    // e767d67 (the 100,000-seed run), with 18 more seeds.
+    named(3646, "check_probe_budget", CHECKER),
+    named(10102, "check_probe_budget", CHECKER),
 ];
 
 /// Seeds that show a defect still open on this branch.
