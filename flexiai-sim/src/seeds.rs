@@ -157,8 +157,8 @@ pub const KNOWN_BUGS: &[NamedSeed] = &[
     named(22725, "check_probe_budget", LAPSED),
     named(29338, "check_probe_budget", LAPSED),
     named(35707, "check_probe_budget", LAPSED),
-    // The holder's lease lapses with two probes in flight, with no partition of its own in
-    // the record (a flapping provider, three failed calls): not triaged.
+    // The holder's two extensions time out (flaky calls, the rest of its calls answered);
+    // its lease lapses with two probes in flight.
     named(35229, "check_probe_budget", LAPSED),
     // The holder's subscription drops just after its first probe fails (the period ends
     // locally, unstored); degraded, it lets the lease expire while its second probe runs
