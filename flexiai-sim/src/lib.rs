@@ -92,7 +92,8 @@ impl SeedReport {
 pub fn run_seed(seed: u64, scale: u64) -> Result<SeedReport, SimError> {
     let plan = Plan::generate(seed, scale);
     let history = run_plan(&plan)?;
-    let violations = check::check_all(&history, plan.breaker.half_open_max_calls);
+    let ttl_ms = u64::try_from(plan.options.probe_lease_ttl.as_millis()).unwrap_or(u64::MAX);
+    let violations = check::check_all(&history, plan.breaker.half_open_max_calls, ttl_ms);
     Ok(SeedReport {
         hash: history.hash(),
         simulated: plan.duration(),

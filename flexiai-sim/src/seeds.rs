@@ -34,6 +34,8 @@ const DEGRADE: &str =
 const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_max_calls (a lease expired under a long probe, re-taken by a worker still in the ended period, or lost in a store wipe while its credits live on)";
 
 const WIPED_CREDITS: &str = "#1/#6 fleet stuck half-open: a lease holder that degraded mid-period and was synced again before its lease lapsed kept the lease, but the switch to local probes and back had wiped its unused credits: it granted no more and extended the lease for good";
+const LAPSED: &str = "#6 probe lease: a holder's lease lapses (unreachable, or degraded with its period ended unstored) while its admitted probe runs; the next holder probes beside it";
+const FORGOTTEN: &str = "not guaranteed, was judged as a defect: probes a holder spent on a lease the store forgot when it restarted empty, before the holder could know, counted against the next lease's budget";
 
 const SIMULATOR: &str =
     "a false report: the simulated store or the checker misread what the manager knew";
@@ -147,10 +149,49 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // holder keeps its breaker on the lease's credits (h3-probe, 311b007).
     named(17938, "check_liveness", WIPED_CREDITS),
     named(7452, "check_liveness", WIPED_CREDITS),
+    // A worker degraded in half-open makes a local probe that succeeds, is back in step and
+    // wins the lease: that success was taken for the settlement of the lease's first credit,
+    // so a second credit came while the first probe ran (max 1, two in flight): failed on
+    // this branch at e767d67 (the 100,000-seed run), passes since the holder counts only the
+    // successes made after it won the lease.
+    named(5825, "check_probe_budget", LEASE),
+    named(7924, "check_probe_budget", LEASE),
+    // The store restarts empty just after a grant; the holder spends its credit before it
+    // can learn of the restart, beside the next lease's probe (3646: the provider's first
+    // half-open period, where a restart is not detected; 10102: detected, the new lease held
+    // one TTL, the holder's probe still running). Not guaranteed (ARCHITECTURE.md, P6), and
+    // counted as the forgotten lease's by the checker since: failed on this branch at
+    // e767d67 (the 100,000-seed run), with 18 more seeds.
+    named(3646, "check_probe_budget", FORGOTTEN),
+    named(10102, "check_probe_budget", FORGOTTEN),
 ];
 
 /// Seeds that show a defect still open on this branch.
-pub const KNOWN_BUGS: &[NamedSeed] = &[];
+pub const KNOWN_BUGS: &[NamedSeed] = &[
+    // Found by the 100,000-seed run on this branch at e767d67, still failing at its end.
+    // The holder cannot reach the store (a partition) while its probe runs; its lease lapses
+    // and another worker probes the period the store still holds beside it. Not guaranteed
+    // (ARCHITECTURE.md P6, case 1; in 22725 and 29338 the holder's other probe had failed,
+    // ending the period where it could not store the end), but the checker has no exact
+    // exclusion yet: the history does not record which lock call won or kept a lease.
+    named(3828, "check_probe_budget", LAPSED),
+    named(22725, "check_probe_budget", LAPSED),
+    named(29338, "check_probe_budget", LAPSED),
+    named(35707, "check_probe_budget", LAPSED),
+    // The holder's two extensions time out (flaky calls, the rest of its calls answered);
+    // its lease lapses with two probes in flight.
+    named(35229, "check_probe_budget", LAPSED),
+    // The holder's subscription drops just after its first probe fails (the period ends
+    // locally, unstored); degraded, it lets the lease expire while its second probe runs
+    // and the other worker takes it for the stored period (case 3 of "Not guaranteed"; the
+    // checker has no exclusion for it).
+    named(22637, "check_probe_budget", LAPSED),
+    // A probe of a lease the wipe forgot settles (a success) after the holder won its next
+    // lease for the same period: the holder took it for a settlement of the new lease's
+    // credit and granted a second beside the first (max 1). The driver counts successes
+    // since the lease, not which lease's probes made them.
+    named(29290, "check_probe_budget", LEASE),
+];
 
 const fn named(seed: u64, invariant: &'static str, defect: &'static str) -> NamedSeed {
     NamedSeed {

@@ -937,6 +937,9 @@ struct HeldLease {
     version: u64,
     /// Probe credits granted under it so far in this period.
     granted: u64,
+    /// The period's successes counted before the lease was won (local probes while
+    /// degraded, an earlier lease of this worker): not settlements of this lease's credits.
+    successes_before: u64,
     /// When to extend it next: a third of the TTL after the last extension, so a slow
     /// backend still has two chances before it expires.
     renew_at: Instant,
@@ -1197,6 +1200,13 @@ impl Driver {
                 let ttl = shared.options.probe_lease_ttl;
                 // Flagged before the grant: a manager degrading meanwhile leaves the credits be.
                 entry.signals.leased.store(true, Ordering::SeqCst);
+                // Successes this period already counted (probes of a degraded spell, or of an
+                // earlier lease) settle none of the credits granted now.
+                let successes_before = entry
+                    .breaker
+                    .probe_progress()
+                    .filter(|p| p.version == version)
+                    .map_or(0, |p| p.successes);
                 let granted = if restarted {
                     0
                 } else {
@@ -1220,6 +1230,7 @@ impl Driver {
                         lease,
                         version,
                         granted: u64::from(granted),
+                        successes_before,
                         renew_at,
                         confirmed_at: sent,
                         grant_after: if restarted { sent + ttl } else { sent },
@@ -1274,8 +1285,10 @@ impl Driver {
     /// settled and the period still lacks successes: with `success_threshold` above
     /// `half_open_max_calls` one grant cannot close the period, and the fleet must still
     /// reach the threshold. Never more than `half_open_max_calls` in flight: a grant waits
-    /// until the successes counted equal the credits granted (a failure reopens the breaker
-    /// and ends the period; a probe dropped unsettled gives its credit back).
+    /// until the successes counted since the lease was won equal the credits granted (a
+    /// failure reopens the breaker and ends the period; a probe dropped unsettled gives its
+    /// credit back). Successes counted before it (seed 5825: a local probe of a degraded
+    /// spell in the same period) settle none of them.
     fn regrant(&mut self, entry: &Entry) {
         let Some(held) = self.leases.get_mut(&entry.name) else {
             return;
@@ -1289,7 +1302,7 @@ impl Driver {
         if progress.version != held.version
             || progress.free > 0
             || progress.successes >= progress.needed
-            || held.granted > progress.successes
+            || held.granted > progress.successes.saturating_sub(held.successes_before)
         {
             return;
         }

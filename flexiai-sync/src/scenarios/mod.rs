@@ -52,6 +52,7 @@ macro_rules! fleet_scenarios {
             a_retry_after_tie_keeps_the_latest_deadline,
             a_probe_longer_than_its_lease_stays_the_only_one,
             a_degraded_holder_keeps_the_lease_of_its_running_probe,
+            successes_before_the_lease_settle_none_of_its_credits,
             a_latency_spike_does_not_flip_probe_mode,
             a_mixed_fleet_with_a_python_worker_converges,
             a_success_threshold_above_the_probe_budget_still_closes,

@@ -505,6 +505,99 @@ pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &im
     }
 }
 
+/// Successes a breaker counted in a half-open period before its worker won the lease (local
+/// probes while degraded) settle none of the lease's credits: once back in step the holder
+/// has `half_open_max_calls` probes in flight, not more (seed 5825: its local success made
+/// the next grant look due while the first granted probe still ran).
+pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &impl BackendFactory) {
+    let recovery = Duration::from_millis(300);
+    let mut breaker = config(1, recovery);
+    breaker.half_open_max_calls = 1;
+    breaker.success_threshold = 3;
+    let backends = factory
+        .open(
+            1,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gated = GatedBackend::new(Arc::clone(&backends[0]));
+    let worker = super::worker_with(
+        Arc::clone(&gated) as Arc<dyn SyncBackend>,
+        &["x"],
+        &breaker,
+        super::fast_options(),
+    )
+    .await;
+    fail(worker.breaker("x"), 1);
+    let mut open_stored = false;
+    let started = std::time::Instant::now();
+    while !open_stored {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the trip is not stored"
+        );
+        open_stored = stored(&backends[0], "x")
+            .await
+            .is_some_and(|s| s.state == CircuitState::Open);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gated.notify(flexiai_backend::Notification::Disconnected);
+    eventually("the worker degrades", || {
+        worker.manager.health().is_degraded()
+    })
+    .await;
+    // Degraded, the breaker probes locally: one success of the three the period needs.
+    tokio::time::sleep(recovery).await;
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "no local probe admitted"
+        );
+        if let Ok(permit) = worker.breaker("x").try_acquire() {
+            permit.success();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let progress = worker.breaker("x").probe_progress().unwrap();
+    assert_eq!(progress.successes, 1);
+    gated.notify(flexiai_backend::Notification::Resubscribed);
+    eventually("the worker is back in step", || {
+        worker.manager.health().is_synced()
+    })
+    .await;
+    // Back in step it wins the lease: one credit, one probe, held while it keeps asking.
+    let started = std::time::Instant::now();
+    let probe = loop {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "no granted probe admitted"
+        );
+        if let Ok(permit) = worker.breaker("x").try_acquire() {
+            break permit;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let leases = worker.manager.metrics().probe_leases;
+    assert!(leases >= 1, "the probe was not granted under a lease");
+    // Twenty flushes: a wrong regrant comes at the next one.
+    let until = std::time::Instant::now() + Duration::from_millis(200);
+    let mut extra = 0;
+    while std::time::Instant::now() < until {
+        if let Ok(permit) = worker.breaker("x").try_acquire() {
+            extra += 1;
+            drop(permit);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(
+        extra, 0,
+        "a second probe beside the granted one (max 1): the local success was taken for its settlement"
+    );
+    probe.success();
+}
+
 /// One write that takes longer than `operation_timeout` (a latency spike) is not an outage:
 /// the manager stays synced, breakers keep fleet probes, and the transition is stored once
 /// the spike is over.
