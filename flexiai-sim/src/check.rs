@@ -1,7 +1,7 @@
 //! The invariant checker: reads a recorded history and reports every violation, each with
 //! the index of the record that broke it. Each invariant is one function.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use flexiai_breaker::CircuitState;
 
@@ -585,7 +585,12 @@ pub fn check_outcome_periods(history: &History) -> Vec<Violation> {
 /// Judged only while the fleet is in step, as the protocol promises it only then: every
 /// live worker synced, no view fault (partition, flaky calls, message faults, a dropped
 /// subscription), and no store wipe, crash, restart, operator action or Python event since
-/// the request; any of those forgets the requests made before it.
+/// the request; any of those forgets the requests made before it. After a wipe the fleet is
+/// in step again only once every worker running at the wipe has read the store
+/// (`get_states` answered): until then such a worker stands on a history the store no longer
+/// holds and ignores the refilled one's events as older than its base, so its open period
+/// is its own (ARCHITECTURE.md, "Not guaranteed": the history is repaired when a worker
+/// that knows more reconciles).
 pub fn check_retry_after_deadlines(history: &History) -> Vec<Violation> {
     let slack = u64::try_from(flexiai_sync::DEADLINE_SLACK.as_millis()).unwrap_or(u64::MAX);
     let mut out = Vec::new();
@@ -593,12 +598,29 @@ pub fn check_retry_after_deadlines(history: &History) -> Vec<Violation> {
     let mut asked: BTreeMap<&str, Vec<(u64, Actor, usize)>> = BTreeMap::new();
     let mut modes: BTreeMap<Actor, SyncState> = BTreeMap::new();
     let mut impaired: BTreeMap<usize, bool> = BTreeMap::new();
-    let in_step = |modes: &BTreeMap<Actor, SyncState>, impaired: &BTreeMap<usize, bool>| {
-        modes.values().all(|m| *m == SyncState::Synced) && !impaired.values().any(|on| *on)
+    // Workers running at the last wipe that have not read the store since.
+    let mut unread: BTreeSet<Actor> = BTreeSet::new();
+    let in_step = |modes: &BTreeMap<Actor, SyncState>,
+                   impaired: &BTreeMap<usize, bool>,
+                   unread: &BTreeSet<Actor>| {
+        modes.values().all(|m| *m == SyncState::Synced)
+            && !impaired.values().any(|on| *on)
+            && unread.is_empty()
     };
     for (index, entry) in history.entries.iter().enumerate() {
         let at = entry.at_ms;
         match &entry.record {
+            Record::StoreWiped => {
+                asked.clear();
+                unread = modes.keys().copied().collect();
+            }
+            Record::BackendCall {
+                worker,
+                op: "get_states",
+                ok: true,
+            } => {
+                unread.remove(worker);
+            }
             Record::SyncMode { worker, mode, .. } => {
                 modes.insert(*worker, *mode);
                 if *mode != SyncState::Synced {
@@ -613,9 +635,10 @@ pub fn check_retry_after_deadlines(history: &History) -> Vec<Violation> {
             }
             Record::Crashed { worker } => {
                 modes.remove(worker);
+                unread.remove(worker);
                 asked.clear();
             }
-            Record::Started { .. } | Record::StoreWiped => asked.clear(),
+            Record::Started { .. } => asked.clear(),
             Record::OperatorAction { provider, .. } | Record::PythonEvent { provider, .. } => {
                 asked.remove(provider.as_str());
             }
@@ -624,7 +647,7 @@ pub fn check_retry_after_deadlines(history: &History) -> Vec<Violation> {
                 provider,
                 version: Some(_),
                 until_ms,
-            } if in_step(&modes, &impaired) => {
+            } if in_step(&modes, &impaired, &unread) => {
                 asked
                     .entry(provider)
                     .or_default()
@@ -1516,6 +1539,49 @@ mod tests {
         h.push(10, asked(other, 30_000));
         h.push(2_010, leave(W));
         assert!(check_retry_after_deadlines(&h).is_empty());
+        // Seed 43985: after a wipe, a worker that refilled the store asks until 30 s; W, running
+        // at the wipe, has not read the store since and leaves at its own deadline: not judged.
+        // Once W has read the store, a request is judged again.
+        let reread = Record::BackendCall {
+            worker: W,
+            op: "get_states",
+            ok: true,
+        };
+        let mut h = History::default();
+        h.push(0, mode(W, SyncState::Synced));
+        h.push(0, mode(other, SyncState::Synced));
+        h.push(5, Record::StoreWiped);
+        h.push(
+            6,
+            Record::BackendCall {
+                worker: other,
+                op: "get_states",
+                ok: true,
+            },
+        );
+        h.push(10, asked(other, 30_000));
+        h.push(2_010, leave(W));
+        assert!(check_retry_after_deadlines(&h).is_empty());
+        h.push(
+            2_020,
+            Record::BackendCall {
+                worker: W,
+                op: "get_states",
+                ok: false,
+            },
+        );
+        h.push(2_030, asked(other, 40_000));
+        h.push(3_000, leave(W));
+        assert!(check_retry_after_deadlines(&h).is_empty());
+        h.push(3_010, reread);
+        h.push(3_020, asked(other, 50_000));
+        h.push(4_000, leave(W));
+        let found = check_retry_after_deadlines(&h);
+        assert_eq!(
+            found.iter().map(|v| v.index).collect::<Vec<_>>(),
+            vec![h.entries.len() - 1],
+            "{found:?}"
+        );
     }
 
     #[test]

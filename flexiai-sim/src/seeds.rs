@@ -164,6 +164,23 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // e767d67 (the 100,000-seed run), with 18 more seeds.
     named(3646, "check_probe_budget", FORGOTTEN),
     named(10102, "check_probe_budget", FORGOTTEN),
+    // Found by the 100,000-seed long run (h3-deg): every worker cut off (partitioned or
+    // crashed) when the operator reset a forced_open (42252) or disabled (65739) fleet, then
+    // a wipe; a worker wrote the old override back and the fleet ended in it. Pass since the
+    // simulated operator resets again when its reset was wiped before anyone held it.
+    named(42252, "check_liveness", LOST_RESET),
+    named(65739, "check_liveness", LOST_RESET),
+    // Long run (h3-deg): a degraded worker's reconcile read rebased its open deadline onto
+    // the stored snapshot, then its recovery timeout made v+2 half-open before the write
+    // (91195: v11 open onto v10 closed, v12 written over v10; 66620, 91283). Pass since the
+    // tracker attributes the rebase when the read's reply reaches the driver.
+    named(91195, "check_linear_history", UNSEEN_REBASE),
+    named(66620, "check_linear_history", UNSEEN_REBASE),
+    // Long run (h3-deg): a worker restarted after a wipe refills the store and applies a
+    // Retry-After at its v1; a worker running at the wipe, still on its v20, leaves open
+    // before reading the store. Passes since the checker judges a wipe's fleet in step only
+    // once every worker running at it has read the store.
+    named(43985, "check_retry_after_deadlines", WIPE_SPLIT),
 ];
 
 /// Seeds that show a defect still open on this branch.
@@ -191,6 +208,13 @@ pub const KNOWN_BUGS: &[NamedSeed] = &[
     // credit and granted a second beside the first (max 1). The driver counts successes
     // since the lease, not which lease's probes made them.
     named(29290, "check_probe_budget", LEASE),
+    // Long run (h3-deg), still failing on h3-rest. 47137: w0 opens v5 for 1 s, stored; w1
+    // (messages lost) opens v5 for 1 s 503 ms later, loses the tie, and keeps its deadline
+    // only locally: the stored "1000 ms remaining" reads as equal; w0 leaves 501 ms early.
+    // 85055: the same, the stored v3 1.5 s old.
+    named(47137, "check_retry_after_deadlines", STALE_DEADLINE),
+    named(85055, "check_retry_after_deadlines", STALE_DEADLINE),
+    named(53338, "check_linear_history", PYTHON_BURST),
 ];
 
 const fn named(seed: u64, invariant: &'static str, defect: &'static str) -> NamedSeed {
@@ -258,3 +282,10 @@ pub fn diagnose(report: &SeedReport) -> Vec<&'static str> {
     out.dedup();
     out
 }
+
+// Defects of the long run's seeds triaged on h3-rest.
+const LOST_RESET: &str = "a false report: an operator's reset acknowledged while no worker could hear it, then wiped out of the store, is lost by design (ARCHITECTURE.md, Not guaranteed); the simulated operator now resets again at the end of the fault phase";
+const UNSEEN_REBASE: &str = "a false report of the tracker: an open deadline rebased by a reconcile read (P5, at the breaker's own version) and followed by a local transition before the write was not attributed";
+const WIPE_SPLIT: &str = "a false report of the checker: after a wipe, a worker that has not read the store since stands on a history the store lost and leaves open on its own deadline, not the refilled store's (Not guaranteed: repaired at its reconcile)";
+const STALE_DEADLINE: &str = "#5 P5 compares a stored open_remaining_ms as if written now: a CAS-tie loser whose Retry-After ends later than the winner's real deadline, but not later than the winner's remaining as written (the stored snapshot aged d ms), keeps it only locally; the fleet leaves open up to d early";
+const PYTHON_BURST: &str = "check_linear_history, suspected false report (not fixed): a degraded worker at its own v5 closed adopted the stored v5 open (same version, another state) from a late event, then a Python half_open made v6, both processed before the simulator looked; the tracker missed the v5 adoption and judged the worker's v7 a write over a sibling";

@@ -48,6 +48,10 @@ pub(crate) struct Track {
     /// The points (version, state) this breaker went through by itself since `base`.
     pub(crate) path: Vec<(u64, CircuitState)>,
     candidates: VecDeque<Candidate>,
+    /// A reconcile read handed the driver this snapshot while the breaker stood one version
+    /// past it, open, on a branch below it (see [`State::note_reconcile_read`]): settled at the
+    /// next look at the breaker.
+    rebase_from: Option<SnapId>,
 }
 
 impl Track {
@@ -59,6 +63,7 @@ impl Track {
             epoch: 0,
             path: Vec::new(),
             candidates: VecDeque::new(),
+            rebase_from: None,
         }
     }
 
@@ -201,6 +206,16 @@ impl State {
         self.record(Record::Started { worker: actor });
     }
 
+    /// The epochs running workers' breakers for `provider` stand in (the last stored
+    /// snapshot each wrote or adopted).
+    pub(crate) fn held_epochs(&self, provider: usize) -> Vec<u64> {
+        self.slots
+            .iter()
+            .filter(|s| s.alive)
+            .filter_map(|s| s.tracks.get(provider).map(|t| t.epoch))
+            .collect()
+    }
+
     pub(crate) fn is_current(&self, slot: usize, actor: Actor) -> bool {
         let s = &self.slots[slot];
         s.alive && s.actor == actor
@@ -217,6 +232,7 @@ impl State {
             // Both reads are free of side effects: a due open -> half-open transition is
             // reported, not made, so `state` may say half-open where the word is still open.
             let (version, state) = (breaker.version(), breaker.state());
+            self.settle_rebase(slot, i, version);
             if version != self.slots[slot].tracks[i].version {
                 self.resolve(slot, i, version, Some(state));
             } else if Some(state) != self.slots[slot].tracks[i].state {
@@ -337,6 +353,7 @@ impl State {
             return;
         }
         let prior = transition.version.saturating_sub(1);
+        self.settle_rebase(slot, provider, prior);
         if self.slots[slot].tracks[provider].version != prior {
             self.resolve(slot, provider, prior, None);
         }
@@ -368,6 +385,57 @@ impl State {
             track.set_base(Base::Known(id.clone()));
         }
         track.push(Candidate::Snap(id));
+    }
+
+    /// A reconcile's `get_states` reply, `snapshot` for `provider`, reached `slot`'s driver,
+    /// which converges on it before anything else runs. Revision above the driver's base:
+    /// it adopts it (base := it), and with the breaker at its version + 1, open, on a branch
+    /// of its epoch, either restores it (the version changes, seen by [`State::sync_slot`])
+    /// or rebases the open deadline onto it as v+1 (`later_deadline`): the breaker's version
+    /// and state stay as they were, which nothing else can see. Noted here, attributed at the
+    /// next look if the version did not change.
+    pub(crate) fn note_reconcile_read(
+        &mut self,
+        slot: usize,
+        provider: &str,
+        snapshot: &BreakerSnapshot,
+    ) {
+        let Some(i) = self.provider_index(provider) else {
+            return;
+        };
+        let id = SnapId::of(snapshot);
+        let track = &mut self.slots[slot].tracks[i];
+        let below =
+            matches!(&track.base, Base::Known(b) if (b.epoch, b.version) < (id.epoch, id.version));
+        track.rebase_from = (below
+            && id.epoch == track.epoch
+            && track.version == id.version.saturating_add(1)
+            && track.state == Some(CircuitState::Open)
+            && !matches!(id.state, CircuitState::ForcedOpen | CircuitState::Disabled))
+        .then_some(id);
+    }
+
+    /// Settles a rebase noted by [`State::note_reconcile_read`], the breaker now at
+    /// `version` (before any local transition still being reported).
+    fn settle_rebase(&mut self, slot: usize, provider: usize, version: u64) {
+        let actor = self.slots[slot].actor;
+        let track = &mut self.slots[slot].tracks[provider];
+        let Some(id) = track.rebase_from.take() else {
+            return;
+        };
+        if version != track.version {
+            return;
+        }
+        track.set_base(Base::Known(id));
+        track.path.push((version, CircuitState::Open));
+        let name = self.providers[provider].clone();
+        self.record(Record::Seen {
+            worker: actor,
+            provider: name,
+            version,
+            state: Some(CircuitState::Open),
+            via: "rebase".to_owned(),
+        });
     }
 
     /// A lost compare-and-set: the driver adopts the stored winner when it has the version
@@ -667,6 +735,51 @@ mod tests {
         let mut s = diverged();
         s.note_read(0, P, &older);
         assert_eq!(write(&mut s, &older, &rebased), 1);
+    }
+
+    /// Seeds 91195, 66620, 91283: the rebase of [`an_open_deadline_rebased_at_the_breakers_own_version_descends_from_what_it_replaced`]
+    /// made by a reconcile read, then a local transition (v8 half-open) before the write: the
+    /// write is v8, not the rebased v7, so only the reconcile read can attribute it.
+    #[test]
+    fn a_rebase_made_by_a_reconcile_read_is_attributed_before_later_transitions() {
+        let closed = snap(6, CircuitState::Closed, None);
+        let half_open = snap(8, CircuitState::HalfOpen, None);
+        let step = |s: &mut State| {
+            let track = &mut s.slots[0].tracks[0];
+            track.path.push((8, CircuitState::HalfOpen));
+            track.version = 8;
+            track.state = Some(CircuitState::HalfOpen);
+        };
+        // Before: the read alone leaves the write of v8 over v6 unattributed (a false report).
+        let mut s = diverged();
+        s.note_read(0, P, &closed);
+        step(&mut s);
+        assert_eq!(write(&mut s, &closed, &half_open), 1);
+        // The reply reached the driver and the breaker is still at v7: rebased onto v6.
+        let mut s = diverged();
+        s.note_read(0, P, &closed);
+        s.note_reconcile_read(0, P, &closed);
+        s.settle_rebase(0, 0, 7);
+        step(&mut s);
+        assert_eq!(write(&mut s, &closed, &half_open), 0, "{:#?}", s.history);
+        // The breaker's version changed (it restored v6): no rebase; judged as before.
+        let mut s = diverged();
+        s.note_reconcile_read(0, P, &closed);
+        s.settle_rebase(0, 0, 6);
+        step(&mut s);
+        assert_eq!(write(&mut s, &closed, &half_open), 1);
+        // Never onto an operator's state, nor two versions back.
+        for stored in [
+            snap(6, CircuitState::Disabled, None),
+            snap(5, CircuitState::Closed, None),
+        ] {
+            let mut s = diverged();
+            s.note_read(0, P, &stored);
+            s.note_reconcile_read(0, P, &stored);
+            s.settle_rebase(0, 0, 7);
+            step(&mut s);
+            assert_eq!(write(&mut s, &stored, &half_open), 1, "{stored:?}");
+        }
     }
 
     /// Seeds 3548 and 12059 (and nine more): a message from before an override, delayed or

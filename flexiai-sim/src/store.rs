@@ -290,7 +290,20 @@ impl SyncBackend for SimBackend {
                 }
             });
         }
-        call.finish(result).await
+        let result = call.finish(result).await;
+        // Answered: the driver converges on the reply before anything else runs.
+        if let (Ok(stored), Some(slot)) = (&result, self.slot) {
+            self.shared.with(|s| {
+                if s.is_current(slot, self.actor) {
+                    for (provider, snapshot) in providers.iter().zip(stored) {
+                        if let Some(snapshot) = snapshot {
+                            s.note_reconcile_read(slot, provider, snapshot);
+                        }
+                    }
+                }
+            });
+        }
+        result
     }
 
     async fn set_state(

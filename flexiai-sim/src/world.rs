@@ -106,6 +106,9 @@ struct Run<'p> {
     seq: u64,
     operator_actions: u32,
     last_override: Vec<Option<CircuitState>>,
+    /// The epoch of each provider's last acknowledged override, and whether the store was
+    /// wiped since.
+    override_epoch: Vec<Option<(u64, bool)>>,
 }
 
 /// The jitter seed of one breaker: a function of the seed and the breaker's place in the run.
@@ -154,6 +157,7 @@ async fn run_inner(plan: &Plan, origin: Instant) -> Result<History, SimError> {
         seq: 0,
         operator_actions: 0,
         last_override: vec![None; plan.providers.len()],
+        override_epoch: vec![None; plan.providers.len()],
     };
     for slot in 0..plan.workers {
         run.start_worker(slot).await?;
@@ -295,6 +299,7 @@ impl Run<'_> {
         let id = self.operator_actions;
         let name = self.plan.providers[provider].clone();
         self.last_override[provider] = Some(state);
+        self.override_epoch[provider] = None;
         self.shared.with(|s| {
             s.record(Record::OperatorAction {
                 id,
@@ -311,12 +316,15 @@ impl Run<'_> {
             )
             .await
             {
-                Ok(Ok(written)) => Record::OperatorAck {
-                    id,
-                    provider: name,
-                    state,
-                    version: written.version,
-                },
+                Ok(Ok(written)) => {
+                    self.override_epoch[provider] = Some((written.epoch, false));
+                    Record::OperatorAck {
+                        id,
+                        provider: name,
+                        state,
+                        version: written.version,
+                    }
+                }
                 Ok(Err(error)) => Record::OperatorFailed {
                     id,
                     provider: name,
@@ -454,6 +462,9 @@ impl Run<'_> {
             }
             Action::Wipe => {
                 self.shared.memory.wipe();
+                for held in self.override_epoch.iter_mut().flatten() {
+                    held.1 = true;
+                }
                 let delay = self.shared.with(|s| {
                     s.record(Record::StoreWiped);
                     s.rng.range(100, 1000)
@@ -541,6 +552,7 @@ impl Run<'_> {
             }
         }
         for provider in 0..self.plan.providers.len() {
+            let lost = self.reset_lost(provider).await;
             match self.last_override[provider] {
                 Some(CircuitState::ForcedOpen | CircuitState::Disabled)
                     if self.plan.final_resets.contains(&provider) =>
@@ -550,10 +562,35 @@ impl Run<'_> {
                 Some(state @ (CircuitState::ForcedOpen | CircuitState::Disabled)) => {
                     self.operator(provider, state).await;
                 }
+                // A reset lost in a wipe before any running worker held it is lost by design
+                // (ARCHITECTURE.md, "Not guaranteed"): the fleet may bring back the override
+                // it replaced. The operator, checking, resets again; a reset that some worker
+                // or the store still holds is left for check_liveness to judge.
+                Some(CircuitState::Closed) if lost => {
+                    self.operator(provider, CircuitState::Closed).await;
+                }
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// Whether the provider's last override was wiped out of the store and no running worker
+    /// holds its epoch (see [`lost_in_a_wipe`]).
+    async fn reset_lost(&self, provider: usize) -> bool {
+        let Some((epoch, wiped)) = self.override_epoch[provider] else {
+            return false;
+        };
+        let stored = self
+            .shared
+            .memory
+            .get_state(&self.plan.providers[provider])
+            .await
+            .ok()
+            .flatten()
+            .map(|s| s.epoch);
+        let held = self.shared.with(|s| s.held_epochs(provider));
+        lost_in_a_wipe(epoch, wiped, stored, &held)
     }
 
     async fn sample(&mut self) {
@@ -600,6 +637,14 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// An override of epoch `epoch` is lost when the store was wiped since it was acknowledged
+/// and neither the store (`stored`: its epoch now) nor any running worker (`held`) stands in
+/// its epoch or a later one: nobody can bring it back. Without a wipe, an override gone from
+/// everywhere is a lost update, for the checks to report.
+fn lost_in_a_wipe(epoch: u64, wiped: bool, stored: Option<u64>, held: &[u64]) -> bool {
+    wiped && stored.is_none_or(|s| s < epoch) && held.iter().all(|&h| h < epoch)
 }
 
 /// One caller: pauses, asks the breaker, calls the provider, settles.
@@ -735,5 +780,24 @@ fn provider_answer(s: &mut State, provider: usize) -> (Duration, Answer) {
             Duration::from_millis(s.rng.range(500, SLOW_LATENCY_MAX_MS)),
             Answer::Ok,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lost_in_a_wipe;
+
+    #[test]
+    fn an_override_is_lost_only_when_wiped_and_held_by_nobody() {
+        // Seeds 42252, 65739: the reset (epoch 30) acknowledged while every worker was cut
+        // off, then the store wiped; a worker wrote back the forced_open of epoch 20.
+        assert!(lost_in_a_wipe(30, true, Some(20), &[20, 0]));
+        assert!(lost_in_a_wipe(30, true, None, &[]));
+        // A running worker still holds it (it must write it back): not lost, judged.
+        assert!(!lost_in_a_wipe(30, true, Some(20), &[30, 20]));
+        // The store holds it or a later epoch.
+        assert!(!lost_in_a_wipe(30, true, Some(30), &[20]));
+        // No wipe: gone from everywhere is a lost update, for the checks.
+        assert!(!lost_in_a_wipe(30, false, Some(20), &[20]));
     }
 }
