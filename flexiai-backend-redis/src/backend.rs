@@ -21,7 +21,7 @@ use crate::config::RedisConfig;
 use crate::connection::{Conn, Connections};
 use crate::error::{RedisBackendError, classify};
 use crate::keys::Keys;
-use crate::scripts::{ACQUIRE, CAS, EXTEND, HEARTBEAT, LIVE_WORKERS, RECORD, RELEASE};
+use crate::scripts::{ACQUIRE, CAS, EXTEND, HEARTBEAT, LIVE_WORKERS, READ, RECORD, RELEASE, STORE};
 use crate::subscriber::{self, SubscriberStats};
 
 /// A [`SyncBackend`] on Redis.
@@ -307,6 +307,7 @@ impl RedisBackend {
 /// stored value).
 struct PreparedCas<'a> {
     key: String,
+    written: String,
     version: u64,
     payload: Vec<u8>,
     ttl_ms: u64,
@@ -322,6 +323,7 @@ impl PreparedCas<'_> {
     fn invocation(&self, unreadable: &[u8]) -> redis::ScriptInvocation<'static> {
         let mut invocation = CAS.key(&self.key);
         invocation
+            .key(&self.written)
             .arg(self.version)
             .arg(&self.payload)
             .arg(self.ttl_ms)
@@ -353,6 +355,7 @@ impl RedisBackend {
             .unwrap_or_default();
         Ok(PreparedCas {
             key,
+            written: self.inner.keys.written(provider),
             version: snapshot.version,
             payload,
             ttl_ms: self.ttl_millis().unwrap_or(0),
@@ -379,21 +382,58 @@ impl RedisBackend {
         key: &str,
         reply: &Value,
     ) -> Result<Result<CasOutcome, (flexiai_serde::SerdeError, Vec<u8>)>, BackendError> {
-        let current = match reply {
+        let (current, age) = match reply {
             Value::Array(items) => match items.as_slice() {
                 [Value::Int(1)] => return Ok(Ok(CasOutcome::Applied)),
-                [Value::Int(0), Value::BulkString(current)] => current,
+                [Value::Int(0), Value::BulkString(current), Value::Int(age)] => (current, *age),
                 _ => return Err(unexpected("compare_and_set", reply)),
             },
             _ => return Err(unexpected("compare_and_set", reply)),
         };
         Ok(
             match self.inner.serializer.deserialize_state_for(key, current) {
-                Ok(current) => Ok(CasOutcome::Stale { current }),
+                Ok(current) => Ok(CasOutcome::Stale {
+                    current: aged(current, age),
+                }),
                 Err(error) => Err((error, current.clone())),
             },
         )
     }
+}
+
+/// A stored snapshot as of the read: aged by `age_ms`, the server's ms since it was written
+/// (negative: not known, left as written).
+fn aged(snapshot: BreakerSnapshot, age_ms: i64) -> BreakerSnapshot {
+    match u64::try_from(age_ms) {
+        Ok(ms) => snapshot.aged(Duration::from_millis(ms)),
+        Err(_) => snapshot,
+    }
+}
+
+/// A stored value as [`READ`] returns it, with its age in server ms (negative: not known).
+type AgedValue = (Option<Vec<u8>>, i64);
+
+/// Splits a [`READ`] reply into one [`AgedValue`] per key.
+fn read_pairs(reply: Vec<Value>, keys: usize) -> Result<Vec<AgedValue>, BackendError> {
+    if reply.len() != keys * 2 {
+        return Err(BackendError::Other {
+            message: format!("read returned {} values for {keys} keys", reply.len() / 2),
+        });
+    }
+    let mut out = Vec::with_capacity(keys);
+    let mut values = reply.into_iter();
+    while let (Some(value), Some(age)) = (values.next(), values.next()) {
+        let value = match value {
+            Value::Nil => None,
+            Value::BulkString(bytes) => Some(bytes),
+            other => return Err(unexpected("read", &other)),
+        };
+        let Value::Int(age) = age else {
+            return Err(unexpected("read", &age));
+        };
+        out.push((value, age));
+    }
+    Ok(out)
 }
 
 fn unexpected(operation: &'static str, value: &Value) -> BackendError {
@@ -439,17 +479,20 @@ impl SyncBackend for RedisBackend {
         self.ensure_open()?;
         validate_provider(provider)?;
         let key = self.inner.keys.state(provider);
-        let bytes = self
+        let reply = self
             .bounded("get_state", async {
                 let mut conn = self.conn("get_state").await?;
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async::<Option<Vec<u8>>>(&mut conn)
+                READ.key(&key)
+                    .key(self.inner.keys.written(provider))
+                    .invoke_async::<Vec<Value>>(&mut conn)
                     .await
                     .map_err(|e| self.redis_error(&e, "get_state"))
             })
             .await?;
-        self.decode_state(&key, bytes)
+        let Some((bytes, age)) = read_pairs(reply, 1)?.pop() else {
+            return Ok(None);
+        };
+        Ok(self.decode_state(&key, bytes)?.map(|s| aged(s, age)))
     }
 
     async fn get_states(
@@ -464,33 +507,28 @@ impl SyncBackend for RedisBackend {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = providers.iter().map(|p| self.inner.keys.state(p)).collect();
-        let values = self
+        let reply = self
             .bounded("get_states", async {
                 let mut conn = self.conn("get_states").await?;
-                redis::cmd("MGET")
-                    .arg(&keys)
-                    .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                let mut invocation = READ.prepare_invoke();
+                for (key, provider) in keys.iter().zip(providers) {
+                    invocation.key(key).key(self.inner.keys.written(provider));
+                }
+                invocation
+                    .invoke_async::<Vec<Value>>(&mut conn)
                     .await
                     .map_err(|e| self.redis_error(&e, "get_states"))
             })
             .await?;
-        if values.len() != providers.len() {
-            return Err(BackendError::Other {
-                message: format!(
-                    "MGET returned {} values for {} keys",
-                    values.len(),
-                    providers.len()
-                ),
-            });
-        }
+        let values = read_pairs(reply, keys.len())?;
         // One corrupt key must not hide every other provider (and stall reconciliation):
         // it reads as absent, so the next compare-and-set overwrites it.
         Ok(providers
             .iter()
             .zip(keys.iter())
             .zip(values)
-            .map(|((provider, key), value)| match self.decode_state(key, value) {
-                Ok(snapshot) => snapshot,
+            .map(|((provider, key), (value, age))| match self.decode_state(key, value) {
+                Ok(snapshot) => snapshot.map(|s| aged(s, age)),
                 Err(error) => {
                     tracing::warn!(%provider, reason = %error, "ignoring an undecodable stored snapshot");
                     None
@@ -510,12 +548,12 @@ impl SyncBackend for RedisBackend {
         let payload = self.inner.serializer.serialize_state_for(&key, snapshot)?;
         self.bounded("set_state", async {
             let mut conn = self.conn("set_state").await?;
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&key).arg(&payload);
-            if let Some(ttl) = self.ttl_millis() {
-                cmd.arg("PX").arg(ttl);
-            }
-            cmd.query_async::<()>(&mut conn)
+            STORE
+                .key(&key)
+                .key(self.inner.keys.written(provider))
+                .arg(&payload)
+                .arg(self.ttl_millis().unwrap_or(0))
+                .invoke_async::<()>(&mut conn)
                 .await
                 .map_err(|e| self.redis_error(&e, "set_state"))
         })

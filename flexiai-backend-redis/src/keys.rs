@@ -81,6 +81,14 @@ impl Keys {
         format!("{}:state:{provider}", self.base)
     }
 
+    /// `{base}:written:{provider}`: when the snapshot at [`state`](Self::state) was written,
+    /// in the server's unix ms (`TIME`), with the state's TTL: reads age the stored open
+    /// period by the time since (see `BreakerSnapshot::aged`). Outside the `state:` prefix,
+    /// so a `SCAN` of the snapshots never meets it.
+    pub(crate) fn written(&self, provider: &str) -> String {
+        format!("{}:written:{provider}", self.base)
+    }
+
     /// The part of a state key before the provider.
     pub(crate) fn state_prefix(&self) -> String {
         format!("{}:state:", self.base)

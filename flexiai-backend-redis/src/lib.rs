@@ -32,6 +32,7 @@
 //! | key | type | value | TTL |
 //! |---|---|---|---|
 //! | `{base}:state:{provider}` | string | the encoded [`BreakerSnapshot`](flexiai_events::BreakerSnapshot) (JSON or framed MessagePack) | state TTL (default 1 h) |
+//! | `{base}:written:{provider}` | string | `{unix ms}:{SHA-1 of the snapshot}`: when the state key was written, by the server's `TIME` | state TTL |
 //! | `{base}:lock:{name}` | string | the holder's random 128-bit token | the lease's TTL |
 //! | `{base}:fence:{name}` | integer | the last fencing token (`INCR`) | none: only grows |
 //! | `{base}:workers` | sorted set | worker ids scored by heartbeat expiry (server time, unix ms) | none; expired members are dropped on every heartbeat and read |
@@ -46,8 +47,15 @@
 //!
 //! # Scripts
 //!
-//! * CAS: `GET` the state, read its version; if it is at least the new one return
-//!   `{0, stored}`; otherwise `SET … PX ttl` and `PUBLISH` the event, return `{1}`.
+//! * CAS: `GET` the state, read its revision; if it is not the one the writer grew from
+//!   return `{0, stored, age}`; otherwise `SET … PX ttl`, stamp the written key with the
+//!   server's `TIME`, `PUBLISH` the event, return `{1}`.
+//! * read (`get_state`, `get_states`): `GET` each state and its stamp, return each value
+//!   with its age in server ms. Every snapshot read (and the stored one a lost
+//!   compare-and-set returns) has its open period aged by that much
+//!   ([`BreakerSnapshot::aged`](flexiai_events::BreakerSnapshot::aged)), so readers compare
+//!   open periods as of now with no worker's clock involved. A stamp made for another value
+//!   (a Python worker's `SET` since) is ignored: that value reads as written.
 //! * acquire: `SET lock token NX PX ttl`, and only if that succeeded `INCR fence`.
 //! * release / extend: compare the token, then `DEL` / `PEXPIRE`.
 //! * record outcomes: read the server's `TIME`, `HINCRBY` each slice of counts into the

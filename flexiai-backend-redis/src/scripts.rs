@@ -7,7 +7,7 @@ use redis::Script;
 
 /// Successor-only compare-and-set that publishes the winning event in the same atomic step.
 ///
-/// `KEYS[1]` state key; `ARGV[1]` new version; `ARGV[2]` encoded snapshot; `ARGV[3]` TTL in
+/// `KEYS[1]` state key; `KEYS[2]` its written-at key; `ARGV[1]` new version; `ARGV[2]` encoded snapshot; `ARGV[3]` TTL in
 /// ms (`0`: none); `ARGV[4]` channel; `ARGV[5]` encoded event (empty: publish nothing);
 /// `ARGV[6]` `1` when the writer requires signed snapshots; `ARGV[7]` a stored value the
 /// writer could not read (empty: none), to be replaced whatever version it claims;
@@ -25,11 +25,22 @@ use redis::Script;
 /// without a numeric `version` (a Python writer) counts as version 0; one that does not
 /// decode, or is unsigned while signatures are required, counts as absent, so any write
 /// repairs it.
-/// Returns `{1}` when applied, `{0, stored}` when the stored value is not what the writer grew
-/// from (or not older than the new one).
+/// Returns `{1}` when applied (the written-at key set to the server's `TIME` and the value's
+/// SHA-1, as [`READ`] expects), `{0, stored, age}` when the stored value is not what the writer grew from (or not older than the new
+/// one), `age` being the ms since it was written, or `-1` when not known.
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function age(value)
+  local at, digest = string.match(redis.call('GET', KEYS[2]) or '', '^(%d+):(%x+)$')
+  if at == nil or digest ~= redis.sha1hex(value) then
+    return -1
+  end
+  return math.max(0, now - tonumber(at))
+end
+local stamp = string.format('%d:%s', now, redis.sha1hex(ARGV[2]))
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[7] then
   local stored = 0
@@ -62,22 +73,75 @@ if current and current ~= ARGV[7] then
   if stored >= 0 then
     local new_epoch, new_version = tonumber(ARGV[8]), tonumber(ARGV[1])
     if ARGV[9] ~= '1' or tonumber(ARGV[10]) ~= epoch or tonumber(ARGV[11]) ~= stored then
-      return {0, current}
+      return {0, current, age(current)}
     end
     if new_epoch < epoch or (new_epoch == epoch and new_version <= stored) then
-      return {0, current}
+      return {0, current, age(current)}
     end
   end
 end
 if tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[2], stamp, 'PX', ARGV[3])
 else
   redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], stamp)
 end
 if ARGV[5] ~= '' then
   redis.call('PUBLISH', ARGV[4], ARGV[5])
 end
 return {1}
+"#,
+    )
+});
+
+/// Stores a snapshot unconditionally (`set_state`), stamping when.
+///
+/// `KEYS[1]` state key; `KEYS[2]` its written-at key; `ARGV[1]` encoded snapshot; `ARGV[2]`
+/// TTL in ms (`0`: none).
+pub(crate) static STORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stamp = string.format('%d:%s', now, redis.sha1hex(ARGV[1]))
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], stamp, 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SET', KEYS[2], stamp)
+end
+return 1
+"#,
+    )
+});
+
+/// Reads snapshots with their age.
+///
+/// `KEYS` pairs: a state key, then its written-at key. Returns, per pair, the stored value
+/// (nil when absent) and the ms since it was written by the server's `TIME` (`-1` when not
+/// known: absent, or replaced by something that does not stamp, such as a Python worker's
+/// `SET`: the stamp names the SHA-1 of the value it was made for).
+pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = 1, #KEYS, 2 do
+  local value = redis.call('GET', KEYS[i])
+  local age = -1
+  if value then
+    local at, digest = string.match(redis.call('GET', KEYS[i + 1]) or '', '^(%d+):(%x+)$')
+    if at ~= nil and digest == redis.sha1hex(value) then
+      age = math.max(0, now - tonumber(at))
+    end
+  end
+  out[i] = value
+  out[i + 1] = age
+end
+return out
 "#,
     )
 });

@@ -84,6 +84,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $factory;
             publish_reaches_every_subscriber,
             state_round_trip,
+            stored_open_periods_age_on_every_read,
             batched_reads_keep_order,
             state_expires_after_ttl,
             cas_stores_only_successors,
@@ -199,6 +200,60 @@ pub async fn state_round_trip(factory: &impl BackendFactory) {
     let older = snapshot(CircuitState::Closed, 1);
     backends[1].set_state("openai", &older).await.unwrap();
     assert_eq!(backends[0].get_state("openai").await.unwrap(), Some(older));
+}
+
+/// A stored open period is read as of the read: the store ages `open_remaining_ms` by the
+/// time since the write on its own clock, through every read (`get_state`, `get_states`, the
+/// stored snapshot a lost compare-and-set returns), so that workers compare open periods
+/// with no writer's clock involved (issue 12, #5: a tie loser read a stored deadline as if
+/// written now and kept its later one only locally).
+pub async fn stored_open_periods_age_on_every_read(factory: &impl BackendFactory) {
+    const LEFT: u64 = 60_000;
+    const WAIT: Duration = Duration::from_millis(300);
+    let backend = one(factory).await;
+    let mut open = snapshot(CircuitState::Open, 3);
+    open.open_remaining_ms = Some(LEFT);
+    assert_eq!(
+        backend
+            .compare_and_set("openai", &open, None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    backend.set_state("anthropic", &open).await.unwrap();
+    tokio::time::sleep(WAIT).await;
+    // At least WAIT less; the upper bound only catches a period grown or reset to zero.
+    let wait = u64::try_from(WAIT.as_millis()).unwrap();
+    let aged = |s: Option<BreakerSnapshot>, how: &str| {
+        let left = s.and_then(|s| s.open_remaining_ms).unwrap();
+        assert!(
+            left <= LEFT - wait && left > LEFT / 2,
+            "{how}: {left} ms left of {LEFT} after {WAIT:?}"
+        );
+    };
+    aged(backend.get_state("openai").await.unwrap(), "get_state");
+    let both = backend
+        .get_states(&["openai".to_owned(), "anthropic".to_owned()])
+        .await
+        .unwrap();
+    for (s, how) in both
+        .into_iter()
+        .zip(["get_states", "get_states of set_state"])
+    {
+        aged(s, how);
+    }
+    match backend
+        .compare_and_set("openai", &snapshot(CircuitState::Closed, 9), None, None)
+        .await
+        .unwrap()
+    {
+        CasOutcome::Stale { current } => aged(Some(current), "a lost compare-and-set"),
+        other => panic!("a write naming no base over a stored one applied: {other:?}"),
+    }
+    // Every other field reads as written.
+    let mut read = backend.get_state("openai").await.unwrap().unwrap();
+    read.open_remaining_ms = open.open_remaining_ms;
+    assert_eq!(read, open);
 }
 
 pub async fn batched_reads_keep_order(factory: &impl BackendFactory) {

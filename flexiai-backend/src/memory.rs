@@ -77,7 +77,9 @@ type Slices = BTreeMap<u64, (u64, u64)>;
 
 #[derive(Debug, Default)]
 struct Store {
-    states: HashMap<String, Expiring<BreakerSnapshot>>,
+    /// Each snapshot with when it was written: reads age its open period (see
+    /// [`BreakerSnapshot::aged`]).
+    states: HashMap<String, Expiring<(BreakerSnapshot, Instant)>>,
     locks: HashMap<String, Expiring<String>>,
     fences: HashMap<String, u64>,
     workers: HashMap<WorkerId, Instant>,
@@ -103,6 +105,13 @@ impl<T> Expiring<T> {
             _ => Some(&self.value),
         }
     }
+}
+
+/// A stored snapshot as read at `now`: its open period aged by the time since the write.
+fn read_at((snapshot, written): &(BreakerSnapshot, Instant), now: Instant) -> BreakerSnapshot {
+    snapshot
+        .clone()
+        .aged(now.saturating_duration_since(*written))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -311,7 +320,7 @@ impl SyncBackend for MemoryBackend {
             .states
             .get(provider)
             .and_then(|entry| entry.live(now))
-            .cloned())
+            .map(|written| read_at(written, now)))
     }
 
     async fn get_states(
@@ -326,7 +335,13 @@ impl SyncBackend for MemoryBackend {
         let store = lock(&self.inner.store);
         Ok(providers
             .iter()
-            .map(|p| store.states.get(p).and_then(|e| e.live(now)).cloned())
+            .map(|p| {
+                store
+                    .states
+                    .get(p)
+                    .and_then(|e| e.live(now))
+                    .map(|written| read_at(written, now))
+            })
             .collect())
     }
 
@@ -345,7 +360,7 @@ impl SyncBackend for MemoryBackend {
         lock(&self.inner.store).states.insert(
             provider.to_owned(),
             Expiring {
-                value: snapshot.clone(),
+                value: (snapshot.clone(), now),
                 expires_at: self.state_expiry(now),
             },
         );
@@ -370,18 +385,18 @@ impl SyncBackend for MemoryBackend {
         let now = Instant::now();
         {
             let mut store = lock(&self.inner.store);
-            if let Some(current) = store.states.get(provider).and_then(|e| e.live(now))
-                && (expected != Some(current.revision())
-                    || snapshot.revision() <= current.revision())
+            if let Some(written) = store.states.get(provider).and_then(|e| e.live(now))
+                && (expected != Some(written.0.revision())
+                    || snapshot.revision() <= written.0.revision())
             {
                 return Ok(CasOutcome::Stale {
-                    current: current.clone(),
+                    current: read_at(written, now),
                 });
             }
             store.states.insert(
                 provider.to_owned(),
                 Expiring {
-                    value: snapshot.clone(),
+                    value: (snapshot.clone(), now),
                     expires_at: self.state_expiry(now),
                 },
             );

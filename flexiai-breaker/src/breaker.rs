@@ -80,6 +80,14 @@ pub struct CircuitBreaker {
     consecutive: Padded<TaggedCount>,
     stripes: Stripes,
     half_open_successes: TaggedCount,
+    /// Trial calls of the current half-open period admitted and not yet settled or given
+    /// back: the lease holder grants again only when none is in flight, so a settled probe
+    /// of an earlier spell is never taken for one of the lease's.
+    probes_in_flight: TaggedCount,
+    /// The last period that ended with trial calls in flight, and how many still are: a lease
+    /// holder keeps its lease until they settle, so nobody probes beside them before the
+    /// period's end is stored.
+    ended_probes_in_flight: TaggedCount,
     side: Side,
     last_failure_wall: AtomicI64,
     last_success_wall: AtomicI64,

@@ -144,6 +144,20 @@ impl TaggedCount {
         );
     }
 
+    /// Resets the count to `count` for `version` and returns the whole word it replaced
+    /// (tag and count), for [`restore`](Self::restore) elsewhere.
+    pub(crate) fn replace(&self, version: u64, count: u64) -> u64 {
+        self.0.swap(
+            (tag_of(version) << 32) | count.min(u64::from(u32::MAX)),
+            Ordering::AcqRel,
+        )
+    }
+
+    /// Stores a word [`replace`](Self::replace) returned.
+    pub(crate) fn restore(&self, word: u64) {
+        self.0.store(word, Ordering::Release);
+    }
+
     /// The count, whatever version it belongs to.
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire) & 0xFFFF_FFFF

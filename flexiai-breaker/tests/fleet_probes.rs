@@ -54,13 +54,52 @@ fn a_granted_success_that_does_not_close_consumes_its_credit() {
             version: v,
             successes: 1,
             needed: 3,
-            free: 0
+            free: 0,
+            in_flight: 0,
         })
     );
     // A permit dropped unsettled made no trial: its credit comes back.
     assert_eq!(b.grant_probes_at(v, 1), 1);
     drop(b.try_acquire().unwrap());
     assert_eq!(b.probe_credits(), 1);
+}
+
+/// The probes of a period in flight are counted from admission to settlement (or an
+/// unsettled drop), whichever mode admitted them: the lease holder grants again only when
+/// none is left (seed 45237: a local probe admitted before the lease settled while the
+/// lease's second probe ran, and was taken for that probe's settlement).
+#[test]
+fn probes_in_flight_count_from_admission_to_settlement() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let b = half_open_worker(&clock, &rec);
+    clock.advance(10 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    let v = b.version();
+    let in_flight = |b: &CircuitBreaker| b.probe_progress().map(|p| p.in_flight);
+    assert_eq!(in_flight(&b), Some(0));
+    // A local probe (a degraded spell), then, back in step, a granted one beside it.
+    b.set_probe_mode(ProbeMode::Local);
+    let local = b.try_acquire().unwrap();
+    assert_eq!(in_flight(&b), Some(1));
+    b.set_probe_mode(ProbeMode::Granted);
+    assert_eq!(b.grant_probes_at(v, 1), 1);
+    let granted = b.try_acquire().unwrap();
+    assert_eq!(in_flight(&b), Some(2));
+    assert!(b.try_acquire().is_err(), "no credit left");
+    assert_eq!(in_flight(&b), Some(2), "a rejected call is not in flight");
+    local.success();
+    assert_eq!(in_flight(&b), Some(1), "the granted probe still runs");
+    drop(granted);
+    assert_eq!(in_flight(&b), Some(0));
+    // The dropped probe gave its credit back; one that ends the period leaves the next at
+    // zero.
+    assert_eq!(b.probe_credits(), 1);
+    b.try_acquire().unwrap().failure();
+    assert_eq!(b.state(), CircuitState::Open);
+    clock.advance(60 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    assert_eq!(in_flight(&b), Some(0));
 }
 
 /// Two workers, one credit each per grant, success_threshold 3: before the fix each
@@ -207,4 +246,40 @@ fn revoked_credits_admit_nothing_and_admitted_calls_run_on() {
     // Closed, or local mode: nothing to revoke.
     b.set_probe_mode(ProbeMode::Local);
     assert_eq!(b.revoke_probes_at(v), 0);
+}
+
+/// A period that ends with trial calls in flight keeps their count (the lease holder holds
+/// its lease until they settle): through the open state and into the next half-open period.
+#[test]
+fn probes_of_an_ended_period_stay_counted_until_they_settle() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let b = half_open_worker(&clock, &rec);
+    clock.advance(10 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    let v = b.version();
+    b.set_probe_mode(ProbeMode::Local);
+    let failing = b.try_acquire().unwrap();
+    b.set_probe_mode(ProbeMode::Granted);
+    assert_eq!(b.grant_probes_at(v, 1), 1);
+    let running = b.try_acquire().unwrap();
+    assert_eq!(b.probes_in_flight_at(v), 2);
+    failing.failure();
+    assert_eq!(b.state(), CircuitState::Open);
+    assert_eq!(b.probes_in_flight_at(v), 1, "the granted probe still runs");
+    assert_eq!(b.probes_in_flight_at(b.version()), 0);
+    clock.advance(60 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    assert_eq!(
+        b.probes_in_flight_at(v),
+        1,
+        "an open state in between keeps it"
+    );
+    running.success();
+    assert_eq!(b.probes_in_flight_at(v), 0);
+    assert_eq!(
+        b.probes_in_flight_at(v + 7),
+        0,
+        "a period never seen has none"
+    );
 }

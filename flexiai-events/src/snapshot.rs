@@ -215,4 +215,28 @@ impl BreakerSnapshot {
     pub fn open_remaining(&self) -> Option<Duration> {
         self.open_remaining_ms.map(Duration::from_millis)
     }
+
+    /// This snapshot as read `age` after it was taken: its open period that much shorter
+    /// (never below zero). Stores apply it on every read, with the time since the write on
+    /// their own clock, so that a reader compares open periods as of now, not as of each
+    /// writer's moment.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flexiai_events::{BreakerSnapshot, CircuitState};
+    ///
+    /// let mut open = BreakerSnapshot::new(CircuitState::Open, 4);
+    /// open.open_remaining_ms = Some(1_000);
+    /// let read = open.aged(Duration::from_millis(300));
+    /// assert_eq!(read.open_remaining_ms, Some(700));
+    /// assert_eq!(read.aged(Duration::from_secs(5)).open_remaining_ms, Some(0));
+    /// ```
+    #[must_use]
+    pub fn aged(mut self, age: Duration) -> Self {
+        let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        self.open_remaining_ms = self
+            .open_remaining_ms
+            .map(|left| left.saturating_sub(age_ms));
+        self
+    }
 }

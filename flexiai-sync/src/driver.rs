@@ -1104,7 +1104,12 @@ impl Driver {
             let state = entry.breaker.poll();
             if entry.signals.dirty.load(Ordering::Acquire) {
                 // An unpublished transition may still lose its compare-and-set and be
-                // replaced: ration once this worker's version is the fleet's.
+                // replaced: ration once this worker's version is the fleet's. A lease held
+                // meanwhile is kept: until the transition is stored, the store still holds
+                // the period, and a probe admitted under it may still run.
+                if self.leases.contains_key(&entry.name) {
+                    self.keep_lease(&entry).await;
+                }
                 continue;
             }
             let version = entry.breaker.version();
@@ -1246,18 +1251,24 @@ impl Driver {
     /// and a lease let expire would hand a synced worker a second probe beside it: degraded
     /// by a dropped subscription, the store still answers (seed 1204). When the store does
     /// not answer, `keep_lease` revokes the credits as usual. A lease whose period ended here
-    /// is let expire (its end is stored once the manager is back) and the breaker probes
-    /// locally, as every other breaker of a degraded manager does.
+    /// is kept while probes admitted under it still run (the end is not stored until the
+    /// manager is back, so the store still offers the period to whoever takes the lease:
+    /// seeds 22637, 53755), then let expire; the breaker meanwhile probes locally, as every
+    /// other breaker of a degraded manager does.
     async fn keep_leases_while_degraded(&mut self) {
         for entry in self.shared.registry.all() {
             let Some(held) = self.leases.get(&entry.name) else {
                 continue;
             };
-            if entry.breaker.poll() == CircuitState::HalfOpen
-                && entry.breaker.version() == held.version
+            let version = held.version;
+            if entry.breaker.poll() == CircuitState::HalfOpen && entry.breaker.version() == version
             {
                 self.keep_lease(&entry).await;
                 self.regrant(&entry);
+            } else if entry.breaker.probes_in_flight_at(version) > 0 {
+                // The breaker itself is past the period: it probes locally meanwhile.
+                self.unflag(&entry);
+                self.keep_lease(&entry).await;
             } else {
                 self.forget_lease(&entry);
             }
@@ -1285,10 +1296,12 @@ impl Driver {
     /// settled and the period still lacks successes: with `success_threshold` above
     /// `half_open_max_calls` one grant cannot close the period, and the fleet must still
     /// reach the threshold. Never more than `half_open_max_calls` in flight: a grant waits
-    /// until the successes counted since the lease was won equal the credits granted (a
-    /// failure reopens the breaker and ends the period; a probe dropped unsettled gives its
-    /// credit back). Successes counted before it (seed 5825: a local probe of a degraded
-    /// spell in the same period) settle none of them.
+    /// until no probe of the period is in flight here and the successes counted since the
+    /// lease was won equal the credits granted (a failure reopens the breaker and ends the
+    /// period; a probe dropped unsettled gives its credit back). Successes counted before it
+    /// (seed 5825: a local probe of a degraded spell in the same period) settle none of
+    /// them, and neither does one that settles after it (seeds 45237, 29290: a probe of a
+    /// degraded spell, or of a lease the store forgot, admitted before the lease).
     fn regrant(&mut self, entry: &Entry) {
         let Some(held) = self.leases.get_mut(&entry.name) else {
             return;
@@ -1301,6 +1314,7 @@ impl Driver {
         };
         if progress.version != held.version
             || progress.free > 0
+            || progress.in_flight > 0
             || progress.successes >= progress.needed
             || held.granted > progress.successes.saturating_sub(held.successes_before)
         {

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use flexiai_events::CircuitState;
 
-use super::{CircuitBreaker, ProbeMode, ticket_probe_mode};
+use super::{CircuitBreaker, ProbeMode, pause, ticket_probe_mode};
 use crate::clock::duration_to_nanos;
+use crate::counters::TaggedCount;
 use crate::error::Rejected;
 use crate::observer::TransitionReason;
 use crate::permit::{NOT_TIMED, Permit};
@@ -165,6 +166,16 @@ impl CircuitBreaker {
                     if w.writing() || w.slots() == 0 {
                         return Err(self.reject(CircuitState::HalfOpen, None));
                     }
+                    // Counted before the slot is taken, so a probe holding a slot is always
+                    // in the count (a lost race only delays the holder's next grant).
+                    if self
+                        .probes_in_flight
+                        .update(w.version(), |n| n + 1)
+                        .is_none()
+                    {
+                        w = self.load();
+                        continue;
+                    }
                     let next = w.with_slots(w.slots() - 1);
                     match self.word.0.compare_exchange_weak(
                         w.0,
@@ -180,10 +191,30 @@ impl CircuitBreaker {
                                 Some(w.mode()),
                             ));
                         }
-                        Err(actual) => w = Word(actual),
+                        Err(actual) => {
+                            self.probe_done(w.version());
+                            w = Word(actual);
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// A trial call of period `version` settled, was given back, or was never admitted.
+    pub(super) fn probe_done(&self, version: u64) {
+        let mut spins = 0;
+        loop {
+            let done = |count: &TaggedCount| count.update(version, |n| n.saturating_sub(1));
+            if done(&self.probes_in_flight).is_some()
+                || done(&self.ended_probes_in_flight).is_some()
+                // Neither holds the period, and no transition is moving its count: nothing
+                // counts it any more (a later period ended with calls in flight).
+                || !self.load().writing()
+            {
+                return;
+            }
+            pause(&mut spins);
         }
     }
 
@@ -198,6 +229,7 @@ impl CircuitBreaker {
     pub(crate) fn release_probe(&self, ticket: Word) {
         if let Some(mode) = ticket_probe_mode(ticket) {
             self.return_slot(ticket.version(), mode);
+            self.probe_done(ticket.version());
         }
     }
 

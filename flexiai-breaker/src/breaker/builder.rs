@@ -148,6 +148,8 @@ impl BreakerBuilder {
             consecutive: Padded(TaggedCount::default()),
             stripes: Stripes::new(),
             half_open_successes: TaggedCount::default(),
+            probes_in_flight: TaggedCount::default(),
+            ended_probes_in_flight: TaggedCount::default(),
             side: Side {
                 open_until: AtomicU64::new(0),
                 open_streak: AtomicU32::new(0),

@@ -15,6 +15,7 @@ use crate::sync::Ordering;
 use flexiai_events::CircuitState;
 
 use super::{CircuitBreaker, ProbeMode, pause};
+use crate::counters::TaggedCount;
 use crate::observer::TransitionReason;
 use crate::word::SLOT_MAX;
 
@@ -33,6 +34,8 @@ pub struct ProbeProgress {
     pub needed: u64,
     /// Trial calls that may still be admitted: free local slots or unused credits.
     pub free: u32,
+    /// Trial calls of this period admitted here and not yet settled (or given back).
+    pub in_flight: u32,
 }
 
 impl CircuitBreaker {
@@ -157,6 +160,27 @@ impl CircuitBreaker {
         }
     }
 
+    /// Trial calls of half-open period `version` admitted here and not yet settled (or given
+    /// back): those of the current period, or of the last one that ended with calls in
+    /// flight; 0 for any other. A fleet lease holder whose period ended before its end was
+    /// stored keeps the lease while this is above 0, so that nobody probes beside them.
+    pub fn probes_in_flight_at(&self, version: u64) -> u32 {
+        let mut spins = 0;
+        loop {
+            let read = |count: &TaggedCount| count.update(version, |n| n);
+            if let Some(n) =
+                read(&self.probes_in_flight).or_else(|| read(&self.ended_probes_in_flight))
+            {
+                return u32::try_from(n).unwrap_or(u32::MAX);
+            }
+            // A transition may be moving the count from one to the other.
+            if !self.load().writing() {
+                return 0;
+            }
+            pause(&mut spins);
+        }
+    }
+
     /// The current half-open period's progress, or `None` if the breaker is not half-open
     /// (a pure read: a due half-open that has not been entered yet is `None`). The version,
     /// the success count and the free slots belong to the same period.
@@ -176,11 +200,15 @@ impl CircuitBreaker {
             let Some(successes) = self.half_open_successes.update(w.version(), |n| n) else {
                 continue;
             };
+            let Some(in_flight) = self.probes_in_flight.update(w.version(), |n| n) else {
+                continue;
+            };
             return Some(ProbeProgress {
                 version: w.version(),
                 successes,
                 needed: self.limits.success_threshold,
                 free: u32::try_from(w.slots()).unwrap_or(u32::MAX),
+                in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
             });
         }
     }

@@ -67,6 +67,10 @@ impl CircuitBreaker {
             Outcome::Success => self.record_success(ticket),
             Outcome::Failure => self.record_failure(ticket),
         };
+        // After the outcome counts: a holder that sees no probe in flight sees its success.
+        if ticket_probe_mode(ticket).is_some() {
+            self.probe_done(ticket.version());
+        }
         if self.outcome_observers.load(Ordering::Acquire) {
             let event = OutcomeEvent {
                 breaker: self.id,

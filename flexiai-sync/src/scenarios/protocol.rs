@@ -412,7 +412,9 @@ pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl Bac
 /// holder that kept its lease but lost its unused credits to local probe mode never granted
 /// again, and the fleet stayed half-open (the closing loop below timed out).
 pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &impl BackendFactory) {
-    let lease = Duration::from_millis(300);
+    // Long enough that an extension delayed by a slow (instrumented) run does not let the
+    // lease lapse: that would be the unreachable holder of "Not guaranteed", not this case.
+    let lease = Duration::from_secs(1);
     let options = crate::SyncOptions {
         probe_lease_ttl: lease,
         ..super::fast_options()
@@ -462,10 +464,16 @@ pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &im
         workers[holder].manager.health().is_degraded()
     })
     .await;
-    // The probe runs on for 3 lease TTLs while the synced workers keep trying.
-    let until = std::time::Instant::now() + lease * 3;
+    // The probe runs on for three extensions (a TTL's worth) while the synced workers keep
+    // trying.
+    let seen = gates[holder].extensions();
     let mut extra = Vec::new();
-    while std::time::Instant::now() < until {
+    let started = std::time::Instant::now();
+    while gates[holder].extensions() < seen + 3 {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the degraded holder stopped extending the lease of its running probe"
+        );
         for (i, worker) in workers.iter().enumerate() {
             if i != holder
                 && let Ok(permit) = worker.breaker("x").try_acquire()
@@ -495,6 +503,132 @@ pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &im
         assert!(
             started.elapsed() < super::CONVERGE,
             "the fleet stays half-open: the holder lost its credits while degraded"
+        );
+        for worker in &workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                permit.success();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A lease holder whose period ends while it is degraded (one of its two probes fails: its
+/// breaker reopens, the end not stored) keeps the lease while its other probe runs: the store
+/// still offers the period, and a worker taking the lease would probe beside that call (seeds
+/// 22637, 53755: the holder let the lease expire as soon as the period ended here).
+pub async fn a_holder_whose_period_ended_unstored_keeps_the_lease_of_its_running_probe(
+    factory: &impl BackendFactory,
+) {
+    // Long enough that an extension delayed by a slow (instrumented) run does not let the
+    // lease lapse: that would be the unreachable holder of "Not guaranteed", not this case.
+    let lease = Duration::from_secs(1);
+    let options = crate::SyncOptions {
+        probe_lease_ttl: lease,
+        ..super::fast_options()
+    };
+    let recovery = Duration::from_millis(300);
+    let mut breaker = config(1, recovery);
+    breaker.half_open_max_calls = 2;
+    breaker.success_threshold = 2;
+    let backends = factory
+        .open(
+            3,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let mut gates = Vec::new();
+    let mut workers = Vec::new();
+    for backend in backends {
+        let gated = GatedBackend::new(backend);
+        let backend = Arc::clone(&gated) as Arc<dyn SyncBackend>;
+        workers.push(super::worker_with(backend, &["x"], &breaker, options.clone()).await);
+        gates.push(gated);
+    }
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    // The lease holder spends both its credits.
+    let mut first = None;
+    let started = std::time::Instant::now();
+    while first.is_none() {
+        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
+        for (i, worker) in workers.iter().enumerate() {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                first = Some((i, permit));
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (holder, running) = first.unwrap();
+    let store = Arc::clone(&gates[holder].inner);
+    let failing = loop {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "no second probe on the holder's credits"
+        );
+        if let Ok(permit) = workers[holder].breaker("x").try_acquire() {
+            break permit;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let period = workers[holder].breaker("x").version();
+    gates[holder].notify(flexiai_backend::Notification::Disconnected);
+    eventually("the holder degrades", || {
+        workers[holder].manager.health().is_degraded()
+    })
+    .await;
+    failing.failure();
+    assert_eq!(workers[holder].breaker("x").state(), CircuitState::Open);
+    assert_eq!(
+        stored(&store, "x").await.map(|s| s.version),
+        Some(period),
+        "the store still holds the half-open period"
+    );
+    // Three extensions (a full TTL each way) while the synced workers keep trying.
+    let seen = gates[holder].extensions();
+    let mut extra = Vec::new();
+    let started = std::time::Instant::now();
+    while gates[holder].extensions() < seen + 3 {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the degraded holder stopped extending the lease of its running probe"
+        );
+        for (i, worker) in workers.iter().enumerate() {
+            if i != holder
+                && let Ok(permit) = worker.breaker("x").try_acquire()
+            {
+                extra.push((i, permit));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let who: Vec<usize> = extra.iter().map(|(i, _)| *i).collect();
+    assert!(
+        extra.is_empty(),
+        "workers {who:?} probed beside worker {holder}'s running probe of the ended period"
+    );
+    running.success();
+    gates[holder].notify(flexiai_backend::Notification::Resubscribed);
+    eventually("the holder is back in step", || {
+        workers[holder].manager.health().is_synced()
+    })
+    .await;
+    // Its end is stored, and the fleet recovers through the next period.
+    let started = std::time::Instant::now();
+    while !workers
+        .iter()
+        .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the fleet does not close after the holder is back"
         );
         for worker in &workers {
             if let Ok(permit) = worker.breaker("x").try_acquire() {
@@ -596,6 +730,96 @@ pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &imp
         "a second probe beside the granted one (max 1): the local success was taken for its settlement"
     );
     probe.success();
+}
+
+/// A probe admitted before the lease was won (a local one of a degraded spell, or one of a
+/// lease the store forgot) that settles while the lease's probe runs settles none of the
+/// lease's credits: the holder grants again only when none of its probes of the period is
+/// in flight (seeds 45237, 29290: the late success was taken for the granted probe's and a
+/// second credit came beside it, max 1).
+pub async fn a_probe_from_before_the_lease_settles_none_of_its_credits(
+    factory: &impl BackendFactory,
+) {
+    let recovery = Duration::from_millis(300);
+    let mut breaker = config(1, recovery);
+    breaker.half_open_max_calls = 1;
+    breaker.success_threshold = 4;
+    let backends = factory
+        .open(
+            1,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let gated = GatedBackend::new(Arc::clone(&backends[0]));
+    let worker = super::worker_with(
+        Arc::clone(&gated) as Arc<dyn SyncBackend>,
+        &["x"],
+        &breaker,
+        super::fast_options(),
+    )
+    .await;
+    let w = &worker;
+    let b = move || w.breaker("x");
+    let admit = move |what: &'static str| async move {
+        let started = std::time::Instant::now();
+        loop {
+            assert!(started.elapsed() < super::CONVERGE, "no {what} admitted");
+            if let Ok(permit) = w.breaker("x").try_acquire() {
+                return permit;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    fail(b(), 1);
+    let started = std::time::Instant::now();
+    while stored(&backends[0], "x")
+        .await
+        .is_none_or(|s| s.state != CircuitState::Open)
+    {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the trip is not stored"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gated.notify(flexiai_backend::Notification::Disconnected);
+    eventually("the worker degrades", || {
+        worker.manager.health().is_degraded()
+    })
+    .await;
+    // Degraded, the breaker probes locally; this probe is still running when the worker is
+    // back in step and wins the lease.
+    tokio::time::sleep(recovery).await;
+    let early = admit("local probe").await;
+    gated.notify(flexiai_backend::Notification::Resubscribed);
+    eventually("the worker is back in step", || {
+        worker.manager.health().is_synced()
+    })
+    .await;
+    let first = admit("granted probe").await;
+    assert!(
+        worker.manager.metrics().probe_leases >= 1,
+        "the probe was not granted under a lease"
+    );
+    first.success();
+    early.success();
+    // Both settled: the next credit, and one probe on it.
+    let second = admit("second granted probe").await;
+    // Two extensions of the lease: the holder's rationing ran at least once since.
+    let seen = gated.extensions();
+    eventually("the holder extends its lease twice", || {
+        gated.extensions() >= seen + 2
+    })
+    .await;
+    assert!(
+        b().try_acquire().is_err(),
+        "a probe beside the granted one (max 1): the early probe's success was taken for the first granted probe's, so a credit came while the second ran"
+    );
+    assert_eq!(b().probe_progress().map(|p| p.in_flight), Some(1));
+    second.success();
+    // Three successes of four: one more probe closes the period.
+    admit("closing probe").await.success();
+    eventually("the breaker closes", || b().state() == CircuitState::Closed).await;
 }
 
 /// One write that takes longer than `operation_timeout` (a latency spike) is not an outage:
@@ -936,6 +1160,7 @@ pub struct GatedBackend {
     open: tokio::sync::watch::Sender<bool>,
     waiting: std::sync::atomic::AtomicU64,
     injected: tokio::sync::broadcast::Sender<flexiai_backend::Notification>,
+    extensions: std::sync::atomic::AtomicU64,
 }
 
 impl GatedBackend {
@@ -946,7 +1171,13 @@ impl GatedBackend {
             open: tokio::sync::watch::channel(true).0,
             waiting: std::sync::atomic::AtomicU64::new(0),
             injected: tokio::sync::broadcast::channel(16).0,
+            extensions: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// `extend_lock` calls made so far: evidence that the lease holder's rationing ran.
+    pub fn extensions(&self) -> u64 {
+        self.extensions.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Delivers `notification` to every subscription handed out (`Disconnected`,
@@ -1066,6 +1297,8 @@ impl SyncBackend for GatedBackend {
         lease: &flexiai_backend::LockLease,
         ttl: Duration,
     ) -> Result<bool, flexiai_backend::BackendError> {
+        self.extensions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.extend_lock(lease, ttl).await
     }
     async fn release_lock(
