@@ -417,16 +417,84 @@ pub fn check_probe_budget(
     half_open_max_calls: u32,
     probe_lease_ttl_ms: u64,
 ) -> Vec<Violation> {
+    /// A synced probe in flight: its period, its worker, and the store lifetime (wipes
+    /// before it) whose lease gave its credit; probes count against one budget only with the
+    /// probes of the same lease.
+    struct Live<'h> {
+        provider: &'h str,
+        version: u64,
+        worker: Actor,
+        lifetime: u64,
+        at_ms: u64,
+        /// Its lease expired unkept while it ran (case 1): it no longer counts.
+        lapsed: bool,
+    }
     let mut out = Vec::new();
-    let mut in_flight: BTreeMap<(&str, u64), BTreeMap<Actor, u32>> = BTreeMap::new();
-    // The forgotten lease's probes, and the last wipe with the workers that made a lock call
-    // answered since.
-    let mut orphans: BTreeMap<(&str, u64), BTreeMap<Actor, u32>> = BTreeMap::new();
+    // Keyed by the index of the probe's admission record: each settlement names its probe.
+    let mut live: BTreeMap<usize, Live<'_>> = BTreeMap::new();
+    // The last wipe, and the workers that had a lock call about a provider answered since.
     let mut wiped_at: Option<u64> = None;
-    let mut locked_since: BTreeMap<Actor, bool> = BTreeMap::new();
+    let mut wipes: u64 = 0;
+    let mut locked_since: BTreeMap<(Actor, &str), bool> = BTreeMap::new();
     let mut reported: BTreeMap<(&str, u64), bool> = BTreeMap::new();
+    // Per provider, the worker the store last granted the probe lock to, until it released
+    // it; per worker and provider, when its manager last got its lease confirmed, and
+    // whether it has tried to extend the lease since (no confirmation followed).
+    let mut holder: BTreeMap<&str, Actor> = BTreeMap::new();
+    let mut confirmed: BTreeMap<(Actor, &str), u64> = BTreeMap::new();
+    // Per worker and provider, the store lifetime its lease was last confirmed in.
+    let mut confirmed_in: BTreeMap<(Actor, &str), u64> = BTreeMap::new();
+    let mut extending: BTreeMap<(Actor, &str), bool> = BTreeMap::new();
     for (index, entry) in history.entries.iter().enumerate() {
         match &entry.record {
+            Record::LeaseGranted { worker, provider } => {
+                // A grant while another lease was unreleased: that lease expired. Its
+                // holder's probes admitted while it was kept no longer count if the holder
+                // was trying to keep it and could not (case 1); a holder that let it expire
+                // with probes running is a defect (seeds 1204, 22637).
+                if let Some(old) = holder.insert(provider, *worker)
+                    && extending
+                        .get(&(old, provider.as_str()))
+                        .copied()
+                        .unwrap_or(false)
+                {
+                    let kept_until = confirmed
+                        .get(&(old, provider.as_str()))
+                        .map_or(0, |at| at + probe_lease_ttl_ms * 2 / 3);
+                    for probe in live.values_mut() {
+                        if probe.worker == old
+                            && probe.provider == provider.as_str()
+                            && probe.at_ms < kept_until
+                        {
+                            probe.lapsed = true;
+                        }
+                    }
+                }
+            }
+            Record::LeaseReleased { worker, provider }
+                if holder.get(provider.as_str()) == Some(worker) =>
+            {
+                holder.remove(provider.as_str());
+            }
+            Record::LockCalled {
+                worker,
+                provider,
+                op: "extend_lock",
+            } => {
+                extending.insert((*worker, provider), true);
+            }
+            Record::LockAnswered {
+                worker,
+                provider,
+                held,
+            } => {
+                locked_since.insert((*worker, provider), true);
+                if *held {
+                    confirmed.insert((*worker, provider), entry.at_ms);
+                    confirmed_in.insert((*worker, provider), wipes);
+                    extending.remove(&(*worker, provider.as_str()));
+                }
+            }
             Record::ProbeAdmitted {
                 worker,
                 provider,
@@ -435,11 +503,39 @@ pub fn check_probe_budget(
             } => {
                 let orphan = wiped_at.is_some_and(|at| {
                     entry.at_ms.saturating_sub(at) < probe_lease_ttl_ms * 2 / 3
-                        && !locked_since.contains_key(worker)
+                        && !locked_since.contains_key(&(*worker, provider.as_str()))
                 });
-                let bucket = if orphan { &mut orphans } else { &mut in_flight };
-                let period = bucket.entry((provider, *version)).or_default();
-                *period.entry(*worker).or_insert(0) += 1;
+                // An orphan spends a credit of the lease it last had confirmed, maybe more
+                // than one wipe ago (seed 67492: two wipes 150 ms apart).
+                let lifetime = if orphan {
+                    confirmed_in
+                        .get(&(*worker, provider.as_str()))
+                        .copied()
+                        .unwrap_or(wipes.saturating_sub(1))
+                } else {
+                    wipes
+                };
+                live.insert(
+                    index,
+                    Live {
+                        provider,
+                        version: *version,
+                        worker: *worker,
+                        lifetime,
+                        at_ms: entry.at_ms,
+                        lapsed: false,
+                    },
+                );
+                let mut period: BTreeMap<Actor, u32> = BTreeMap::new();
+                for probe in live.values() {
+                    if probe.provider == provider.as_str()
+                        && probe.version == *version
+                        && probe.lifetime == lifetime
+                        && !probe.lapsed
+                    {
+                        *period.entry(probe.worker).or_insert(0) += 1;
+                    }
+                }
                 let total: u32 = period.values().sum();
                 if total > half_open_max_calls
                     && !reported.contains_key(&(provider.as_str(), *version))
@@ -462,41 +558,19 @@ pub fn check_probe_budget(
                     });
                 }
             }
-            Record::ProbeSettled {
-                worker,
-                provider,
-                version,
-            } => {
-                // Which probe settled is not recorded: the forgotten lease's first, which
-                // leaves the current count the higher one.
-                for bucket in [&mut orphans, &mut in_flight] {
-                    if let Some(period) = bucket.get_mut(&(provider.as_str(), *version))
-                        && let Some(n) = period.get_mut(worker)
-                        && *n > 0
-                    {
-                        *n -= 1;
-                        break;
-                    }
-                }
-            }
-            Record::BackendCall {
-                worker,
-                op: "acquire_lock" | "extend_lock",
-                ok: true,
-            } => {
-                locked_since.insert(*worker, true);
+            Record::ProbeSettled { admitted, .. } => {
+                live.remove(admitted);
             }
             Record::Crashed { worker } => {
-                for period in in_flight.values_mut().chain(orphans.values_mut()) {
-                    period.remove(worker);
-                }
+                live.retain(|_, probe| probe.worker != *worker);
             }
             // A store restarted empty lost the probe lease with everything else: the probes
             // of the old lease are in flight and cannot be recalled, so the count restarts.
             Record::StoreWiped => {
-                orphans = std::mem::take(&mut in_flight);
+                wipes += 1;
                 wiped_at = Some(entry.at_ms);
                 locked_since.clear();
+                holder.clear();
             }
             _ => {}
         }
@@ -1312,19 +1386,120 @@ mod tests {
             version: 2,
             synced,
         };
-        let settle = |w| Record::ProbeSettled {
+        let settle = |w, admitted| Record::ProbeSettled {
             worker: w,
             provider: "p".into(),
             version: 2,
+            admitted,
         };
         let mut h = History::default();
         h.push(0, admit(W, true));
-        h.push(1, settle(W));
+        h.push(1, settle(W, 0));
         h.push(2, admit(other, true));
         h.push(3, admit(W, false));
         assert!(check_probe_budget(&h, 1, 3000).is_empty());
         h.push(4, admit(W, true));
         assert_eq!(check_probe_budget(&h, 1, 3000).len(), 1);
+    }
+
+    #[test]
+    fn a_settlement_frees_the_probe_it_names_not_the_oldest_of_its_worker() {
+        let admit = Record::ProbeAdmitted {
+            worker: W,
+            provider: "p".into(),
+            version: 2,
+            synced: true,
+        };
+        let settle = |admitted| Record::ProbeSettled {
+            worker: W,
+            provider: "p".into(),
+            version: 2,
+            admitted,
+        };
+        let lock = Record::LockAnswered {
+            worker: W,
+            provider: "p".into(),
+            held: true,
+        };
+        // A probe of the lease a wipe forgot (#0) still runs while the worker, holding the
+        // next lease, probes (#3) and settles that probe: its next probe (#5) is the only one
+        // of the new lease in flight (seed 44920 was reported: the checker freed #0 instead).
+        let run = |settled: usize| {
+            let mut h = History::default();
+            h.push(0, admit.clone());
+            h.push(100, Record::StoreWiped);
+            h.push(150, lock.clone());
+            h.push(3000, admit.clone());
+            h.push(3100, settle(settled));
+            h.push(3200, admit.clone());
+            check_probe_budget(&h, 1, 3000)
+        };
+        assert!(run(3).is_empty(), "{:?}", run(3));
+        // Had the old probe settled instead, two of the new lease's would be in flight.
+        assert_eq!(run(0).len(), 1);
+    }
+
+    #[test]
+    fn a_lapsed_lease_frees_its_probes_only_when_its_holder_could_not_keep_it() {
+        let other = Actor::Worker {
+            slot: 1,
+            incarnation: 0,
+        };
+        let admit = |w| Record::ProbeAdmitted {
+            worker: w,
+            provider: "p".into(),
+            version: 2,
+            synced: true,
+        };
+        let granted = |w| Record::LeaseGranted {
+            worker: w,
+            provider: "p".into(),
+        };
+        let confirmed = Record::LockAnswered {
+            worker: W,
+            provider: "p".into(),
+            held: true,
+        };
+        let extension = Record::LockCalled {
+            worker: W,
+            provider: "p".into(),
+            op: "extend_lock",
+        };
+        // W holds the lease (TTL 3 s) and probes; then `between` happens; its lease
+        // expires unreleased and the other worker takes it and probes the same period.
+        let run = |between: &[Record]| {
+            let mut h = History::default();
+            h.push(0, granted(W));
+            h.push(0, confirmed.clone());
+            h.push(100, admit(W));
+            for record in between {
+                h.push(1500, record.clone());
+            }
+            h.push(3100, granted(other));
+            h.push(3150, admit(other));
+            check_probe_budget(&h, 1, 3000)
+        };
+        // Case 1: its extensions failed (unreachable, or timing out): not counted.
+        assert!(run(std::slice::from_ref(&extension)).is_empty());
+        // A holder that never tried to keep its lease while its probe ran is a defect,
+        // whether its period ran (seed 1204) or had ended there, unstored (seed 22637); so is
+        // one answered, and one that released a lease its probe ran under.
+        let ended = Record::Transition {
+            worker: W,
+            provider: "p".into(),
+            from: CircuitState::HalfOpen,
+            to: CircuitState::Open,
+            version: 3,
+            reason: "ProbeFailed".into(),
+        };
+        assert_eq!(run(&[ended]).len(), 1);
+        assert_eq!(run(&[]).len(), 1);
+        assert_eq!(run(&[extension.clone(), confirmed.clone()]).len(), 1);
+        let released = Record::LeaseReleased {
+            worker: W,
+            provider: "p".into(),
+        };
+        assert_eq!(run(&[extension, released]).len(), 1);
     }
 
     #[test]
@@ -1339,10 +1514,10 @@ mod tests {
             version: 2,
             synced: true,
         };
-        let lock = |w| Record::BackendCall {
+        let lock = |w| Record::LockAnswered {
             worker: w,
-            op: "acquire_lock",
-            ok: true,
+            provider: "p".into(),
+            held: true,
         };
         // TTL 3 s: credits not confirmed since before the wipe are void 2 s after it.
         let wiped = |late: u64, locked: bool| {
@@ -1360,10 +1535,41 @@ mod tests {
         // The old holder spends its credit before it can know of the wipe: not counted
         // with the new lease's probe (seed 3646).
         assert!(wiped(0, false).is_empty());
+        // A lock call about another provider tells the worker nothing of this lease (seed
+        // 62594 was reported: the checker keyed lock calls by worker alone).
+        let mut h = History::default();
+        h.push(0, lock(W));
+        h.push(100, Record::StoreWiped);
+        h.push(150, lock(other));
+        h.push(200, admit(other));
+        h.push(
+            250,
+            Record::LockAnswered {
+                worker: W,
+                provider: "q".into(),
+                held: true,
+            },
+        );
+        h.push(300, admit(W));
+        assert!(check_probe_budget(&h, 1, 3000).is_empty());
         // Still flagged: a credit spent after it must have been revoked, or one taken after
         // a lock call answered since the wipe.
         assert_eq!(wiped(1800, false).len(), 1);
         assert_eq!(wiped(0, true).len(), 1);
+        // Two wipes in a row: a credit of a lease from before the first counts with that
+        // lease's probes, not with those of a lease taken between the wipes (seed 67492).
+        let mut h = History::default();
+        h.push(0, lock(other));
+        h.push(50, admit(other));
+        h.push(100, Record::StoreWiped);
+        h.push(150, lock(W));
+        h.push(200, Record::StoreWiped);
+        h.push(250, admit(W));
+        h.push(300, admit(other));
+        let found = check_probe_budget(&h, 1, 3000);
+        assert_eq!(found.len(), 1, "{found:?}");
+        // The old lease's two probes, not the newer lease's one beside the old lease's last.
+        assert!(found[0].message.ends_with(": w1.0x2"), "{found:?}");
         // And the forgotten lease's own budget still holds.
         let mut h = History::default();
         h.push(0, admit(W));

@@ -165,6 +165,8 @@ pub enum Record {
         provider: String,
         /// The period it was admitted in.
         version: u64,
+        /// The index of its [`Record::ProbeAdmitted`] in the history: which probe settled.
+        admitted: usize,
     },
     /// A call's outcome as the breaker recorded it.
     Outcome {
@@ -248,6 +250,41 @@ pub enum Record {
         /// Whether the manager got `Ok`.
         ok: bool,
     },
+    /// The store granted a provider's probe lock to a worker (the store's view: recorded
+    /// whether or not the reply reaches it). The store grants only a lock that is free, so
+    /// a grant while another worker's lease was not released means that lease expired.
+    LeaseGranted {
+        /// The worker.
+        worker: Actor,
+        /// The provider whose probes the lock rations.
+        provider: String,
+    },
+    /// A worker's manager calls the store about a provider's probe lock (recorded before
+    /// any fault applies: a call refused at once was still tried).
+    LockCalled {
+        /// The worker.
+        worker: Actor,
+        /// The provider.
+        provider: String,
+        /// `acquire_lock`, `extend_lock` or `release_lock`.
+        op: &'static str,
+    },
+    /// A worker's manager got an answer to a probe-lock call: what it learned of its lease.
+    LockAnswered {
+        /// The worker.
+        worker: Actor,
+        /// The provider.
+        provider: String,
+        /// The lease is held (an acquire or an extension that kept it).
+        held: bool,
+    },
+    /// The store released a worker's probe lock.
+    LeaseReleased {
+        /// The worker.
+        worker: Actor,
+        /// The provider.
+        provider: String,
+    },
     /// A worker's manager reported a new sync mode (seen before its next store call or
     /// delivery).
     SyncMode {
@@ -328,6 +365,10 @@ impl Record {
             | Record::OperatorFailed { provider, .. }
             | Record::PythonEvent { provider, .. }
             | Record::RetryAfter { provider, .. }
+            | Record::LeaseGranted { provider, .. }
+            | Record::LockCalled { provider, .. }
+            | Record::LockAnswered { provider, .. }
+            | Record::LeaseReleased { provider, .. }
             | Record::Final { provider, .. } => Some(provider),
             Record::Fault(_)
             | Record::StoreWiped

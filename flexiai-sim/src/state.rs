@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use flexiai_backend::MemoryBackend;
 use flexiai_backend::Notification;
 use flexiai_breaker::{CircuitBreaker, CircuitState};
-use flexiai_events::{BreakerSnapshot, Event};
+use flexiai_events::{BreakerSnapshot, Event, Revision};
 use flexiai_sync::{StateSyncManager, SyncMode};
 use tokio::sync::mpsc;
 
@@ -176,8 +176,10 @@ impl State {
         }
     }
 
-    pub(crate) fn record(&mut self, record: Record) {
+    /// Appends `record`; returns its index in the history.
+    pub(crate) fn record(&mut self, record: Record) -> usize {
         self.history.push(time::elapsed_ms(), record);
+        self.history.entries.len() - 1
     }
 
     pub(crate) fn provider_index(&self, name: &str) -> Option<usize> {
@@ -489,6 +491,7 @@ impl State {
         slot: usize,
         provider: &str,
         before: Option<&BreakerSnapshot>,
+        expected: Option<Revision>,
         written: &BreakerSnapshot,
     ) -> (Base, Vec<(u64, CircuitState)>) {
         let Some(i) = self.provider_index(provider) else {
@@ -521,6 +524,48 @@ impl State {
                 version: written.version,
                 state: Some(CircuitState::Open),
                 via: "rebase".to_owned(),
+            });
+            return self.base_of(slot, provider);
+        }
+        // The compare-and-set named the stored snapshot's revision as the writer's base, so
+        // the driver had adopted it: the breaker had a sibling of the same version (its own
+        // unstored step there, which the adoption replaced without a version change) and
+        // made its later steps before the simulator looked (seed 53338: the adoption of v5
+        // open over its own v5 closed, then a Python half_open as v6). Only a snapshot handed
+        // to the writer counts, and only over a sibling the tracker saw on its path.
+        let missed = before.map(SnapId::of).filter(|before| {
+            expected
+                == Some(Revision {
+                    epoch: before.epoch,
+                    version: before.version,
+                })
+                && !matches!(&track.base, Base::Known(id) if id == before)
+                && track
+                    .path
+                    .iter()
+                    .any(|&(v, state)| v == before.version && state != before.state)
+                && track.adoptable(before)
+                && track
+                    .candidates
+                    .iter()
+                    .any(|c| matches!(c, Candidate::Snap(id) if id == before))
+        });
+        if let Some(before) = missed {
+            let after: Vec<(u64, CircuitState)> = track
+                .path
+                .iter()
+                .copied()
+                .filter(|&(v, _)| v > before.version)
+                .collect();
+            let by = before.by.clone();
+            track.set_base(Base::Known(before.clone()));
+            track.path = after;
+            self.record(Record::Seen {
+                worker: actor,
+                provider: provider.to_owned(),
+                version: before.version,
+                state: Some(before.state),
+                via: format!("{by} (seen at the write)"),
             });
         }
         self.base_of(slot, provider)
@@ -693,7 +738,17 @@ mod tests {
 
     /// Judges `slot` 0 writing `written` over `before` as the simulator's store does.
     fn write(s: &mut State, before: &BreakerSnapshot, written: &BreakerSnapshot) -> usize {
-        let (base, path) = s.base_for_write(0, P, Some(before), written);
+        write_from(s, before, None, written)
+    }
+
+    /// [`write`], the compare-and-set naming `expected` as the writer's base.
+    fn write_from(
+        s: &mut State,
+        before: &BreakerSnapshot,
+        expected: Option<Revision>,
+        written: &BreakerSnapshot,
+    ) -> usize {
+        let (base, path) = s.base_for_write(0, P, Some(before), expected, written);
         s.record(Record::StoreWrite {
             by: s.slots[0].actor,
             provider: P.to_owned(),
@@ -780,6 +835,60 @@ mod tests {
             step(&mut s);
             assert_eq!(write(&mut s, &stored, &half_open), 1, "{stored:?}");
         }
+    }
+
+    /// Seed 53338: the worker adopted the stored v5 open over its own unstored v5 closed
+    /// (no version change shows) and then took a Python half_open as v6 and closed as v7,
+    /// all before the simulator looked. Its compare-and-set named v5 as its base: the
+    /// adoption is attributed at the write, but only of a snapshot handed to it, over a
+    /// sibling on its path.
+    #[test]
+    fn a_same_version_adoption_unseen_before_later_steps_is_attributed_at_the_write() {
+        let fresh = || {
+            let mut s = State::new(Rng::new(0), 1, vec![P.to_owned()]);
+            s.slots[0].alive = true;
+            let mut track = Track::fresh();
+            track.set_base(Base::Known(SnapId::of(&snap(
+                4,
+                CircuitState::HalfOpen,
+                None,
+            ))));
+            track.path = vec![
+                (5, CircuitState::Closed),
+                (6, CircuitState::HalfOpen),
+                (7, CircuitState::Closed),
+            ];
+            track.version = 7;
+            track.state = Some(CircuitState::Closed);
+            s.slots[0].tracks = vec![track];
+            s
+        };
+        let open = snap(5, CircuitState::Open, Some(1_000));
+        let closed = snap(7, CircuitState::Closed, None);
+        let v = |version| Some(Revision { epoch: 0, version });
+        let mut s = fresh();
+        s.note_read(0, P, &open);
+        assert_eq!(
+            write_from(&mut s, &open, v(5), &closed),
+            0,
+            "{:#?}",
+            s.history
+        );
+        assert_eq!(
+            s.slots[0].tracks[0].path,
+            vec![(6, CircuitState::HalfOpen), (7, CircuitState::Closed)]
+        );
+        // Never handed v5 open, or naming its old base: a write over a decision it never saw.
+        let mut s = fresh();
+        assert_eq!(write_from(&mut s, &open, v(5), &closed), 1);
+        let mut s = fresh();
+        s.note_read(0, P, &open);
+        assert_eq!(write_from(&mut s, &open, v(4), &closed), 1);
+        // Its own v5 was stored (not on its path): the stored v5 open is another branch.
+        let mut s = fresh();
+        s.slots[0].tracks[0].path.remove(0);
+        s.note_read(0, P, &open);
+        assert_eq!(write_from(&mut s, &open, v(5), &closed), 1);
     }
 
     /// Seeds 3548 and 12059 (and nine more): a message from before an override, delayed or

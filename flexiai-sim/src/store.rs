@@ -118,7 +118,9 @@ impl SimBackend {
         self.shared.with(|s| match &outcome {
             CasOutcome::Applied => {
                 let (base, path) = match self.slot {
-                    Some(slot) => s.base_for_write(slot, provider, before.as_ref(), snapshot),
+                    Some(slot) => {
+                        s.base_for_write(slot, provider, before.as_ref(), expected, snapshot)
+                    }
                     None => (
                         s.provider_index(provider)
                             .and_then(|i| s.operator_base[i].clone())
@@ -153,6 +155,30 @@ impl SimBackend {
             },
         });
         Ok(outcome)
+    }
+}
+
+impl SimBackend {
+    /// Records a probe lock's grant, confirmation or release for the running incarnation of
+    /// this worker (the manager names the lock `probe:{provider}`).
+    fn note_lease(&self, lock: &str, record: impl FnOnce(Actor, String) -> Record) {
+        let (Some(slot), Some(provider)) = (self.slot, lock.strip_prefix("probe:")) else {
+            return;
+        };
+        let actor = self.actor;
+        self.shared.with(|s| {
+            if s.is_current(slot, actor) {
+                s.record(record(actor, provider.to_owned()));
+            }
+        });
+    }
+
+    fn note_lock_call(&self, lock: &str, op: &'static str) {
+        self.note_lease(lock, |worker, provider| Record::LockCalled {
+            worker,
+            provider,
+            op,
+        });
     }
 }
 
@@ -400,21 +426,61 @@ impl SyncBackend for SimBackend {
         name: &str,
         ttl: Duration,
     ) -> Result<Option<LockLease>, BackendError> {
+        self.note_lock_call(name, "acquire_lock");
         let call = self.before("acquire_lock").await?;
         let result = self.shared.memory.acquire_lock(name, ttl).await;
-        call.finish(result).await
+        if matches!(result, Ok(Some(_))) {
+            self.note_lease(name, |worker, provider| Record::LeaseGranted {
+                worker,
+                provider,
+            });
+        }
+        let result = call.finish(result).await;
+        if let Ok(lease) = &result {
+            let held = lease.is_some();
+            self.note_lease(name, |worker, provider| Record::LockAnswered {
+                worker,
+                provider,
+                held,
+            });
+        }
+        result
     }
 
     async fn extend_lock(&self, lease: &LockLease, ttl: Duration) -> Result<bool, BackendError> {
+        self.note_lock_call(lease.name(), "extend_lock");
         let call = self.before("extend_lock").await?;
         let result = self.shared.memory.extend_lock(lease, ttl).await;
-        call.finish(result).await
+        let result = call.finish(result).await;
+        if let Ok(held) = result {
+            self.note_lease(lease.name(), |worker, provider| Record::LockAnswered {
+                worker,
+                provider,
+                held,
+            });
+        }
+        result
     }
 
     async fn release_lock(&self, lease: &LockLease) -> Result<bool, BackendError> {
+        self.note_lock_call(lease.name(), "release_lock");
         let call = self.before("release_lock").await?;
         let result = self.shared.memory.release_lock(lease).await;
-        call.finish(result).await
+        if matches!(result, Ok(true)) {
+            self.note_lease(lease.name(), |worker, provider| Record::LeaseReleased {
+                worker,
+                provider,
+            });
+        }
+        let result = call.finish(result).await;
+        if result.is_ok() {
+            self.note_lease(lease.name(), |worker, provider| Record::LockAnswered {
+                worker,
+                provider,
+                held: false,
+            });
+        }
+        result
     }
 
     async fn heartbeat(&self, worker: &WorkerId, ttl: Duration) -> Result<(), BackendError> {

@@ -667,7 +667,7 @@ async fn lane(
         };
         let probe = permit.is_probe();
         let version = permit.version();
-        if probe {
+        let admitted = probe.then(|| {
             let synced = manager.upgrade().is_some_and(|m| m.health().is_synced());
             shared.with(|s| {
                 s.record(Record::ProbeAdmitted {
@@ -675,9 +675,9 @@ async fn lane(
                     provider: name.clone(),
                     version,
                     synced,
-                });
-            });
-        }
+                })
+            })
+        });
         let (latency, answer) = shared.with(|s| provider_answer(s, provider));
         sleep(latency).await;
         match answer {
@@ -704,12 +704,13 @@ async fn lane(
                 });
             }
         }
-        if probe {
+        if let Some(admitted) = admitted {
             shared.with(|s| {
                 s.record(Record::ProbeSettled {
                     worker: actor,
                     provider: name.clone(),
                     version,
+                    admitted,
                 });
             });
         }
