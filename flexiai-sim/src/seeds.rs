@@ -188,22 +188,19 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // lost its lease to a worker that probed beside it: not guaranteed (ARCHITECTURE.md,
     // case 1), and now told apart exactly, since the history records which lock call was
     // tried, answered and granted, and which probe each settlement ends (the checker freed
-    // the oldest probe of the worker, 44920).
+    // the oldest probe of the worker, 44920). Each of these fails with that exclusion off.
     named(3828, "check_probe_budget", LAPSED),
     named(22725, "check_probe_budget", LAPSED),
     named(29338, "check_probe_budget", LAPSED),
-    named(35707, "check_probe_budget", LAPSED),
     named(35229, "check_probe_budget", LAPSED),
     named(44920, "check_probe_budget", LAPSED),
     named(47090, "check_probe_budget", LAPSED),
     named(47228, "check_probe_budget", LAPSED),
-    named(47240, "check_probe_budget", LAPSED),
     named(52596, "check_probe_budget", LAPSED),
     named(61248, "check_probe_budget", LAPSED),
     named(61525, "check_probe_budget", LAPSED),
     named(67246, "check_probe_budget", LAPSED),
     named(77762, "check_probe_budget", LAPSED),
-    named(99009, "check_probe_budget", LAPSED),
     // A probe admitted before the lease (a local one of a degraded spell, 45237; one of a
     // lease a wipe forgot, 29290) settled while the lease's probe ran and was taken for its
     // settlement: a second credit came beside it. Failed before the holder granted only with
@@ -223,6 +220,13 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     named(53755, "check_probe_budget", ENDED_UNSTORED),
     named(67396, "check_probe_budget", ENDED_UNSTORED),
     named(71578, "check_probe_budget", ENDED_UNSTORED),
+    // Pass with the case-1 exclusion off and with either driver fix of 66840b6 undone: the
+    // checker freeing the wrong probe of a worker (which settlement ended which admission was
+    // not recorded) is the likely cause, but the stored-deadline aging of 66840b6 also moved
+    // their histories, so the two are not told apart.
+    named(35707, "check_probe_budget", CHECKER),
+    named(47240, "check_probe_budget", CHECKER),
+    named(99009, "check_probe_budget", CHECKER),
     // False reports: a lock call about another provider taken for news of this provider's
     // lease (62594, 90811), and a credit of a lease from before two wipes counted with the
     // lease taken between them (67492).
