@@ -88,6 +88,11 @@ pub struct CircuitBreaker {
     /// holder keeps its lease until they settle, so nobody probes beside them before the
     /// period's end is stored.
     ended_probes_in_flight: TaggedCount,
+    /// The local history branch, bumped by every [`restore`](CircuitBreaker::restore) (which
+    /// drops the breaker's own branch for the store's): a version can then come round again,
+    /// so a probe's ticket carries the branch's tag, and a probe admitted on a dropped
+    /// branch counts in no later period of the same version.
+    branch: AtomicU64,
     side: Side,
     last_failure_wall: AtomicI64,
     last_success_wall: AtomicI64,
@@ -131,6 +136,11 @@ struct Limits {
 /// For a half-open trial call's ticket, the probe mode whose slot or credit it holds.
 fn ticket_probe_mode(ticket: Word) -> Option<ProbeMode> {
     (ticket.slots() != 0).then(|| ticket.mode())
+}
+
+/// A probe ticket's slot field holds its branch's tag (never 0: 0 marks no probe).
+fn branch_tag(branch: u64) -> u64 {
+    1 + branch % crate::word::SLOT_MAX
 }
 
 /// Spins, then yields: for the cold paths that wait for a transition being written (a few

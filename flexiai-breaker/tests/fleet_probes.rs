@@ -283,3 +283,58 @@ fn probes_of_an_ended_period_stay_counted_until_they_settle() {
         "a period never seen has none"
     );
 }
+
+/// A restore drops the breaker's own branch for the store's, so a version can come round
+/// again: a probe admitted in the dropped branch's half-open v2 that settles in the new
+/// branch's v2 counts nothing there, neither a success, nor a failure that reopens, nor the
+/// end of the new period's probe (seed 52118: the late success of a degraded spell's local
+/// probe was taken for the settlement of the lease's first credit, and a second came).
+#[test]
+fn a_probe_of_a_dropped_branch_counts_in_no_later_period_of_its_version() {
+    let clock = Arc::new(ManualClock::new());
+    let rec = Arc::new(Recorder::default());
+    let b = half_open_worker(&clock, &rec);
+    let stored_open = b.snapshot();
+    clock.advance(10 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    let v = b.version();
+    b.set_probe_mode(ProbeMode::Local);
+    let dropped = [b.try_acquire().unwrap()];
+    // The store holds the fleet's open v1: the local half-open v2 is dropped for it.
+    b.restore(&stored_open);
+    assert_eq!((b.state(), b.version()), (CircuitState::Open, v - 1));
+    b.set_probe_mode(ProbeMode::Granted);
+    clock.advance(60 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    assert_eq!(b.version(), v, "the version came round again");
+    assert_eq!(b.grant_probes_at(v, 1), 1);
+    let granted = b.try_acquire().unwrap();
+    let [late] = dropped;
+    late.success();
+    let progress = b.probe_progress().unwrap();
+    assert_eq!(
+        (progress.successes, progress.in_flight),
+        (0, 1),
+        "the dropped branch's probe counted in the new period"
+    );
+    // Its failure, or an unsettled drop, changes nothing either.
+    b.set_probe_mode(ProbeMode::Local);
+    let [late] = {
+        // Another dropped-branch probe, made the same way.
+        b.restore(&stored_open);
+        clock.advance(60 * SEC);
+        assert_eq!(b.poll(), CircuitState::HalfOpen);
+        [b.try_acquire().unwrap()]
+    };
+    b.restore(&stored_open);
+    clock.advance(60 * SEC);
+    assert_eq!(b.poll(), CircuitState::HalfOpen);
+    late.failure();
+    assert_eq!(
+        b.state(),
+        CircuitState::HalfOpen,
+        "a dropped branch's failure reopened"
+    );
+    assert_eq!(b.probe_progress().map(|p| p.free), Some(1));
+    drop(granted);
+}

@@ -36,6 +36,7 @@ const LEASE: &str = "#6 probe lease: more trial calls in flight than half_open_m
 const WIPED_CREDITS: &str = "#1/#6 fleet stuck half-open: a lease holder that degraded mid-period and was synced again before its lease lapsed kept the lease, but the switch to local probes and back had wiped its unused credits: it granted no more and extended the lease for good";
 const LAPSED: &str = "not guaranteed, was judged as a defect: a holder that cannot reach the store while its probe runs loses its lease, and the next holder probes beside that call (ARCHITECTURE.md, case 1)";
 const EARLY_SUCCESS: &str = "#6 probe lease: a probe admitted before the lease settled while the lease's probe ran and was taken for its settlement; the holder granted a second credit beside it";
+const DROPPED_BRANCH: &str = "#6 probe lease: a probe admitted on a branch a restore dropped settled in a later period of the same version, counted there as the lease's probe, and the holder granted a second credit beside the first";
 const ENDED_UNSTORED: &str = "#6 probe lease: a holder whose period ended before the end was stored let its lease expire while a probe of that period ran; the next holder probed beside it";
 const FORGOTTEN: &str = "not guaranteed, was judged as a defect: probes a holder spent on a lease the store forgot when it restarted empty, before the holder could know, counted against the next lease's budget";
 
@@ -245,6 +246,14 @@ pub const REGRESSION_SEEDS: &[NamedSeed] = &[
     // (conformance check `stored_open_periods_age_on_every_read`).
     named(47137, "check_retry_after_deadlines", STALE_DEADLINE),
     named(85055, "check_retry_after_deadlines", STALE_DEADLINE),
+    // Found by the 100,000-seed run on 32b1300 (its only failing seed): a degraded worker's
+    // local probe of its own half-open v2 was still running when it dropped that branch for
+    // the store's open v1 and, synced, made v2 half-open again and won the lease; the late
+    // success counted in the new v2 as the settlement of the lease's credit, and a second
+    // credit came beside the granted probe (max 1). Passes since a probe's ticket carries
+    // its branch (breaker test
+    // `a_probe_of_a_dropped_branch_counts_in_no_later_period_of_its_version`).
+    named(52118, "check_probe_budget", DROPPED_BRANCH),
 ];
 
 /// Seeds that show a defect still open on this branch.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use flexiai_events::CircuitState;
 
-use super::{CircuitBreaker, ProbeMode, pause, ticket_probe_mode};
+use super::{CircuitBreaker, ProbeMode, branch_tag, pause, ticket_probe_mode};
 use crate::clock::duration_to_nanos;
 use crate::counters::TaggedCount;
 use crate::error::Rejected;
@@ -89,10 +89,17 @@ impl CircuitBreaker {
         self.acquire_slow(w).decode(self)
     }
 
+    /// A permit; `probe` is the mode and the branch tag ([`Self::branch_now`]) of a trial
+    /// call.
     #[inline]
-    fn permit(&self, version: u64, state: CircuitState, probe: Option<ProbeMode>) -> Permit<'_> {
+    fn permit(
+        &self,
+        version: u64,
+        state: CircuitState,
+        probe: Option<(ProbeMode, u64)>,
+    ) -> Permit<'_> {
         let ticket = match probe {
-            Some(mode) => Word::new(version, state, mode, 1),
+            Some((mode, tag)) => Word::new(version, state, mode, tag),
             None => Word::new(version, state, ProbeMode::Local, 0),
         };
         Permit {
@@ -138,6 +145,9 @@ impl CircuitBreaker {
                         let left = Duration::from_nanos(deadline - now);
                         return Err(self.reject(CircuitState::Open, Some(left)));
                     }
+                    // Read before the word changes hands: a restore bumps it only under `W`,
+                    // which would make the transition below fail.
+                    let tag = self.branch_now();
                     let entered = self.transition_from(
                         w.version(),
                         CircuitState::Open,
@@ -152,7 +162,7 @@ impl CircuitBreaker {
                         return Ok(self.permit(
                             t.version,
                             CircuitState::HalfOpen,
-                            Some(ProbeMode::Local),
+                            Some((ProbeMode::Local, tag)),
                         ));
                     }
                     w = self.load();
@@ -166,6 +176,8 @@ impl CircuitBreaker {
                     if w.writing() || w.slots() == 0 {
                         return Err(self.reject(CircuitState::HalfOpen, None));
                     }
+                    // Read before the CAS, for the reason above.
+                    let tag = self.branch_now();
                     // Counted before the slot is taken, so a probe holding a slot is always
                     // in the count (a lost race only delays the holder's next grant).
                     if self
@@ -188,7 +200,7 @@ impl CircuitBreaker {
                             return Ok(self.permit(
                                 w.version(),
                                 CircuitState::HalfOpen,
-                                Some(w.mode()),
+                                Some((w.mode(), tag)),
                             ));
                         }
                         Err(actual) => {
@@ -199,6 +211,21 @@ impl CircuitBreaker {
                 }
             }
         }
+    }
+
+    /// The tag of the breaker's current branch, for a probe's ticket.
+    pub(super) fn branch_now(&self) -> u64 {
+        branch_tag(self.branch.load(Ordering::Acquire))
+    }
+
+    /// Whether a probe `ticket` was admitted on the current branch (any other ticket is).
+    pub(super) fn on_branch(&self, ticket: Word) -> bool {
+        ticket.slots() == 0 || ticket.slots() == self.branch_now()
+    }
+
+    /// Starts a new branch (under `W`): probes admitted before count in no later period.
+    pub(super) fn new_branch(&self) {
+        self.branch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// A trial call of period `version` settled, was given back, or was never admitted.
@@ -227,6 +254,9 @@ impl CircuitBreaker {
 
     /// Gives a probe slot back after an unsettled (or ignored) half-open permit.
     pub(crate) fn release_probe(&self, ticket: Word) {
+        if !self.on_branch(ticket) {
+            return;
+        }
         if let Some(mode) = ticket_probe_mode(ticket) {
             self.return_slot(ticket.version(), mode);
             self.probe_done(ticket.version());

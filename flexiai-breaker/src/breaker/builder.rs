@@ -150,6 +150,7 @@ impl BreakerBuilder {
             half_open_successes: TaggedCount::default(),
             probes_in_flight: TaggedCount::default(),
             ended_probes_in_flight: TaggedCount::default(),
+            branch: AtomicU64::new(0),
             side: Side {
                 open_until: AtomicU64::new(0),
                 open_streak: AtomicU32::new(0),

@@ -63,12 +63,16 @@ impl CircuitBreaker {
                 slow = true;
             }
         }
+        // A probe of a branch a restore dropped counts nowhere: its version may have come
+        // round again on the new branch (a period it never ran in).
+        let current = self.on_branch(ticket);
         let counted = match outcome {
+            _ if !current => false,
             Outcome::Success => self.record_success(ticket),
             Outcome::Failure => self.record_failure(ticket),
         };
         // After the outcome counts: a holder that sees no probe in flight sees its success.
-        if ticket_probe_mode(ticket).is_some() {
+        if current && ticket_probe_mode(ticket).is_some() {
             self.probe_done(ticket.version());
         }
         if self.outcome_observers.load(Ordering::Acquire) {
