@@ -5,6 +5,35 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// The Lua the scripts that write or read a snapshot share: the server's time `now` (unix
+/// ms), the stamp a write leaves in the written-at key (`{now}:{SHA-1 of the value}`), the
+/// age of a stored value by its stamp (`-1` when the stamp is missing or was made for
+/// another value, such as one a Python worker `SET` since), and `store`, which writes
+/// `KEYS[1]` and its stamp in `KEYS[2]` with a TTL in ms (`0`: none).
+const WRITTEN: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function stamp_for(value)
+  return string.format('%d:%s', now, redis.sha1hex(value))
+end
+local function age(key, value)
+  local at, digest = string.match(redis.call('GET', key) or '', '^(%d+):(%x+)$')
+  if at == nil or digest ~= redis.sha1hex(value) then
+    return -1
+  end
+  return math.max(0, now - tonumber(at))
+end
+local function store(value, ttl)
+  local stamp = stamp_for(value)
+  if tonumber(ttl) > 0 then
+    redis.call('SET', KEYS[1], value, 'PX', ttl)
+    redis.call('SET', KEYS[2], stamp, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[1], value)
+    redis.call('SET', KEYS[2], stamp)
+  end
+end";
+
 /// Successor-only compare-and-set that publishes the winning event in the same atomic step.
 ///
 /// `KEYS[1]` state key; `KEYS[2]` its written-at key; `ARGV[1]` new version; `ARGV[2]` encoded snapshot; `ARGV[3]` TTL in
@@ -29,18 +58,8 @@ use redis::Script;
 /// SHA-1, as [`READ`] expects), `{0, stored, age}` when the stored value is not what the writer grew from (or not older than the new
 /// one), `age` being the ms since it was written, or `-1` when not known.
 pub(crate) static CAS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function age(value)
-  local at, digest = string.match(redis.call('GET', KEYS[2]) or '', '^(%d+):(%x+)$')
-  if at == nil or digest ~= redis.sha1hex(value) then
-    return -1
-  end
-  return math.max(0, now - tonumber(at))
-end
-local stamp = string.format('%d:%s', now, redis.sha1hex(ARGV[2]))
+    Script::new(&format!(
+        r#"{WRITTEN}
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[7] then
   local stored = 0
@@ -73,26 +92,20 @@ if current and current ~= ARGV[7] then
   if stored >= 0 then
     local new_epoch, new_version = tonumber(ARGV[8]), tonumber(ARGV[1])
     if ARGV[9] ~= '1' or tonumber(ARGV[10]) ~= epoch or tonumber(ARGV[11]) ~= stored then
-      return {0, current, age(current)}
+      return {{0, current, age(KEYS[2], current)}}
     end
     if new_epoch < epoch or (new_epoch == epoch and new_version <= stored) then
-      return {0, current, age(current)}
+      return {{0, current, age(KEYS[2], current)}}
     end
   end
 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('SET', KEYS[2], stamp, 'PX', ARGV[3])
-else
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], stamp)
-end
+store(ARGV[2], ARGV[3])
 if ARGV[5] ~= '' then
   redis.call('PUBLISH', ARGV[4], ARGV[5])
 end
-return {1}
-"#,
-    )
+return {{1}}
+"#
+    ))
 });
 
 /// Stores a snapshot unconditionally (`set_state`), stamping when.
@@ -100,21 +113,12 @@ return {1}
 /// `KEYS[1]` state key; `KEYS[2]` its written-at key; `ARGV[1]` encoded snapshot; `ARGV[2]`
 /// TTL in ms (`0`: none).
 pub(crate) static STORE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stamp = string.format('%d:%s', now, redis.sha1hex(ARGV[1]))
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  redis.call('SET', KEYS[2], stamp, 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('SET', KEYS[2], stamp)
-end
+    Script::new(&format!(
+        r#"{WRITTEN}
+store(ARGV[1], ARGV[2])
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// Reads snapshots with their age.
@@ -124,26 +128,21 @@ return 1
 /// known: absent, or replaced by something that does not stamp, such as a Python worker's
 /// `SET`: the stamp names the SHA-1 of the value it was made for).
 pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {}
+    Script::new(&format!(
+        r#"{WRITTEN}
+local out = {{}}
 for i = 1, #KEYS, 2 do
   local value = redis.call('GET', KEYS[i])
-  local age = -1
+  local ms = -1
   if value then
-    local at, digest = string.match(redis.call('GET', KEYS[i + 1]) or '', '^(%d+):(%x+)$')
-    if at ~= nil and digest == redis.sha1hex(value) then
-      age = math.max(0, now - tonumber(at))
-    end
+    ms = age(KEYS[i + 1], value)
   end
   out[i] = value
-  out[i + 1] = age
+  out[i + 1] = ms
 end
 return out
-"#,
-    )
+"#
+    ))
 });
 
 /// Takes a lock and draws its fencing token atomically.

@@ -169,3 +169,71 @@ async fn live_workers_never_scan_and_expire_by_server_time() {
     backend.remove_worker(&workers[1]).await.unwrap();
     assert_eq!(backend.live_workers().await.unwrap().len(), 24);
 }
+
+/// The written-at stamp: set with the state's TTL by every write, made for the value it was
+/// written with, so a value another writer `SET` since (a Python worker) reads as written,
+/// not aged by the stamp of the value it replaced.
+#[tokio::test]
+async fn the_written_stamp_ages_only_the_value_it_was_made_for() {
+    let server = server();
+    let backend = RedisBackend::new(config(server.port(), "ws")).unwrap();
+    let mut con = raw(&server.url()).await;
+    let mut open = BreakerSnapshot::new(CircuitState::Open, 1);
+    open.open_remaining_ms = Some(60_000);
+    assert_eq!(
+        backend
+            .compare_and_set("p", &open, None, None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    let stamp: String = con.get("ws:written:p").await.unwrap();
+    let (at, digest) = stamp.split_once(':').unwrap();
+    assert!(at.parse::<u64>().unwrap() > 1_600_000_000_000, "{stamp}");
+    assert_eq!(digest.len(), 40, "{stamp}");
+    let state_ttl: i64 = con.pttl("ws:state:p").await.unwrap();
+    let stamp_ttl: i64 = con.pttl("ws:written:p").await.unwrap();
+    assert!(
+        state_ttl > 0 && (state_ttl - stamp_ttl).abs() < 1_000,
+        "{state_ttl} {stamp_ttl}"
+    );
+    // Another writer's value, in the same encoding, without a stamp of its own.
+    let mut foreign = open.clone();
+    foreign.open_remaining_ms = Some(50_000);
+    let _: () = con
+        .set(
+            "ws:state:p",
+            flexiai_serde::StateSerializer::new(flexiai_serde::Format::Json)
+                .serialize_state(&foreign)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        backend
+            .get_state("p")
+            .await
+            .unwrap()
+            .and_then(|s| s.open_remaining_ms),
+        Some(50_000),
+        "a value the stamp was not made for was aged"
+    );
+    // Our next write stamps again, and that value ages.
+    let mut next = open.clone();
+    next.version = 2;
+    assert_eq!(
+        backend
+            .compare_and_set("p", &next, Some(foreign.revision()), None)
+            .await
+            .unwrap(),
+        CasOutcome::Applied
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left = backend
+        .get_state("p")
+        .await
+        .unwrap()
+        .and_then(|s| s.open_remaining_ms);
+    assert!(left.is_some_and(|ms| ms <= 59_700), "{left:?}");
+}

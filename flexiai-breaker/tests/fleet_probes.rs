@@ -36,14 +36,20 @@ fn half_open_worker(clock: &Arc<ManualClock>, rec: &Arc<Recorder>) -> CircuitBre
     b
 }
 
-#[test]
-fn a_granted_success_that_does_not_close_consumes_its_credit() {
+/// One worker's breaker in its first half-open period: its clock, the breaker, the
+/// period's version.
+fn in_half_open() -> (Arc<ManualClock>, CircuitBreaker, u64) {
     let clock = Arc::new(ManualClock::new());
-    let rec = Arc::new(Recorder::default());
-    let b = half_open_worker(&clock, &rec);
+    let b = half_open_worker(&clock, &Arc::new(Recorder::default()));
     clock.advance(10 * SEC);
     assert_eq!(b.poll(), CircuitState::HalfOpen);
     let v = b.version();
+    (clock, b, v)
+}
+
+#[test]
+fn a_granted_success_that_does_not_close_consumes_its_credit() {
+    let (_clock, b, v) = in_half_open();
     assert_eq!(b.grant_probes_at(v, 1), 1);
     b.try_acquire().unwrap().success();
     assert_eq!(b.probe_credits(), 0, "the credit was used by a trial call");
@@ -70,12 +76,7 @@ fn a_granted_success_that_does_not_close_consumes_its_credit() {
 /// lease's second probe ran, and was taken for that probe's settlement).
 #[test]
 fn probes_in_flight_count_from_admission_to_settlement() {
-    let clock = Arc::new(ManualClock::new());
-    let rec = Arc::new(Recorder::default());
-    let b = half_open_worker(&clock, &rec);
-    clock.advance(10 * SEC);
-    assert_eq!(b.poll(), CircuitState::HalfOpen);
-    let v = b.version();
+    let (clock, b, v) = in_half_open();
     let in_flight = |b: &CircuitBreaker| b.probe_progress().map(|p| p.in_flight);
     assert_eq!(in_flight(&b), Some(0));
     // A local probe (a degraded spell), then, back in step, a granted one beside it.
@@ -223,12 +224,7 @@ fn local_mode_closes_alone_for_any_threshold_and_slot_count() {
 /// on, and credits of another period are left alone.
 #[test]
 fn revoked_credits_admit_nothing_and_admitted_calls_run_on() {
-    let clock = Arc::new(ManualClock::new());
-    let rec = Arc::new(Recorder::default());
-    let b = half_open_worker(&clock, &rec);
-    clock.advance(10 * SEC);
-    assert_eq!(b.poll(), CircuitState::HalfOpen);
-    let v = b.version();
+    let (_clock, b, v) = in_half_open();
     assert_eq!(b.grant_probes_at(v, 3), 3);
     let running = b.try_acquire().unwrap();
     assert_eq!(b.revoke_probes_at(v + 1), 0, "another period's revocation");
@@ -252,12 +248,7 @@ fn revoked_credits_admit_nothing_and_admitted_calls_run_on() {
 /// its lease until they settle): through the open state and into the next half-open period.
 #[test]
 fn probes_of_an_ended_period_stay_counted_until_they_settle() {
-    let clock = Arc::new(ManualClock::new());
-    let rec = Arc::new(Recorder::default());
-    let b = half_open_worker(&clock, &rec);
-    clock.advance(10 * SEC);
-    assert_eq!(b.poll(), CircuitState::HalfOpen);
-    let v = b.version();
+    let (clock, b, v) = in_half_open();
     b.set_probe_mode(ProbeMode::Local);
     let failing = b.try_acquire().unwrap();
     b.set_probe_mode(ProbeMode::Granted);

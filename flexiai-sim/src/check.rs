@@ -992,6 +992,31 @@ mod tests {
         incarnation: 0,
     };
 
+    /// A second worker.
+    const W1: Actor = Actor::Worker {
+        slot: 1,
+        incarnation: 0,
+    };
+
+    /// `worker`'s synced probe of provider `p`'s half-open v2.
+    fn probe_of(worker: Actor) -> Record {
+        Record::ProbeAdmitted {
+            worker,
+            provider: "p".into(),
+            version: 2,
+            synced: true,
+        }
+    }
+
+    /// `worker`'s manager got `p`'s lease confirmed.
+    fn lease_held(worker: Actor) -> Record {
+        Record::LockAnswered {
+            worker,
+            provider: "p".into(),
+            held: true,
+        }
+    }
+
     #[test]
     fn a_write_over_a_snapshot_the_writer_never_adopted_is_a_lost_update() {
         let write = |before, after, base, path| Record::StoreWrite {
@@ -1404,23 +1429,14 @@ mod tests {
 
     #[test]
     fn a_settlement_frees_the_probe_it_names_not_the_oldest_of_its_worker() {
-        let admit = Record::ProbeAdmitted {
-            worker: W,
-            provider: "p".into(),
-            version: 2,
-            synced: true,
-        };
+        let admit = probe_of(W);
         let settle = |admitted| Record::ProbeSettled {
             worker: W,
             provider: "p".into(),
             version: 2,
             admitted,
         };
-        let lock = Record::LockAnswered {
-            worker: W,
-            provider: "p".into(),
-            held: true,
-        };
+        let lock = lease_held(W);
         // A probe of the lease a wipe forgot (#0) still runs while the worker, holding the
         // next lease, probes (#3) and settles that probe: its next probe (#5) is the only one
         // of the new lease in flight (seed 44920 was reported: the checker freed #0 instead).
@@ -1441,25 +1457,12 @@ mod tests {
 
     #[test]
     fn a_lapsed_lease_frees_its_probes_only_when_its_holder_could_not_keep_it() {
-        let other = Actor::Worker {
-            slot: 1,
-            incarnation: 0,
-        };
-        let admit = |w| Record::ProbeAdmitted {
-            worker: w,
-            provider: "p".into(),
-            version: 2,
-            synced: true,
-        };
+        let (other, admit) = (W1, probe_of);
         let granted = |w| Record::LeaseGranted {
             worker: w,
             provider: "p".into(),
         };
-        let confirmed = Record::LockAnswered {
-            worker: W,
-            provider: "p".into(),
-            held: true,
-        };
+        let confirmed = lease_held(W);
         let extension = Record::LockCalled {
             worker: W,
             provider: "p".into(),
@@ -1504,21 +1507,7 @@ mod tests {
 
     #[test]
     fn probes_on_a_forgotten_lease_count_apart_only_until_their_credits_are_void() {
-        let other = Actor::Worker {
-            slot: 1,
-            incarnation: 0,
-        };
-        let admit = |w| Record::ProbeAdmitted {
-            worker: w,
-            provider: "p".into(),
-            version: 2,
-            synced: true,
-        };
-        let lock = |w| Record::LockAnswered {
-            worker: w,
-            provider: "p".into(),
-            held: true,
-        };
+        let (other, admit, lock) = (W1, probe_of, lease_held);
         // TTL 3 s: credits not confirmed since before the wipe are void 2 s after it.
         let wiped = |late: u64, locked: bool| {
             let mut h = History::default();

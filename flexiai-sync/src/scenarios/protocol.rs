@@ -412,77 +412,14 @@ pub async fn a_probe_longer_than_its_lease_stays_the_only_one(factory: &impl Bac
 /// holder that kept its lease but lost its unused credits to local probe mode never granted
 /// again, and the fleet stayed half-open (the closing loop below timed out).
 pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &impl BackendFactory) {
-    // Long enough that an extension delayed by a slow (instrumented) run does not let the
-    // lease lapse: that would be the unreachable holder of "Not guaranteed", not this case.
-    let lease = Duration::from_secs(1);
-    let options = crate::SyncOptions {
-        probe_lease_ttl: lease,
-        ..super::fast_options()
-    };
-    let recovery = Duration::from_millis(300);
-    // Two credits, two successes to close: the holder spends one before it degrades.
-    let mut breaker = config(1, recovery);
-    breaker.half_open_max_calls = 2;
-    breaker.success_threshold = 2;
-    let backends = factory
-        .open(
-            3,
-            &flexiai_backend::conformance::ConformanceOptions::default(),
-        )
-        .await;
-    let mut gates = Vec::new();
-    let mut workers = Vec::new();
-    for backend in backends {
-        let gated = GatedBackend::new(backend);
-        let backend = Arc::clone(&gated) as Arc<dyn SyncBackend>;
-        workers.push(super::worker_with(backend, &["x"], &breaker, options.clone()).await);
-        gates.push(gated);
-    }
-    fail(workers[0].breaker("x"), 1);
-    eventually("all open", || {
-        workers
-            .iter()
-            .all(|w| w.breaker("x").state() == CircuitState::Open)
-    })
-    .await;
-    tokio::time::sleep(recovery).await;
-    let mut probe = None;
-    let started = std::time::Instant::now();
-    while probe.is_none() {
-        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
-        for (i, worker) in workers.iter().enumerate() {
-            if let Ok(permit) = worker.breaker("x").try_acquire() {
-                probe = Some((i, permit));
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let (holder, permit) = probe.unwrap();
+    let (workers, gates) = tripped_gated_fleet(factory).await;
+    let (holder, permit) = first_probe(&workers).await;
     gates[holder].notify(flexiai_backend::Notification::Disconnected);
     eventually("the holder degrades", || {
         workers[holder].manager.health().is_degraded()
     })
     .await;
-    // The probe runs on for three extensions (a TTL's worth) while the synced workers keep
-    // trying.
-    let seen = gates[holder].extensions();
-    let mut extra = Vec::new();
-    let started = std::time::Instant::now();
-    while gates[holder].extensions() < seen + 3 {
-        assert!(
-            started.elapsed() < super::CONVERGE,
-            "the degraded holder stopped extending the lease of its running probe"
-        );
-        for (i, worker) in workers.iter().enumerate() {
-            if i != holder
-                && let Ok(permit) = worker.breaker("x").try_acquire()
-            {
-                extra.push((i, permit));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let extra = probes_beside(&workers, &gates[holder], holder).await;
     let who: Vec<usize> = extra.iter().map(|(i, _)| *i).collect();
     assert!(
         extra.is_empty(),
@@ -495,22 +432,11 @@ pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &im
     .await;
     permit.success();
     // The second success needs one more probe: the holder's unused credit, or the next grant.
-    let started = std::time::Instant::now();
-    while !workers
-        .iter()
-        .all(|w| w.breaker("x").state() == CircuitState::Closed)
-    {
-        assert!(
-            started.elapsed() < super::CONVERGE,
-            "the fleet stays half-open: the holder lost its credits while degraded"
-        );
-        for worker in &workers {
-            if let Ok(permit) = worker.breaker("x").try_acquire() {
-                permit.success();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    probe_until_closed(
+        &workers,
+        "the fleet stays half-open: the holder lost its credits while degraded",
+    )
+    .await;
 }
 
 /// A lease holder whose period ends while it is degraded (one of its two probes fails: its
@@ -520,54 +446,11 @@ pub async fn a_degraded_holder_keeps_the_lease_of_its_running_probe(factory: &im
 pub async fn a_holder_whose_period_ended_unstored_keeps_the_lease_of_its_running_probe(
     factory: &impl BackendFactory,
 ) {
-    // Long enough that an extension delayed by a slow (instrumented) run does not let the
-    // lease lapse: that would be the unreachable holder of "Not guaranteed", not this case.
-    let lease = Duration::from_secs(1);
-    let options = crate::SyncOptions {
-        probe_lease_ttl: lease,
-        ..super::fast_options()
-    };
-    let recovery = Duration::from_millis(300);
-    let mut breaker = config(1, recovery);
-    breaker.half_open_max_calls = 2;
-    breaker.success_threshold = 2;
-    let backends = factory
-        .open(
-            3,
-            &flexiai_backend::conformance::ConformanceOptions::default(),
-        )
-        .await;
-    let mut gates = Vec::new();
-    let mut workers = Vec::new();
-    for backend in backends {
-        let gated = GatedBackend::new(backend);
-        let backend = Arc::clone(&gated) as Arc<dyn SyncBackend>;
-        workers.push(super::worker_with(backend, &["x"], &breaker, options.clone()).await);
-        gates.push(gated);
-    }
-    fail(workers[0].breaker("x"), 1);
-    eventually("all open", || {
-        workers
-            .iter()
-            .all(|w| w.breaker("x").state() == CircuitState::Open)
-    })
-    .await;
-    tokio::time::sleep(recovery).await;
+    let (workers, gates) = tripped_gated_fleet(factory).await;
     // The lease holder spends both its credits.
-    let mut first = None;
-    let started = std::time::Instant::now();
-    while first.is_none() {
-        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
-        for (i, worker) in workers.iter().enumerate() {
-            if let Ok(permit) = worker.breaker("x").try_acquire() {
-                first = Some((i, permit));
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let (holder, running) = first.unwrap();
+    let (holder, running) = first_probe(&workers).await;
     let store = Arc::clone(&gates[holder].inner);
+    let started = std::time::Instant::now();
     let failing = loop {
         assert!(
             started.elapsed() < super::CONVERGE,
@@ -591,24 +474,7 @@ pub async fn a_holder_whose_period_ended_unstored_keeps_the_lease_of_its_running
         Some(period),
         "the store still holds the half-open period"
     );
-    // Three extensions (a full TTL each way) while the synced workers keep trying.
-    let seen = gates[holder].extensions();
-    let mut extra = Vec::new();
-    let started = std::time::Instant::now();
-    while gates[holder].extensions() < seen + 3 {
-        assert!(
-            started.elapsed() < super::CONVERGE,
-            "the degraded holder stopped extending the lease of its running probe"
-        );
-        for (i, worker) in workers.iter().enumerate() {
-            if i != holder
-                && let Ok(permit) = worker.breaker("x").try_acquire()
-            {
-                extra.push((i, permit));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let extra = probes_beside(&workers, &gates[holder], holder).await;
     let who: Vec<usize> = extra.iter().map(|(i, _)| *i).collect();
     assert!(
         extra.is_empty(),
@@ -621,33 +487,24 @@ pub async fn a_holder_whose_period_ended_unstored_keeps_the_lease_of_its_running
     })
     .await;
     // Its end is stored, and the fleet recovers through the next period.
-    let started = std::time::Instant::now();
-    while !workers
-        .iter()
-        .all(|w| w.breaker("x").state() == CircuitState::Closed)
-    {
-        assert!(
-            started.elapsed() < super::CONVERGE,
-            "the fleet does not close after the holder is back"
-        );
-        for worker in &workers {
-            if let Ok(permit) = worker.breaker("x").try_acquire() {
-                permit.success();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    probe_until_closed(
+        &workers,
+        "the fleet does not close after the holder is back",
+    )
+    .await;
 }
 
-/// Successes a breaker counted in a half-open period before its worker won the lease (local
-/// probes while degraded) settle none of the lease's credits: once back in step the holder
-/// has `half_open_max_calls` probes in flight, not more (seed 5825: its local success made
-/// the next grant look due while the first granted probe still ran).
-pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &impl BackendFactory) {
+/// One worker behind a [`GatedBackend`] (`half_open_max_calls` 1, `success_threshold`
+/// `successes`), tripped with the trip stored, then degraded by a dropped subscription and
+/// past its recovery timeout: its breaker probes locally.
+async fn degraded_after_a_stored_trip(
+    factory: &impl BackendFactory,
+    successes: u32,
+) -> (super::Worker, Arc<GatedBackend>) {
     let recovery = Duration::from_millis(300);
     let mut breaker = config(1, recovery);
     breaker.half_open_max_calls = 1;
-    breaker.success_threshold = 3;
+    breaker.success_threshold = successes;
     let backends = factory
         .open(
             1,
@@ -663,16 +520,15 @@ pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &imp
     )
     .await;
     fail(worker.breaker("x"), 1);
-    let mut open_stored = false;
     let started = std::time::Instant::now();
-    while !open_stored {
+    while stored(&backends[0], "x")
+        .await
+        .is_none_or(|s| s.state != CircuitState::Open)
+    {
         assert!(
             started.elapsed() < super::CONVERGE,
             "the trip is not stored"
         );
-        open_stored = stored(&backends[0], "x")
-            .await
-            .is_some_and(|s| s.state == CircuitState::Open);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     gated.notify(flexiai_backend::Notification::Disconnected);
@@ -680,8 +536,115 @@ pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &imp
         worker.manager.health().is_degraded()
     })
     .await;
-    // Degraded, the breaker probes locally: one success of the three the period needs.
     tokio::time::sleep(recovery).await;
+    (worker, gated)
+}
+
+/// Three workers behind [`GatedBackend`]s, with a 1 s probe lease (long enough that an
+/// extension delayed by a slow, instrumented run does not let it lapse: that would be the
+/// unreachable holder of "Not guaranteed", not what these scenarios check), two credits and
+/// two successes to close, tripped and past their recovery timeout.
+async fn tripped_gated_fleet(
+    factory: &impl BackendFactory,
+) -> (Vec<super::Worker>, Vec<Arc<GatedBackend>>) {
+    let options = crate::SyncOptions {
+        probe_lease_ttl: Duration::from_secs(1),
+        ..super::fast_options()
+    };
+    let recovery = Duration::from_millis(300);
+    let mut breaker = config(1, recovery);
+    breaker.half_open_max_calls = 2;
+    breaker.success_threshold = 2;
+    let backends = factory
+        .open(
+            3,
+            &flexiai_backend::conformance::ConformanceOptions::default(),
+        )
+        .await;
+    let mut gates = Vec::new();
+    let mut workers = Vec::new();
+    for backend in backends {
+        let gated = GatedBackend::new(backend);
+        let backend = Arc::clone(&gated) as Arc<dyn SyncBackend>;
+        workers.push(super::worker_with(backend, &["x"], &breaker, options.clone()).await);
+        gates.push(gated);
+    }
+    fail(workers[0].breaker("x"), 1);
+    eventually("all open", || {
+        workers
+            .iter()
+            .all(|w| w.breaker("x").state() == CircuitState::Open)
+    })
+    .await;
+    tokio::time::sleep(recovery).await;
+    (workers, gates)
+}
+
+/// The first probe any of `workers` admits, and whose it is: the lease holder's.
+async fn first_probe(workers: &[super::Worker]) -> (usize, flexiai_breaker::Permit<'_>) {
+    let started = std::time::Instant::now();
+    loop {
+        assert!(started.elapsed() < super::CONVERGE, "no probe admitted");
+        for (i, worker) in workers.iter().enumerate() {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                return (i, permit);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The probes the workers other than `holder` get while `gate` (the holder's) sees three
+/// more lease extensions, a TTL's worth: none, while the holder keeps its lease.
+async fn probes_beside<'w>(
+    workers: &'w [super::Worker],
+    gate: &GatedBackend,
+    holder: usize,
+) -> Vec<(usize, flexiai_breaker::Permit<'w>)> {
+    let seen = gate.extensions();
+    let mut extra = Vec::new();
+    let started = std::time::Instant::now();
+    while gate.extensions() < seen + 3 {
+        assert!(
+            started.elapsed() < super::CONVERGE,
+            "the holder stopped extending the lease of its running probe"
+        );
+        for (i, worker) in workers.iter().enumerate() {
+            if i != holder
+                && let Ok(permit) = worker.breaker("x").try_acquire()
+            {
+                extra.push((i, permit));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    extra
+}
+
+/// Every worker probes with successes until all are closed; `stuck` says why if not.
+async fn probe_until_closed(workers: &[super::Worker], stuck: &str) {
+    let started = std::time::Instant::now();
+    while !workers
+        .iter()
+        .all(|w| w.breaker("x").state() == CircuitState::Closed)
+    {
+        assert!(started.elapsed() < super::CONVERGE, "{stuck}");
+        for worker in workers {
+            if let Ok(permit) = worker.breaker("x").try_acquire() {
+                permit.success();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Successes a breaker counted in a half-open period before its worker won the lease (local
+/// probes while degraded) settle none of the lease's credits: once back in step the holder
+/// has `half_open_max_calls` probes in flight, not more (seed 5825: its local success made
+/// the next grant look due while the first granted probe still ran).
+pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &impl BackendFactory) {
+    let (worker, gated) = degraded_after_a_stored_trip(factory, 3).await;
+    // Degraded, the breaker probes locally: one success of the three the period needs.
     let started = std::time::Instant::now();
     loop {
         assert!(
@@ -740,24 +703,7 @@ pub async fn successes_before_the_lease_settle_none_of_its_credits(factory: &imp
 pub async fn a_probe_from_before_the_lease_settles_none_of_its_credits(
     factory: &impl BackendFactory,
 ) {
-    let recovery = Duration::from_millis(300);
-    let mut breaker = config(1, recovery);
-    breaker.half_open_max_calls = 1;
-    breaker.success_threshold = 4;
-    let backends = factory
-        .open(
-            1,
-            &flexiai_backend::conformance::ConformanceOptions::default(),
-        )
-        .await;
-    let gated = GatedBackend::new(Arc::clone(&backends[0]));
-    let worker = super::worker_with(
-        Arc::clone(&gated) as Arc<dyn SyncBackend>,
-        &["x"],
-        &breaker,
-        super::fast_options(),
-    )
-    .await;
+    let (worker, gated) = degraded_after_a_stored_trip(factory, 4).await;
     let w = &worker;
     let b = move || w.breaker("x");
     let admit = move |what: &'static str| async move {
@@ -770,26 +716,8 @@ pub async fn a_probe_from_before_the_lease_settles_none_of_its_credits(
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    fail(b(), 1);
-    let started = std::time::Instant::now();
-    while stored(&backends[0], "x")
-        .await
-        .is_none_or(|s| s.state != CircuitState::Open)
-    {
-        assert!(
-            started.elapsed() < super::CONVERGE,
-            "the trip is not stored"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    gated.notify(flexiai_backend::Notification::Disconnected);
-    eventually("the worker degrades", || {
-        worker.manager.health().is_degraded()
-    })
-    .await;
     // Degraded, the breaker probes locally; this probe is still running when the worker is
     // back in step and wins the lease.
-    tokio::time::sleep(recovery).await;
     let early = admit("local probe").await;
     gated.notify(flexiai_backend::Notification::Resubscribed);
     eventually("the worker is back in step", || {
