@@ -291,6 +291,27 @@ impl RedisBackend {
         self.inner.config.state_ttl.map(millis)
     }
 
+    /// One stored value (`key`, stamped in `written`) and its age in server ms, through
+    /// [`READ`].
+    pub(crate) async fn read_aged(
+        &self,
+        key: &str,
+        written: &str,
+        operation: &'static str,
+    ) -> Result<AgedValue, BackendError> {
+        let reply = self
+            .bounded(operation, async {
+                let mut conn = self.conn(operation).await?;
+                READ.key(key)
+                    .key(written)
+                    .invoke_async::<Vec<Value>>(&mut conn)
+                    .await
+                    .map_err(|e| self.redis_error(&e, operation))
+            })
+            .await?;
+        Ok(read_pairs(reply, 1)?.pop().unwrap_or((None, -1)))
+    }
+
     fn decode_state(
         &self,
         key: &str,
@@ -403,7 +424,7 @@ impl RedisBackend {
 
 /// A stored snapshot as of the read: aged by `age_ms`, the server's ms since it was written
 /// (negative: not known, left as written).
-fn aged(snapshot: BreakerSnapshot, age_ms: i64) -> BreakerSnapshot {
+pub(crate) fn aged(snapshot: BreakerSnapshot, age_ms: i64) -> BreakerSnapshot {
     match u64::try_from(age_ms) {
         Ok(ms) => snapshot.aged(Duration::from_millis(ms)),
         Err(_) => snapshot,
@@ -479,19 +500,9 @@ impl SyncBackend for RedisBackend {
         self.ensure_open()?;
         validate_provider(provider)?;
         let key = self.inner.keys.state(provider);
-        let reply = self
-            .bounded("get_state", async {
-                let mut conn = self.conn("get_state").await?;
-                READ.key(&key)
-                    .key(self.inner.keys.written(provider))
-                    .invoke_async::<Vec<Value>>(&mut conn)
-                    .await
-                    .map_err(|e| self.redis_error(&e, "get_state"))
-            })
+        let (bytes, age) = self
+            .read_aged(&key, &self.inner.keys.written(provider), "get_state")
             .await?;
-        let Some((bytes, age)) = read_pairs(reply, 1)?.pop() else {
-            return Ok(None);
-        };
         Ok(self.decode_state(&key, bytes)?.map(|s| aged(s, age)))
     }
 

@@ -19,11 +19,13 @@ use redis::Script;
 
 use crate::RedisBackend;
 
-/// Deletes `KEYS[1]` only if it holds exactly `ARGV[1]`. Returns 1 if deleted.
+/// Deletes `KEYS[1]` (a snapshot) and `KEYS[2]` (its written stamp) only if `KEYS[1]` holds
+/// exactly `ARGV[1]`. Returns 1 if deleted.
 static DELETE_IF_EQUAL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -71,22 +73,17 @@ pub async fn migrate_keys(
     let mut report = MigrationReport::default();
     for provider in source.stored_providers().await? {
         let key = source.inner.keys.state(&provider);
-        let raw: Option<Vec<u8>> = source
-            .bounded("migrate_keys", async {
-                let mut conn = source.conn("migrate_keys").await?;
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| source.redis_error(&e, "migrate_keys"))
-            })
-            .await?;
+        let written = source.inner.keys.written(&provider);
+        // With its age, so the copy's open period ends when the original's does (the target
+        // stamps the copy as written now).
+        let (raw, age) = source.read_aged(&key, &written, "migrate_keys").await?;
         let Some(raw) = raw else { continue };
         let Ok(snapshot) = source.inner.serializer.deserialize_state_for(&key, &raw) else {
             tracing::warn!(%provider, "not moving an undecodable stored snapshot");
             report.left_in_place.push(provider);
             continue;
         };
+        let snapshot = crate::backend::aged(snapshot, age);
         // `expected: None`: only an empty target takes the copy; anything already there was
         // written by a worker on the new layout and wins.
         let outcome = target
@@ -97,6 +94,7 @@ pub async fn migrate_keys(
                 let mut conn = source.conn("migrate_keys").await?;
                 DELETE_IF_EQUAL
                     .key(&key)
+                    .key(&written)
                     .arg(&raw)
                     .invoke_async(&mut conn)
                     .await

@@ -27,7 +27,7 @@ use arc_swap::ArcSwap;
 use crate::classifier::Classifier;
 use crate::clock::{Clock, duration_to_nanos};
 use crate::config::BreakerConfig;
-use crate::counters::{Stripes, TaggedCount, Window};
+use crate::counters::{ProbeCounts, Stripes, TaggedCount, Window};
 use crate::observer::{BreakerId, BreakerObserver};
 use crate::sync::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Mutex, Ordering};
 use crate::word::Word;
@@ -80,14 +80,12 @@ pub struct CircuitBreaker {
     consecutive: Padded<TaggedCount>,
     stripes: Stripes,
     half_open_successes: TaggedCount,
-    /// Trial calls of the current half-open period admitted and not yet settled or given
-    /// back: the lease holder grants again only when none is in flight, so a settled probe
-    /// of an earlier spell is never taken for one of the lease's.
-    probes_in_flight: TaggedCount,
-    /// The last period that ended with trial calls in flight, and how many still are: a lease
-    /// holder keeps its lease until they settle, so nobody probes beside them before the
-    /// period's end is stored.
-    ended_probes_in_flight: TaggedCount,
+    /// Trial calls admitted and not yet settled or given back, of the current half-open
+    /// period (the lease holder grants again only when none is in flight, so a settled probe
+    /// of an earlier spell is never taken for one of the lease's) and of periods that ended
+    /// with calls in flight (a lease holder keeps such a period's lease until they settle,
+    /// so nobody probes beside them before the period's end is stored).
+    probes_in_flight: ProbeCounts,
     /// The local history branch, bumped by every [`restore`](CircuitBreaker::restore) (which
     /// drops the breaker's own branch for the store's): a version can then come round again,
     /// so a probe's ticket carries the branch's tag, and a probe admitted on a dropped

@@ -144,20 +144,6 @@ impl TaggedCount {
         );
     }
 
-    /// Resets the count to `count` for `version` and returns the whole word it replaced
-    /// (tag and count), for [`restore`](Self::restore) elsewhere.
-    pub(crate) fn replace(&self, version: u64, count: u64) -> u64 {
-        self.0.swap(
-            (tag_of(version) << 32) | count.min(u64::from(u32::MAX)),
-            Ordering::AcqRel,
-        )
-    }
-
-    /// Stores a word [`replace`](Self::replace) returned.
-    pub(crate) fn restore(&self, word: u64) {
-        self.0.store(word, Ordering::Release);
-    }
-
     /// The count, whatever version it belongs to.
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Acquire) & 0xFFFF_FFFF
@@ -345,5 +331,72 @@ mod tests {
             });
         }
         assert_eq!(s.sum(|s| &s.admitted), 3 * (OWNED as u64 + 16) * 1000);
+    }
+}
+
+/// How many ended half-open periods keep the count of their probes still in flight.
+const ENDED_PERIODS: usize = 4;
+
+/// Trial calls in flight: the current period's, and those of the last [`ENDED_PERIODS`]
+/// periods that ended with calls in flight (a lease holder keeps an ended period's lease
+/// until they settle). Moves between them happen only under the state word's `W` bit; the
+/// breaker's readers and `done` retry around a transition (see `CircuitBreaker::probe_done`).
+#[derive(Default)]
+pub(crate) struct ProbeCounts {
+    current: TaggedCount,
+    ended: [TaggedCount; ENDED_PERIODS],
+}
+
+impl ProbeCounts {
+    /// A new period (`version`) starts with `count` in flight (under `W`). The period it
+    /// replaces keeps its count if calls are still in flight, in a free ended slot or the
+    /// oldest one's.
+    pub(crate) fn start(&self, version: u64, count: u64) {
+        let old = self.current.0.swap(
+            (tag_of(version) << 32) | count.min(u64::from(u32::MAX)),
+            Ordering::AcqRel,
+        );
+        if old & 0xFFFF_FFFF == 0 {
+            return;
+        }
+        let word = |slot: &TaggedCount| slot.0.load(Ordering::Acquire);
+        let slot = self
+            .ended
+            .iter()
+            .find(|slot| word(slot) & 0xFFFF_FFFF == 0)
+            .or_else(|| self.ended.iter().min_by_key(|slot| word(slot) >> 32));
+        if let Some(slot) = slot {
+            slot.0.store(old, Ordering::Release);
+        }
+    }
+
+    /// Forgets every count (under `W`): a restore dropped the branch they belong to.
+    pub(crate) fn clear(&self) {
+        self.current.0.store(0, Ordering::Release);
+        for slot in &self.ended {
+            slot.0.store(0, Ordering::Release);
+        }
+    }
+
+    /// One more in flight in the current period, if it is `version`'s.
+    pub(crate) fn add(&self, version: u64) -> bool {
+        self.current.update(version, |n| n + 1).is_some()
+    }
+
+    /// One fewer in flight in period `version`, wherever its count is; whether it was found.
+    pub(crate) fn done(&self, version: u64) -> bool {
+        let done = |slot: &TaggedCount| slot.update(version, |n| n.saturating_sub(1)).is_some();
+        done(&self.current) || self.ended.iter().any(done)
+    }
+
+    /// The calls in flight in period `version`, if a count holds it.
+    pub(crate) fn get(&self, version: u64) -> Option<u64> {
+        let read = |slot: &TaggedCount| slot.update(version, |n| n);
+        read(&self.current).or_else(|| self.ended.iter().find_map(read))
+    }
+
+    /// The current period's count, if it is `version`'s.
+    pub(crate) fn current(&self, version: u64) -> Option<u64> {
+        self.current.update(version, |n| n)
     }
 }

@@ -329,3 +329,34 @@ fn a_probe_of_a_dropped_branch_counts_in_no_later_period_of_its_version() {
     assert_eq!(b.probe_progress().map(|p| p.free), Some(1));
     drop(granted);
 }
+
+/// A later period ending with a probe in flight does not wipe the count of an earlier one
+/// whose probe still runs (a lease holder may hold that earlier period's lease): the breaker
+/// keeps several ended periods' counts.
+#[test]
+fn an_ended_periods_count_survives_a_later_period_ending_with_calls_in_flight() {
+    let (clock, b, v) = in_half_open();
+    let mut running = Vec::new();
+    let mut first = None;
+    for round in 0..3 {
+        let period = b.version();
+        assert_eq!(b.grant_probes_at(period, 2), 2);
+        let long = b.try_acquire().unwrap();
+        b.try_acquire().unwrap().failure();
+        assert_eq!(b.state(), CircuitState::Open, "round {round}");
+        if round == 0 {
+            first = Some(period);
+        }
+        running.push((period, long));
+        clock.advance(60 * SEC);
+        assert_eq!(b.poll(), CircuitState::HalfOpen);
+    }
+    assert_eq!(first, Some(v));
+    for (period, _) in &running {
+        assert_eq!(b.probes_in_flight_at(*period), 1, "period v{period}");
+    }
+    for (period, long) in running {
+        long.success();
+        assert_eq!(b.probes_in_flight_at(period), 0, "period v{period}");
+    }
+}

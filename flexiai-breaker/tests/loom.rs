@@ -271,3 +271,30 @@ fn apply_remote_and_restore_race_a_local_transition() {
         );
     });
 }
+
+/// A probe settling while another probe's failure ends its period: its count moves (under
+/// `W`) to the ended periods as it is decremented, and the decrement is never lost (it was:
+/// a settlement that missed both places mid-move returned once `W` had cleared, leaving the
+/// ended period one call in flight for good, and a degraded lease holder holding its lease
+/// for good). At the end nothing of the period is in flight.
+#[test]
+fn a_probe_settling_across_its_periods_end_is_counted_out_once() {
+    loom::model(|| {
+        let b = due(2, ProbeMode::Local);
+        assert_eq!(b.poll(), CircuitState::HalfOpen);
+        let v = b.version();
+        let running = b.acquire_owned().unwrap();
+        let ender = {
+            let b = Arc::clone(&b);
+            thread::spawn(move || {
+                if let Ok(p) = b.try_acquire() {
+                    p.failure();
+                }
+            })
+        };
+        let settler = thread::spawn(move || running.success());
+        ender.join().unwrap();
+        settler.join().unwrap();
+        assert_eq!(b.probes_in_flight_at(v), 0, "a settled probe still counted");
+    });
+}

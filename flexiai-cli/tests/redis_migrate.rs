@@ -122,3 +122,31 @@ async fn migrate_keys_moves_a_fleet_between_layouts() {
     );
     assert!(tagged.stored_providers().await.unwrap().is_empty());
 }
+
+/// A moved open period ends when the original would have: the copy is aged by the time the
+/// source snapshot had been stored (the target stamps it as written at the move).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_open_period_keeps_its_deadline() {
+    let server = RedisServer::start().unwrap();
+    let plain = backend(&server, KeyLayout::Plain);
+    let tagged = backend(&server, KeyLayout::HashTagged);
+    let mut open = BreakerSnapshot::new(CircuitState::Open, 3);
+    open.open_remaining_ms = Some(60_000);
+    plain
+        .compare_and_set("openai", &open, None, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let out = migrate(&server, "hash-tagged");
+    assert!(out.contains("1 copied"), "{out}");
+    let left = tagged
+        .get_state("openai")
+        .await
+        .unwrap()
+        .and_then(|s| s.open_remaining_ms)
+        .unwrap();
+    assert!(
+        (30_000..=59_600).contains(&left),
+        "{left} ms left after 400 ms stored and a move: the copy was not aged"
+    );
+}

@@ -439,12 +439,15 @@ pub fn check_probe_budget(
     let mut reported: BTreeMap<(&str, u64), bool> = BTreeMap::new();
     // Per provider, the worker the store last granted the probe lock to, until it released
     // it; per worker and provider, when its manager last got its lease confirmed, and
-    // whether it has tried to extend the lease since (no confirmation followed).
+    // whether it has tried to extend the lease since, in time (no confirmation followed).
+    // Confirmations count from when their call was sent, as the driver measures them.
     let mut holder: BTreeMap<&str, Actor> = BTreeMap::new();
     let mut confirmed: BTreeMap<(Actor, &str), u64> = BTreeMap::new();
     // Per worker and provider, the store lifetime its lease was last confirmed in.
     let mut confirmed_in: BTreeMap<(Actor, &str), u64> = BTreeMap::new();
     let mut extending: BTreeMap<(Actor, &str), bool> = BTreeMap::new();
+    // Per worker and provider, when its last lock call was sent.
+    let mut called: BTreeMap<(Actor, &str), u64> = BTreeMap::new();
     for (index, entry) in history.entries.iter().enumerate() {
         match &entry.record {
             Record::LeaseGranted { worker, provider } => {
@@ -479,9 +482,17 @@ pub fn check_probe_budget(
             Record::LockCalled {
                 worker,
                 provider,
-                op: "extend_lock",
+                op,
             } => {
-                extending.insert((*worker, provider), true);
+                called.insert((*worker, provider), entry.at_ms);
+                // Trying to keep the lease: an extension sent while it could still be kept
+                // (a late one, after its TTL, is no evidence the holder could not).
+                let live = confirmed
+                    .get(&(*worker, provider.as_str()))
+                    .is_some_and(|at| entry.at_ms < at + probe_lease_ttl_ms);
+                if *op == "extend_lock" && live {
+                    extending.insert((*worker, provider), true);
+                }
             }
             Record::LockAnswered {
                 worker,
@@ -490,7 +501,12 @@ pub fn check_probe_budget(
             } => {
                 locked_since.insert((*worker, provider), true);
                 if *held {
-                    confirmed.insert((*worker, provider), entry.at_ms);
+                    // From when the confirmed call was sent, as the driver measures it.
+                    let sent = called
+                        .get(&(*worker, provider.as_str()))
+                        .copied()
+                        .unwrap_or(entry.at_ms);
+                    confirmed.insert((*worker, provider), sent);
                     confirmed_in.insert((*worker, provider), wipes);
                     extending.remove(&(*worker, provider.as_str()));
                 }
@@ -1502,7 +1518,16 @@ mod tests {
             worker: W,
             provider: "p".into(),
         };
-        assert_eq!(run(&[extension, released]).len(), 1);
+        assert_eq!(run(&[extension.clone(), released]).len(), 1);
+        // An extension sent only after the lease's TTL ran out is no evidence either.
+        let mut h = History::default();
+        h.push(0, granted(W));
+        h.push(0, confirmed.clone());
+        h.push(100, admit(W));
+        h.push(3050, extension);
+        h.push(3100, granted(other));
+        h.push(3150, admit(other));
+        assert_eq!(check_probe_budget(&h, 1, 3000).len(), 1);
     }
 
     #[test]

@@ -7,7 +7,6 @@ use flexiai_events::CircuitState;
 
 use super::{CircuitBreaker, ProbeMode, branch_tag, pause, ticket_probe_mode};
 use crate::clock::duration_to_nanos;
-use crate::counters::TaggedCount;
 use crate::error::Rejected;
 use crate::observer::TransitionReason;
 use crate::permit::{NOT_TIMED, Permit};
@@ -145,9 +144,6 @@ impl CircuitBreaker {
                         let left = Duration::from_nanos(deadline - now);
                         return Err(self.reject(CircuitState::Open, Some(left)));
                     }
-                    // Read before the word changes hands: a restore bumps it only under `W`,
-                    // which would make the transition below fail.
-                    let tag = self.branch_now();
                     let entered = self.transition_from(
                         w.version(),
                         CircuitState::Open,
@@ -157,8 +153,12 @@ impl CircuitBreaker {
                     );
                     if let Some((t, true)) = entered {
                         // The first probe slot was taken inside the transition itself (only
-                        // ever a local one: see `commit_with`).
+                        // ever a local one: see `commit_with`). The branch is read after: a
+                        // restore in between labels the probe with the new branch, where it
+                        // counts as before branches existed, never with a dropped one, where
+                        // it would hold its slot for good.
                         self.stripes.add(|s| &s.admitted, 1);
+                        let tag = self.branch_now();
                         return Ok(self.permit(
                             t.version,
                             CircuitState::HalfOpen,
@@ -176,15 +176,9 @@ impl CircuitBreaker {
                     if w.writing() || w.slots() == 0 {
                         return Err(self.reject(CircuitState::HalfOpen, None));
                     }
-                    // Read before the CAS, for the reason above.
-                    let tag = self.branch_now();
                     // Counted before the slot is taken, so a probe holding a slot is always
                     // in the count (a lost race only delays the holder's next grant).
-                    if self
-                        .probes_in_flight
-                        .update(w.version(), |n| n + 1)
-                        .is_none()
-                    {
+                    if !self.probes_in_flight.add(w.version()) {
                         w = self.load();
                         continue;
                     }
@@ -197,6 +191,8 @@ impl CircuitBreaker {
                     ) {
                         Ok(_) => {
                             self.stripes.add(|s| &s.admitted, 1);
+                            // Read after the slot is taken, for the reason above.
+                            let tag = self.branch_now();
                             return Ok(self.permit(
                                 w.version(),
                                 CircuitState::HalfOpen,
@@ -230,16 +226,27 @@ impl CircuitBreaker {
 
     /// A trial call of period `version` settled, was given back, or was never admitted.
     pub(super) fn probe_done(&self, version: u64) {
+        self.around_transitions(|counts| counts.done(version).then_some(()));
+    }
+
+    /// Runs `read` on the probe counts until it finds its period, or until it did not while
+    /// no transition ran (the word unchanged and `W` clear around it: a transition moves a
+    /// count under `W`, and a miss in the middle of one proves nothing). `None`: no count
+    /// holds the period.
+    pub(super) fn around_transitions<T>(
+        &self,
+        read: impl Fn(&crate::counters::ProbeCounts) -> Option<T>,
+    ) -> Option<T> {
         let mut spins = 0;
         loop {
-            let done = |count: &TaggedCount| count.update(version, |n| n.saturating_sub(1));
-            if done(&self.probes_in_flight).is_some()
-                || done(&self.ended_probes_in_flight).is_some()
-                // Neither holds the period, and no transition is moving its count: nothing
-                // counts it any more (a later period ended with calls in flight).
-                || !self.load().writing()
-            {
-                return;
+            let before = self.load();
+            if !before.writing() {
+                if let Some(found) = read(&self.probes_in_flight) {
+                    return Some(found);
+                }
+                if self.load() == before {
+                    return None;
+                }
             }
             pause(&mut spins);
         }

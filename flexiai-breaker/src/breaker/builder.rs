@@ -13,7 +13,7 @@ use super::{CircuitBreaker, Limits, NANOS_PER_MS, NO_TIME, Padded, ProbeMode, Si
 use crate::classifier::{Classifier, CountAll};
 use crate::clock::{Clock, SystemClock, duration_to_nanos};
 use crate::config::{BreakerConfig, FailurePolicy};
-use crate::counters::{Stripes, TaggedCount, Window};
+use crate::counters::{ProbeCounts, Stripes, TaggedCount, Window};
 use crate::error::BreakerError;
 use crate::observer::{BreakerId, BreakerObserver};
 use crate::word::Word;
@@ -148,8 +148,7 @@ impl BreakerBuilder {
             consecutive: Padded(TaggedCount::default()),
             stripes: Stripes::new(),
             half_open_successes: TaggedCount::default(),
-            probes_in_flight: TaggedCount::default(),
-            ended_probes_in_flight: TaggedCount::default(),
+            probes_in_flight: ProbeCounts::default(),
             branch: AtomicU64::new(0),
             side: Side {
                 open_until: AtomicU64::new(0),

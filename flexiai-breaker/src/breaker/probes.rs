@@ -15,7 +15,6 @@ use crate::sync::Ordering;
 use flexiai_events::CircuitState;
 
 use super::{CircuitBreaker, ProbeMode, pause};
-use crate::counters::TaggedCount;
 use crate::observer::TransitionReason;
 use crate::word::SLOT_MAX;
 
@@ -161,24 +160,12 @@ impl CircuitBreaker {
     }
 
     /// Trial calls of half-open period `version` admitted here and not yet settled (or given
-    /// back): those of the current period, or of the last one that ended with calls in
-    /// flight; 0 for any other. A fleet lease holder whose period ended before its end was
+    /// back): those of the current period, or of one of the last four that ended with calls
+    /// in flight; 0 for any other. A fleet lease holder whose period ended before its end was
     /// stored keeps the lease while this is above 0, so that nobody probes beside them.
     pub fn probes_in_flight_at(&self, version: u64) -> u32 {
-        let mut spins = 0;
-        loop {
-            let read = |count: &TaggedCount| count.update(version, |n| n);
-            if let Some(n) =
-                read(&self.probes_in_flight).or_else(|| read(&self.ended_probes_in_flight))
-            {
-                return u32::try_from(n).unwrap_or(u32::MAX);
-            }
-            // A transition may be moving the count from one to the other.
-            if !self.load().writing() {
-                return 0;
-            }
-            pause(&mut spins);
-        }
+        self.around_transitions(|counts| counts.get(version))
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// The current half-open period's progress, or `None` if the breaker is not half-open
@@ -200,7 +187,7 @@ impl CircuitBreaker {
             let Some(successes) = self.half_open_successes.update(w.version(), |n| n) else {
                 continue;
             };
-            let Some(in_flight) = self.probes_in_flight.update(w.version(), |n| n) else {
+            let Some(in_flight) = self.probes_in_flight.current(w.version()) else {
                 continue;
             };
             return Some(ProbeProgress {

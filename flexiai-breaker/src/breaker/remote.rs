@@ -77,11 +77,12 @@ impl CircuitBreaker {
     /// event is emitted. See [`apply_remote`](Self::apply_remote) for how fields are read.
     pub fn restore(&self, snapshot: &BreakerSnapshot) {
         if let Some(old) = self.begin(None) {
-            // The local branch is dropped: its probes still in flight count in no period of
-            // the new one (their version may come round again).
+            // The local branch is dropped (under `W`, before the new word is published): its
+            // probes still in flight count in no period of the new one (their version may
+            // come round again).
             self.new_branch();
+            self.probes_in_flight.clear();
             self.install(old, snapshot);
-            self.ended_probes_in_flight.restore(0);
         }
     }
 

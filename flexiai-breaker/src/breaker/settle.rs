@@ -63,18 +63,17 @@ impl CircuitBreaker {
                 slow = true;
             }
         }
-        // A probe of a branch a restore dropped counts nowhere: its version may have come
-        // round again on the new branch (a period it never ran in).
+        // A probe of a branch a restore dropped feeds no state: its version may have come
+        // round again on the new branch (a period it never ran in). Totals still count it.
         let current = self.on_branch(ticket);
         let counted = match outcome {
-            _ if !current => false,
+            _ if !current => {
+                self.count_totals_only(outcome);
+                false
+            }
             Outcome::Success => self.record_success(ticket),
             Outcome::Failure => self.record_failure(ticket),
         };
-        // After the outcome counts: a holder that sees no probe in flight sees its success.
-        if current && ticket_probe_mode(ticket).is_some() {
-            self.probe_done(ticket.version());
-        }
         if self.outcome_observers.load(Ordering::Acquire) {
             let event = OutcomeEvent {
                 breaker: self.id,
@@ -87,6 +86,24 @@ impl CircuitBreaker {
             };
             for o in self.observers.load().iter().filter(|o| o.wants_outcomes()) {
                 o.on_outcome(&event);
+            }
+        }
+        // Last: a holder that sees no probe in flight sees its outcome, and an observer that
+        // panics leaves the permit to `Drop`, which gives the probe back once.
+        if current && ticket_probe_mode(ticket).is_some() {
+            self.probe_done(ticket.version());
+        }
+    }
+
+    /// The totals of an outcome that feeds no state (a probe of a dropped branch).
+    fn count_totals_only(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => self.stripes.add(|s| &s.successes, 1),
+            Outcome::Failure => {
+                self.total_failures.fetch_add(1, Ordering::Relaxed);
+                let now = self.now_nanos();
+                self.last_failure_wall
+                    .store(self.wall(now), Ordering::Relaxed);
             }
         }
     }

@@ -136,7 +136,7 @@ impl CircuitBreaker {
         let entry = self.entry_slots(to, old.mode());
         let took = take_probe && entry > 0;
         if took {
-            self.probes_in_flight.reset(version, 1);
+            self.probes_in_flight.start(version, 1);
         }
         self.publish(Word::new(version, to, old.mode(), entry - u64::from(took)));
         let t = Transition {
@@ -161,11 +161,8 @@ impl CircuitBreaker {
     pub(super) fn reset_counts(&self, version: u64, failures: u64, successes: u64, now: u64) {
         self.consecutive.0.reset(version, failures);
         self.half_open_successes.reset(version, 0);
-        // Under the `W` bit: `probe_done` waits for it to find a count that moved.
-        let ended = self.probes_in_flight.replace(version, 0);
-        if ended & 0xFFFF_FFFF > 0 {
-            self.ended_probes_in_flight.restore(ended);
-        }
+        // Under the `W` bit: `probe_done` retries around it to find a count that moved.
+        self.probes_in_flight.start(version, 0);
         // The state's successes are counted from here: the stripes are only ever written by
         // their owning threads, so they are rebased rather than zeroed.
         self.success_base.store(
