@@ -554,8 +554,10 @@ async fn outcome_reports_keep_to_the_report_interval_and_lose_no_counts() {
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
     let times = faulty.reports.lock().unwrap().clone();
-    // Flush ticks jitter: a report is due half a flush early.
-    let shortest = interval - flush / 2;
+    // Flush ticks jitter: a report is due half a flush early, and the time from that
+    // decision to the store call varies by up to another half flush on a slow machine (an
+    // instrumented run saw 144 ms for 150 ms). Per-flush reports would be 10 ms apart.
+    let shortest = interval - flush;
     for pair in times.windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
